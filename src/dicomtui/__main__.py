@@ -1,0 +1,5 @@
+"""Allow ``python -m dicomtui``."""
+
+from dicomtui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""dicom layer (see DESIGN.md)."""
