@@ -1,0 +1,141 @@
+"""The plain shapes every front end sees; they serialize to JSON for the control API."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Listener:
+    """One SCP listener (the main one now; one per facility later)."""
+
+    ae_title: str
+    host: str
+    port: int
+    state: str  # "listening" | "stopped" | "error"
+    name: str = "main"
+    error: str = ""
+
+
+@dataclass
+class AssociationInfo:
+    """An association in progress."""
+
+    id: int
+    calling_ae: str
+    called_ae: str
+    peer: str
+    started: str  # ISO 8601
+    instances: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class Counters:
+    """Counts of what happened, since start or today."""
+
+    received: int = 0
+    bytes: int = 0
+    failed: int = 0
+    refused: int = 0
+    echoes: int = 0
+    associations: int = 0
+
+
+@dataclass
+class Event:
+    """One entry of the engine's event stream (transactions, log records, state)."""
+
+    seq: int
+    time: str
+    kind: str  # "transaction" | "log" | "state"
+    level: str  # "INFO", "WARNING", "ERROR", ...
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EventBatch:
+    """Events after a sequence number; `seq` is the newest seq the engine has issued."""
+
+    seq: int
+    events: list[Event] = field(default_factory=list)
+    dropped: int = 0  # events that fell out of the ring buffer before being read
+
+
+@dataclass
+class StatusSnapshot:
+    """Everything the status views show, taken at one moment."""
+
+    state: str  # "stopped" | "starting" | "running" | "stopping" | "error"
+    mode: str  # "local" | "service"
+    pid: int
+    version: str
+    data_dir: str
+    storage_dir: str
+    started_at: str | None = None
+    uptime_s: float = 0.0
+    listeners: list[Listener] = field(default_factory=list)
+    associations: list[AssociationInfo] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+    today: Counters = field(default_factory=Counters)
+    storage_used_bytes: int = 0
+    quota_bytes: int = 0
+    last_errors: list[Event] = field(default_factory=list)
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SettingValue:
+    """One effective setting with its source; secrets arrive masked."""
+
+    name: str
+    value: Any
+    source: str  # "command line" | "environment" | "stored" | "default"
+    default: Any
+    help: str
+    restart_required: bool
+    pending_restart: bool = False
+
+
+@dataclass
+class TransactionFilter:
+    """Filters for the transaction log; None means any."""
+
+    types: list[str] | None = None
+    outcomes: list[str] | None = None
+    statuses: list[int] | None = None
+    ae: str | None = None
+    since: str | None = None  # ISO 8601
+    after_id: int | None = None
+    limit: int = 200
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (or list of them) as JSON-ready data."""
+    if isinstance(obj, list):
+        return [to_dict(item) for item in obj]
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls: type, data: Any) -> Any:
+    """Rebuild a dataclass (nested dataclasses and lists of them too) from JSON data."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value)
+    if typing.get_origin(hint) is list and isinstance(value, list):
+        (item_hint,) = typing.get_args(hint) or (Any,)
+        return [_convert(item_hint, item) for item in value]
+    return value

@@ -1,0 +1,93 @@
+"""Read just the identifying elements of a received dataset, without decoding the rest.
+
+The receive path needs a handful of values (UIDs for the path, patient and study keys
+for the log); decoding stops before group 0x0028 so pixel data is never touched.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from io import BytesIO
+from typing import BinaryIO
+
+from pydicom.filereader import read_dataset
+from pydicom.uid import UID
+
+_LAST_TAG = 0x00200013  # InstanceNumber: everything we need sits at or before it
+_WANTED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+           "PatientID", "PatientName", "InstanceNumber", "Modality", "StudyDate",
+           "AccessionNumber")
+
+
+class UnreadableDataset(ValueError):
+    """The received bytes are not a dataset we can parse in this transfer syntax."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The values of one instance that decide where it goes and how it is logged."""
+
+    sop_class_uid: str = ""
+    sop_uid: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    patient_id: str = ""
+    patient_name: str = ""
+    instance_number: int | None = None
+    modality: str = ""
+    study_date: str = ""
+    accession: str = ""
+
+
+def _stop(tag, vr, length) -> bool:
+    return tag > _LAST_TAG
+
+
+def identify(encoded: bytes | BinaryIO, transfer_syntax: str) -> Identity:
+    """Parse the identifying elements of `encoded` (a dataset without file meta)."""
+    syntax = UID(transfer_syntax)
+    stream = encoded if hasattr(encoded, "read") else BytesIO(encoded)
+    if syntax.is_deflated:
+        stream = BytesIO(_inflate(_all_bytes(stream)))
+    stream.seek(0)
+    try:
+        ds = read_dataset(stream, syntax.is_implicit_VR,
+                          syntax.is_little_endian, stop_when=_stop)
+        values = {name: _text(ds.get(name)) for name in _WANTED}
+    except Exception as exc:  # pydicom raises many kinds on garbage input
+        raise UnreadableDataset(f"dataset cannot be parsed: {exc}") from exc
+    values["instance_number"] = _as_int(values.pop("InstanceNumber"))
+    return Identity(
+        sop_class_uid=values["SOPClassUID"], sop_uid=values["SOPInstanceUID"],
+        study_uid=values["StudyInstanceUID"], series_uid=values["SeriesInstanceUID"],
+        patient_id=values["PatientID"], patient_name=values["PatientName"],
+        instance_number=values["instance_number"], modality=values["Modality"],
+        study_date=values["StudyDate"], accession=values["AccessionNumber"])
+
+
+def _all_bytes(stream) -> bytes:
+    stream.seek(0)
+    return stream.read()
+
+
+def _inflate(data: bytes) -> bytes:
+    try:
+        return zlib.decompress(data, -zlib.MAX_WBITS)
+    except zlib.error as exc:
+        raise UnreadableDataset(f"deflated dataset cannot be inflated: {exc}") from exc
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = "\\".join(str(v) for v in value)  # type: ignore[union-attr]
+    return str(value).strip().rstrip("\x00")
+
+
+def _as_int(text: str) -> int | None:
+    try:
+        return int(text.split("\\")[0])
+    except ValueError:
+        return None

@@ -1,0 +1,179 @@
+"""Typed settings: one table of specs, validation, and CLI > env > stored > default.
+
+Every front end and the engine read settings through `resolve()`, so a value means the
+same thing whether it came from a flag, `DICOMTUI_<NAME>`, the data dir or the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from dicomtui.dicom.aetitle import ae_title_problem
+
+ENV_PREFIX = "DICOMTUI_"
+LAYOUTS = ("flat", "patient", "study", "series", "date")
+NAMINGS = ("sop-uid", "instance-number", "timestamp", "sequential")
+DUPLICATE_POLICIES = ("replace", "keep", "reject")
+TRUE_WORDS = {"true", "1", "yes", "on"}
+FALSE_WORDS = {"false", "0", "no", "off"}
+
+
+class SettingError(ValueError):
+    """A setting value broke its rule; the message names the setting and the rule."""
+
+    def __init__(self, name: str, rule: str, raw: Any) -> None:
+        super().__init__(f"{name}: {rule} (got {raw!r})")
+        self.name = name
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is parsed, checked, documented and applied."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    rule: str = ""
+    check: Callable[[Any], bool] | None = None
+    restart: bool = True
+    secret: bool = False
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: lo <= v <= hi
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], bool]:
+    return lambda v: v in options
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("ae_title", str, "DICOMTUI", "AE title this receiver answers to",
+         "must be 1-16 characters of printable ASCII without backslash",
+         lambda v: ae_title_problem(v) is None),
+    Spec("host", str, "0.0.0.0", "address to listen on (0.0.0.0 = every interface)",
+         "must not be empty", lambda v: bool(v.strip())),
+    Spec("port", int, 11112, "TCP port of the main listener",
+         "must be an integer from 1 to 65535", _int_range(1, 65535)),
+    Spec("max_pdu", int, 65536, "largest PDU we accept, in bytes (0 = unlimited)",
+         "must be 0 or an integer from 4096 to 16777216",
+         lambda v: v == 0 or 4096 <= v <= 16777216),
+    Spec("acse_timeout", float, 30.0, "seconds to wait for association messages",
+         "must be a number of seconds from 1 to 3600", _int_range(1, 3600)),
+    Spec("dimse_timeout", float, 30.0, "seconds to wait for DIMSE messages",
+         "must be a number of seconds from 1 to 3600", _int_range(1, 3600)),
+    Spec("network_timeout", float, 60.0, "seconds a silent connection is kept",
+         "must be a number of seconds from 1 to 3600", _int_range(1, 3600)),
+    Spec("max_associations", int, 10, "associations served at once",
+         "must be an integer from 1 to 1000", _int_range(1, 1000)),
+    Spec("storage_dir", str, "", "where DICOM files go (empty = <data-dir>/storage)"),
+    Spec("layout", str, "series", "folder layout: " + "|".join(LAYOUTS),
+         "must be one of " + ", ".join(LAYOUTS), _choice(LAYOUTS)),
+    Spec("naming", str, "sop-uid", "file name rule: " + "|".join(NAMINGS),
+         "must be one of " + ", ".join(NAMINGS), _choice(NAMINGS)),
+    Spec("fsync", bool, True, "fsync each file before acknowledging it", restart=False),
+    Spec("duplicate_policy", str, "replace",
+         "a re-sent SOP Instance UID: replace the file, keep the first, or reject",
+         "must be one of " + ", ".join(DUPLICATE_POLICIES), _choice(DUPLICATE_POLICIES),
+         restart=False),
+    Spec("max_storage_gb", float, 0.0, "storage quota in GB (0 = none)",
+         "must be a number >= 0", lambda v: v >= 0, restart=False),
+    Spec("log_instances", bool, True, "one transaction record per stored instance",
+         restart=False),
+)
+SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
+
+
+def parse_value(spec: Spec, raw: Any) -> Any:
+    """Turn a raw value (str from env/CLI, JSON value from the DB) into a checked value."""
+    value = _coerce(spec, raw)
+    if spec.check is not None and not spec.check(value):
+        raise SettingError(spec.name, spec.rule, raw)
+    return value
+
+
+def _coerce(spec: Spec, raw: Any) -> Any:
+    if spec.kind is bool:
+        return _to_bool(spec, raw)
+    if spec.kind is int:
+        return _to_number(spec, raw, int, "must be an integer")
+    if spec.kind is float:
+        return _to_number(spec, raw, float, "must be a number")
+    if not isinstance(raw, str):
+        raise SettingError(spec.name, "must be text", raw)
+    return raw.strip()
+
+
+def _to_bool(spec: Spec, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingError(spec.name, "must be true/false, 1/0 or yes/no", raw)
+
+
+def _to_number(spec: Spec, raw: Any, kind: type, what: str) -> Any:
+    if isinstance(raw, bool):
+        raise SettingError(spec.name, spec.rule or what, raw)
+    try:
+        value = kind(str(raw).strip()) if isinstance(raw, str) else kind(raw)
+    except (TypeError, ValueError):
+        raise SettingError(spec.name, spec.rule or what, raw) from None
+    if kind is int and not isinstance(raw, int) and str(raw).strip() != str(value):
+        raise SettingError(spec.name, spec.rule or what, raw)
+    return value
+
+
+@dataclass
+class Resolved:
+    """The effective settings, with where each value came from."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings given as DICOMTUI_<NAME> environment variables."""
+    environ = os.environ if environ is None else environ
+    found = {}
+    for spec in SPECS:
+        raw = environ.get(ENV_PREFIX + spec.name.upper())
+        if raw is not None and raw != "":
+            found[spec.name] = raw
+    return found
+
+
+def resolve(cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+            stored: Mapping[str, Any] | None = None) -> Resolved:
+    """Apply command line > environment > stored > default; raise SettingError if bad."""
+    layers = (("command line", cli or {}), ("environment", env_values(env)),
+              ("stored", stored or {}))
+    result = Resolved()
+    for spec in SPECS:
+        result.values[spec.name], result.sources[spec.name] = spec.default, "default"
+        for source, layer in layers:
+            if layer.get(spec.name) is not None:
+                result.values[spec.name] = parse_value(spec, layer[spec.name])
+                result.sources[spec.name] = source
+                break
+    return result
+
+
+def display_value(spec: Spec, value: Any) -> Any:
+    """A value safe to print: secrets are masked."""
+    if spec.secret and value:
+        return "****" + str(value)[-2:] if len(str(value)) > 8 else "****"
+    return value
