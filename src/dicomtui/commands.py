@@ -1,0 +1,330 @@
+"""The CLI verbs. Each talks to the running service when there is one, else to the data
+dir directly (taking its lock, never starting the SCP), per DESIGN.md."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from dicomtui import views
+from dicomtui.backend.base import BackendError, InvalidRequest
+from dicomtui.backend.models import TransactionFilter, to_dict
+from dicomtui.locations import socket_path
+from dicomtui.settings import resolve
+
+OUTCOMES = ("ok", "warning", "failed", "refused")
+TYPES = ("association", "echo", "store")
+
+
+class Failed(Exception):
+    """The operation failed: exit code 1."""
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit code 2."""
+
+
+# -- argument definitions -----------------------------------------------------------------
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = "Runs until SIGTERM/SIGINT; then finishes in-flight stores and exits 0."
+
+
+def _status_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _log_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--type", action="append", choices=TYPES, help="record type (repeatable)")
+    p.add_argument("--status", action="append", metavar="S",
+                   help="outcome (ok, warning, failed, refused) or a status code such "
+                        "as 0xA700 (repeatable)")
+    p.add_argument("--ae", help="calling or called AE title")
+    p.add_argument("--since", help="ISO date/time (2026-11-23T08:00) or age (30m, 2h, 1d)")
+    p.add_argument("--limit", type=int, default=50, help="newest N records (default 50)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", choices=["show", "set", "unset"], default="show",
+                   help="show (default), set NAME VALUE, or unset NAME")
+    p.add_argument("name", nargs="?", help="setting name")
+    p.add_argument("value", nargs="?", help="new value (for set)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _peer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("host", help="peer host name or address")
+    p.add_argument("port", type=int, help="peer port")
+    p.add_argument("--aec", default="DICOMTUI", help="called AE title (default DICOMTUI)")
+    p.add_argument("--aet", default="DICOMTUI-SCU", help="our calling AE title")
+
+
+def _send_args(p: argparse.ArgumentParser) -> None:
+    _peer_args(p)
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="files or folders (recursive); non-DICOM files are skipped")
+    p.add_argument("--synthetic", type=int, metavar="N",
+                   help="send N generated 512x512 CT instances instead of files")
+
+
+REGISTRY = {
+    "serve": ("run the receiver headless (for systemd)", _serve_args),
+    "status": ("state, uptime, listeners, associations and counters", _status_args),
+    "log": ("the transaction log (associations, echoes, stores)", _log_args),
+    "config": ("effective settings and their source; set or unset stored values",
+               _config_args),
+    "echo": ("send a C-ECHO to a DICOM peer", _peer_args),
+    "send": ("send DICOM files or synthetic instances to a peer", _send_args),
+}
+
+
+# -- dispatch ----------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    if args.command is None:
+        print("dicomtui: the console is not available yet; run the receiver with "
+              "`dicomtui serve` (see `dicomtui --help`)", file=sys.stderr)
+        return 1
+    return globals()[f"cmd_{args.command}"](args)
+
+
+def cmd_serve(args) -> int:
+    from dicomtui.cli import setup_logging
+    from dicomtui.service.engine import EngineError
+    from dicomtui.service.runner import serve
+
+    resolve(args.settings)  # refuse bad options before touching the data dir
+    setup_logging(args.log_level)
+    try:
+        return serve(args.data_dir, args.settings)
+    except EngineError as exc:
+        raise Failed(str(exc)) from None
+
+
+@contextlib.contextmanager
+def backend_for(args, need_service: bool = False):
+    """The running service's API if one answers, else the data dir opened here."""
+    from dicomtui.backend.remote import probe
+    remote = probe(socket_path(args.data_dir))
+    if remote is not None:
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    if need_service:
+        raise Failed(f"the dicomtui service is not running (data dir {args.data_dir})")
+    local = _open_local(args)
+    try:
+        yield local
+    finally:
+        local.close()
+
+
+def _open_local(args):
+    from dicomtui.backend.local import LocalBackend
+    from dicomtui.service.engine import Engine, EngineError
+    engine = Engine(args.data_dir, args.settings)
+    try:
+        engine.open()
+    except EngineError as exc:
+        raise Failed(str(exc)) from None
+    return LocalBackend(engine)
+
+
+def cmd_status(args) -> int:
+    try:
+        with backend_for(args, need_service=True) as backend:
+            snap = backend.status()
+    except BackendError as exc:
+        raise Failed(str(exc)) from None
+    except Failed:
+        if args.json:
+            print(json.dumps({"state": "stopped", "data_dir": str(args.data_dir)}))
+        raise
+    print(json.dumps(to_dict(snap), indent=2) if args.json else views.status(snap))
+    return 0
+
+
+def cmd_config(args) -> int:
+    if args.action != "show" and not args.name:
+        raise UsageError(f"config {args.action} needs a setting NAME")
+    if args.action == "set" and args.value is None:
+        raise UsageError("config set needs NAME and VALUE")
+    try:
+        with backend_for(args) as backend:
+            if args.action == "set":
+                backend.set_setting(args.name, args.value)
+            elif args.action == "unset":
+                backend.unset_setting(args.name)
+            values = backend.settings()
+    except InvalidRequest as exc:
+        raise UsageError(str(exc)) from None
+    except BackendError as exc:
+        raise Failed(str(exc)) from None
+    print(json.dumps(to_dict(values), indent=2) if args.json else views.settings(values))
+    return 0
+
+
+def cmd_log(args) -> int:
+    flt = log_filter(args)
+    try:
+        return _log(args, flt)
+    except InvalidRequest as exc:
+        raise UsageError(str(exc)) from None
+    except BackendError as exc:
+        raise Failed(str(exc)) from None
+
+
+def _log(args, flt: TransactionFilter) -> int:
+    from dicomtui.backend.remote import probe
+    remote = probe(socket_path(args.data_dir))
+    records = (remote.transactions(flt) if remote else _local_records(args, flt))
+    records.reverse()  # oldest first, newest at the bottom like any log
+    _print_records(records, args.json)
+    if not records and not args.json and not args.follow:
+        print("no matching transactions", file=sys.stderr)
+    if args.follow:
+        last = max((r["id"] for r in records), default=_newest_id(remote, args, flt))
+        _follow(args, flt, last, remote)
+    return 0
+
+
+def _local_records(args, flt: TransactionFilter) -> list[dict]:
+    from dicomtui.db.txlog import TransactionLog
+    log_dir = Path(args.data_dir) / "log"
+    if not log_dir.is_dir():
+        return []
+    since = datetime.fromisoformat(flt.since) if flt.since else None
+    return TransactionLog(log_dir).query(
+        types=flt.types, outcomes=flt.outcomes, statuses=flt.statuses, ae=flt.ae,
+        since=since, after_id=flt.after_id, limit=flt.limit)
+
+
+def _newest_id(remote, args, flt: TransactionFilter) -> int:
+    probe_flt = TransactionFilter(limit=1)
+    found = remote.transactions(probe_flt) if remote else _local_records(args, probe_flt)
+    return found[0]["id"] if found else 0
+
+
+def _follow(args, flt: TransactionFilter, last: int, remote) -> None:
+    from dicomtui.backend.remote import probe
+    waiting_said = False
+    while True:
+        remote = remote or probe(socket_path(args.data_dir))
+        if remote is None:
+            if not waiting_said:
+                print("(service not running; waiting for it to start, Ctrl-C to stop)",
+                      file=sys.stderr)
+                waiting_said = True
+            time.sleep(1.0)
+            continue
+        try:
+            batch = remote.transactions(_after(flt, last))
+        except BackendError:
+            remote = None
+            continue
+        _print_records(batch, args.json)
+        last = batch[-1]["id"] if batch else last
+        time.sleep(0.5 if not batch else 0.05)
+
+
+def _after(flt: TransactionFilter, last: int) -> TransactionFilter:
+    return TransactionFilter(types=flt.types, outcomes=flt.outcomes, statuses=flt.statuses,
+                             ae=flt.ae, since=None, after_id=last, limit=500)
+
+
+def _print_records(records: list[dict], as_json: bool) -> None:
+    for record in records:
+        print(json.dumps(record) if as_json else views.record_line(record), flush=True)
+
+
+def log_filter(args) -> TransactionFilter:
+    """The TransactionFilter for `log` options; bad options raise UsageError."""
+    outcomes, statuses = [], []
+    for word in args.status or []:
+        if word.lower() in OUTCOMES:
+            outcomes.append(word.lower())
+        else:
+            statuses.append(_status_code(word))
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    return TransactionFilter(types=args.type, outcomes=outcomes or None,
+                             statuses=statuses or None, ae=args.ae,
+                             since=_since(args.since), limit=args.limit)
+
+
+def _status_code(word: str) -> int:
+    text = word.lower().removeprefix("0x")
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise UsageError(f"--status: {word!r} is not one of {', '.join(OUTCOMES)} "
+                           "nor a hex status code like 0xA700") from None
+
+
+_AGE = re.compile(r"(\d+)\s*([smhd])")
+
+
+def _since(text: str | None) -> str | None:
+    if not text:
+        return None
+    match = _AGE.fullmatch(text.strip().lower())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        moment = datetime.now().astimezone() - timedelta(**{unit: int(match.group(1))})
+        return moment.isoformat()
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since: {text!r} is neither an ISO date/time "
+                           "(2026-11-23T08:00) nor an age like 30m, 2h or 1d") from None
+    return (moment if moment.tzinfo else moment.astimezone()).isoformat()
+
+
+def cmd_echo(args) -> int:
+    from dicomtui.service.sender import SendError, echo
+    started = time.perf_counter()
+    try:
+        status = echo(args.host, args.port, args.aec, args.aet)
+    except SendError as exc:
+        raise Failed(str(exc)) from None
+    ms = (time.perf_counter() - started) * 1000
+    print(f"C-ECHO {args.aet} -> {args.aec}@{args.host}:{args.port}: status 0x{status:04X} "
+          f"({'success' if status == 0 else 'failure'}) in {ms:.0f} ms")
+    return 0 if status == 0 else 1
+
+
+def cmd_send(args) -> int:
+    from dicomtui.service import sender
+    if bool(args.paths) == bool(args.synthetic):
+        raise UsageError("send needs PATH... or --synthetic N (not both)")
+    if args.synthetic is not None and args.synthetic < 1:
+        raise UsageError("--synthetic N needs N >= 1")
+    summary = sender.SendSummary()
+    try:
+        items = _send_items(args, summary)
+        sender.send(items, args.host, args.port, args.aec, args.aet, summary,
+                    views.send_progress if sys.stderr.isatty() else None)
+    except sender.SendError as exc:
+        print(views.send_summary(summary), file=sys.stderr)
+        raise Failed(str(exc)) from None
+    print(views.send_summary(summary))
+    return 0 if summary.failed == 0 and (summary.sent or summary.skipped == 0) else 1
+
+
+def _send_items(args, summary):
+    from dicomtui.service import sender
+    if args.synthetic:
+        from dicomtui.dicom.synthetic import synthetic_instances
+        return sender.dataset_items(synthetic_instances(args.synthetic))
+    items = sender.scan_files(args.paths, summary)
+    if not items:
+        raise Failed(f"no DICOM files found ({summary.skipped} other files skipped)")
+    return items

@@ -1,0 +1,69 @@
+"""The engine's event stream: a bounded ring of events with increasing sequence numbers.
+
+Front ends poll `since(seq)`; nothing pushes into the UI, so a flood of images costs the
+console one batch per poll, and memory stays bounded whatever the receive rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from itertools import islice
+from datetime import datetime, timezone
+
+from dicomtui.backend.models import Event, EventBatch
+
+
+def now_iso() -> str:
+    """The current time as an aware ISO 8601 string (local zone)."""
+    return datetime.now(timezone.utc).astimezone().isoformat()
+
+
+class EventRing:
+    """Thread-safe bounded buffer of events; the oldest fall out first."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def emit(self, kind: str, level: str, message: str, data: dict | None = None) -> Event:
+        with self._lock:
+            self._seq += 1
+            event = Event(self._seq, now_iso(), kind, level, message, data or {})
+            self._events.append(event)
+        return event
+
+    def since(self, after: int, limit: int = 1000) -> EventBatch:
+        """Events with seq > after (oldest first), and how many were already dropped."""
+        with self._lock:
+            seq = self._seq
+            if not self._events:
+                return EventBatch(seq=seq)
+            oldest = self._events[0].seq
+            start = max(0, after - oldest + 1)
+            picked = list(islice(self._events, start, start + limit))
+        dropped = max(0, oldest - after - 1)
+        return EventBatch(seq=seq, events=picked, dropped=dropped)
+
+    def recent(self, kind: str, levels: set[str], limit: int) -> list[Event]:
+        """The newest `limit` events of one kind at the given levels, newest first."""
+        with self._lock:
+            found = [e for e in reversed(self._events) if e.kind == kind and e.level in levels]
+        return found[:limit]
+
+
+class RingLogHandler(logging.Handler):
+    """Feeds Python logging (ours and pynetdicom's) into the event stream."""
+
+    def __init__(self, ring: EventRing, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self._ring = ring
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            self._ring.emit("log", record.levelname, message, {"logger": record.name})
+        except Exception:  # logging must never break the caller
+            self.handleError(record)

@@ -1,0 +1,84 @@
+"""pynetdicom event handlers: plain functions, the engine passed in, explicit statuses.
+
+pynetdicom only logs exceptions raised in a handler, so every handler catches and answers
+with a failure status itself; the engine does the bookkeeping off the DICOM thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from pydicom.dataset import Dataset
+
+from dicomtui.dicom.filemeta import file_header
+from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
+from dicomtui.service.store import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, StoreResult
+
+LOG = logging.getLogger("dicomtui.service")
+PROCESSING_FAILURE = 0x0110
+
+
+def handle_echo(event, engine) -> int:
+    engine.record_echo(event.assoc)
+    return 0x0000
+
+
+def handle_store(event, engine):
+    """Store one instance exactly as received; answer only once it is on disk."""
+    started = time.perf_counter()
+    ident, result = _store(event, engine)
+    engine.record_store(event.assoc, ident, result, time.perf_counter() - started,
+                        event.context.transfer_syntax)
+    return _answer(result)
+
+
+def _store(event, engine) -> tuple[Identity, StoreResult]:
+    ident = Identity()
+    if engine.stopping:
+        return ident, StoreResult(OUT_OF_RESOURCES, "refused: the service is shutting down")
+    try:
+        stream = event.request.DataSet
+        syntax = str(event.context.transfer_syntax)
+        ident = identify(stream, syntax)
+        header = file_header(ident.sop_class_uid, ident.sop_uid, syntax,
+                             event.assoc.requestor.ae_title)
+        result = engine.storage.store(ident, header, stream.getbuffer(), engine.store_policy,
+                                      datetime.now())
+    except UnreadableDataset as exc:
+        result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
+    except Exception as exc:  # never let pynetdicom swallow it silently
+        LOG.exception("storing an instance failed unexpectedly")
+        result = StoreResult(PROCESSING_FAILURE, f"internal error: {exc}")
+    return ident, result
+
+
+def _answer(result: StoreResult):
+    if result.status == 0x0000:
+        return 0x0000
+    answer = Dataset()
+    answer.Status = result.status
+    answer.ErrorComment = result.reason[:64]
+    return answer
+
+
+def handle_accepted(event, engine) -> None:
+    engine.association_opened(event.assoc)
+
+
+def handle_rejected(event, engine) -> None:
+    engine.association_refused(event.assoc)
+
+
+def handle_released(event, engine) -> None:
+    engine.association_closed(event.assoc, "ok", "released")
+
+
+def handle_aborted(event, engine) -> None:
+    engine.association_closed(event.assoc, "failed", "aborted")
+
+
+def handle_conn_close(event, engine) -> None:
+    engine.association_closed(event.assoc, "failed",
+                              "connection closed without release (peer vanished?)")

@@ -1,0 +1,80 @@
+"""Building and running one SCP listener with pynetdicom."""
+
+from __future__ import annotations
+
+import errno
+import socketserver
+import threading
+
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+
+from dicomtui.service.netio import TunedServer
+
+
+class ListenerError(RuntimeError):
+    """A listener could not start; the message says what to do."""
+
+
+def make_ae(settings) -> AE:
+    """An AE accepting every storage SOP class pynetdicom knows, in every syntax."""
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_pdu_size = settings.max_pdu
+    ae.acse_timeout = settings.acse_timeout
+    ae.dimse_timeout = settings.dimse_timeout
+    ae.network_timeout = settings.network_timeout
+    ae.maximum_associations = settings.max_associations
+    ae.require_called_aet = False
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+class Listener:
+    """One association server on host:port, served from its own thread."""
+
+    def __init__(self, ae: AE, host: str, port: int, handlers: list) -> None:
+        self.ae, self.host, self.port, self.handlers = ae, host, port, handlers
+        self.server: TunedServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        try:
+            self.server = self.ae.make_server((self.host, self.port), evt_handlers=self.handlers,
+                                              server_class=TunedServer)
+        except OSError as exc:
+            raise ListenerError(_bind_message(exc, self.host, self.port)) from None
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={
+            "poll_interval": 0.2}, name=f"dicomtui-listener-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; associations already running go on."""
+        if self.server is not None:
+            # pynetdicom's shutdown() expects servers made by start_server(); ours is
+            # made by make_server(), so stop the loop and close the socket directly.
+            socketserver.BaseServer.shutdown(self.server)
+            self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def associations(self) -> list:
+        return self.server.active_associations if self.server else []
+
+
+def _bind_message(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} is already in use on {host} (another DICOM receiver?); "
+                "stop it or choose another port with --port")
+    if exc.errno == errno.EACCES:
+        return (f"not allowed to listen on port {port} (ports below 1024 need root or "
+                "CAP_NET_BIND_SERVICE); choose another port with --port")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"address {host} is not an address of this machine; check --host"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+EVENTS = (evt.EVT_C_ECHO, evt.EVT_C_STORE, evt.EVT_ACCEPTED, evt.EVT_REJECTED,
+          evt.EVT_RELEASED, evt.EVT_ABORTED, evt.EVT_CONN_CLOSE)

@@ -1,0 +1,105 @@
+"""Plain-text renderings of Backend shapes for the CLI (sizes and durations humanized)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import humanize
+
+from dicomtui.backend.models import SettingValue, StatusSnapshot
+
+
+def size(n: int) -> str:
+    return humanize.naturalsize(n, binary=False)
+
+
+def duration(seconds: float) -> str:
+    return humanize.precisedelta(seconds, minimum_unit="seconds", format="%0.0f")
+
+
+def status(snap: StatusSnapshot) -> str:
+    """The `dicomtui status` screen."""
+    up = f", up {duration(snap.uptime_s)}" if snap.started_at else ""
+    lines = [f"dicomtui {snap.mode}: {snap.state.upper()} (pid {snap.pid}{up})",
+             f"  data dir   {snap.data_dir}", f"  storage    {snap.storage_dir}"]
+    if snap.error:
+        lines.append(f"  error      {snap.error}")
+    lines += [f"  warning    {w}" for w in snap.warnings]
+    for lst in snap.listeners:
+        lines.append(f"  listener   {lst.ae_title} @ {lst.host}:{lst.port}  {lst.state}")
+    lines.append(_storage_line(snap))
+    lines.append(_counters_line("since start", snap.counters))
+    lines.append(_counters_line("today", snap.today))
+    lines.append(f"  associations: {len(snap.associations)} active")
+    for a in snap.associations:
+        lines.append(f"    #{a.id} {a.calling_ae} ({a.peer}) -> {a.called_ae} since "
+                     f"{_clock(a.started)}: {a.instances} instances, {size(a.bytes)}")
+    if snap.last_errors:
+        lines.append("  last errors:")
+        lines += [f"    {_clock(e.time)} {e.message}" for e in snap.last_errors[:5]]
+    return "\n".join(lines)
+
+
+def _storage_line(snap: StatusSnapshot) -> str:
+    if not snap.quota_bytes:
+        return f"  storage    {size(snap.storage_used_bytes)} used (no quota)"
+    pct = 100 * snap.storage_used_bytes / snap.quota_bytes
+    return (f"  storage    {size(snap.storage_used_bytes)} used of {size(snap.quota_bytes)} "
+            f"quota ({pct:.0f}%)")
+
+
+def _counters_line(label: str, c) -> str:
+    return (f"  {label + ':':<12} received {c.received:,} ({size(c.bytes)}), failed "
+            f"{c.failed:,}, refused {c.refused:,}, echoes {c.echoes:,}, "
+            f"associations {c.associations:,}")
+
+
+def _clock(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return str(iso)
+
+
+def record_line(r: dict) -> str:
+    """One transaction record on one line."""
+    status = "" if r.get("status") is None else f"0x{r['status']:04X}"
+    parts = [_clock(r.get("time", "")), f"{r.get('type', ''):<11}",
+             f"{r.get('outcome', ''):<7}", f"{status:<6}",
+             f"{r.get('calling_ae', '')}->{r.get('called_ae', '')}", r.get("peer", "")]
+    if r.get("type") == "store":
+        parts += [r.get("modality") or "-", r.get("sop_uid") or "-",
+                  size(r.get("bytes") or 0), f"{r.get('duration_ms', 0):.0f}ms"]
+    elif r.get("type") == "association" and "instances" in r:
+        parts += [f"{r['instances']} instances", size(r.get("bytes") or 0)]
+    if r.get("reason"):
+        parts.append(r["reason"])
+    return "  ".join(str(p) for p in parts)
+
+
+def settings(values: list[SettingValue]) -> str:
+    """The `dicomtui config` table: name, value, source, and what is pending a restart."""
+    width = max(len(v.name) for v in values)
+    lines = [f"{'setting':<{width}}  {'value':<24} source"]
+    for v in values:
+        flag = "  (restart to apply)" if v.pending_restart else ""
+        shown = "" if v.value is None else str(v.value)
+        lines.append(f"{v.name:<{width}}  {shown:<24} {v.source}{flag}")
+    return "\n".join(lines)
+
+
+def send_progress(summary) -> None:
+    done = summary.sent + summary.failed
+    if done % 25 == 0:
+        print(f"\r  sent {summary.sent}, failed {summary.failed}", end="", file=sys.stderr)
+
+
+def send_summary(summary) -> str:
+    lines = [f"sent {summary.sent} ({size(summary.bytes)}), failed {summary.failed}, "
+             f"skipped {summary.skipped} non-DICOM file(s)"]
+    for status, count in sorted(summary.statuses.items()):
+        label = "no response" if status < 0 else f"0x{status:04X}"
+        reason = summary.reasons.get(status, "")
+        lines.append(f"  {label}: {count}" + (f"  ({reason})" if reason else ""))
+    return "\n".join(lines)
