@@ -46,8 +46,8 @@ def file_stem(naming: str, ident: Identity, received: datetime, sequence: int = 
 def _fields(ident: Identity, received: datetime, sequence: int) -> dict:
     return {
         "patient_id": safe_part(ident.patient_id),
-        "study_uid": ident.study_uid,
-        "series_uid": ident.series_uid,
+        "study_uid": ident.study_uid or "UNKNOWN-STUDY",
+        "series_uid": ident.series_uid or "UNKNOWN-SERIES",
         "sop_uid": ident.sop_uid,
         "instance_number": max(0, ident.instance_number or 0),
         "received": received,

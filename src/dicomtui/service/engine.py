@@ -84,14 +84,14 @@ class Engine:
         self._warn(warning)
         for problem in self._settings_store.load(self.db):
             self._warn(problem)
+        self.storage = StorageWriter(self._storage_root())
+        self._usage_scanned = False
         self.txlog = TransactionLog(self.data_dir / "log")
         self.writer = DBWriter()
         self.writer.register("tx", self.txlog.append_many, self.txlog.flush)
         self.writer.register("settings", self._settings_store.write_batch,
                              lambda: flush_database(self.db))
         self.writer.start()
-        self.storage = StorageWriter(self._storage_root())
-        self._usage_scanned = False
         self.store_policy = self._policy()
 
     def _storage_root(self) -> Path:
@@ -269,6 +269,8 @@ class Engine:
             info = self._assocs.pop(id(assoc), None)
         if info is None:
             return
+        if self.stopping and how == "aborted":
+            how = "aborted: the service is stopping"
         record = base_record("association", assoc, outcome, None, how)
         record.update({"association": info.id, "instances": info.instances,
                        "bytes": info.bytes, "started": info.started})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 
 from pydicom.dataset import Dataset
@@ -42,10 +43,13 @@ def _store(event, engine) -> tuple[Identity, StoreResult]:
         stream = event.request.DataSet
         syntax = str(event.context.transfer_syntax)
         ident = identify(stream, syntax)
+        if not ident.sop_class_uid:  # take the negotiated one rather than refuse
+            ident = replace(ident, sop_class_uid=str(event.context.abstract_syntax))
         header = file_header(ident.sop_class_uid, ident.sop_uid, syntax,
                              event.assoc.requestor.ae_title)
-        result = engine.storage.store(ident, header, stream.getbuffer(), engine.store_policy,
-                                      datetime.now())
+        with stream.getbuffer() as body:
+            result = engine.storage.store(ident, header, body, engine.store_policy,
+                                          datetime.now())
     except UnreadableDataset as exc:
         result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
     except Exception as exc:  # never let pynetdicom swallow it silently

@@ -38,9 +38,11 @@ class TunedAssociationSocket(AssociationSocket):
                 sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             got = sock.recv_into(view[read:], nr_bytes - read)
             if not got:
-                del buffer[read:]
                 break
             read += got
+        view.release()
+        if read < nr_bytes:  # peer closed: hand back what arrived, as the base class does
+            del buffer[read:]
         return buffer
 
 

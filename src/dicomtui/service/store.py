@@ -87,10 +87,11 @@ class StorageWriter:
 
     def _folder(self, ident: Identity, policy: StorePolicy, received: datetime,
                 facility: str | None) -> Path:
-        folder = (self.root / folder_for(policy.layout, ident, received, facility))
-        if os.path.commonpath([self.root, folder.resolve()]) != str(self.root):
+        folder = os.path.normpath(self.root / folder_for(policy.layout, ident, received,
+                                                         facility))
+        if os.path.commonpath([self.root, folder]) != str(self.root):
             raise InvalidUID("path would leave the storage root")  # defence in depth
-        return folder
+        return Path(folder)
 
     def _write(self, folder: Path, ident: Identity, header: bytes, body,
                policy: StorePolicy, received: datetime, size: int) -> StoreResult:
@@ -147,10 +148,14 @@ class StorageWriter:
 
 
 def _check_uids(ident: Identity) -> None:
+    """SOP Class/Instance UIDs must be valid; Study/Series UIDs may be absent (some
+    real-world objects lack them: they file under UNKNOWN) but never malformed."""
     check_uid("SOPInstanceUID", ident.sop_uid)
     check_uid("SOPClassUID", ident.sop_class_uid)
-    check_uid("StudyInstanceUID", ident.study_uid)
-    check_uid("SeriesInstanceUID", ident.series_uid)
+    if ident.study_uid:
+        check_uid("StudyInstanceUID", ident.study_uid)
+    if ident.series_uid:
+        check_uid("SeriesInstanceUID", ident.series_uid)
 
 
 def _write_temp(folder: Path, header: bytes, body, fsync: bool) -> Path:

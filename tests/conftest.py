@@ -1,0 +1,134 @@
+"""Shared fixtures: free ports, an in-process engine and a real `dicomtui serve`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pynetdicom import AE
+
+from dicomtui.service.engine import Engine
+
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_echo(port: int, timeout: float = 20.0, ae_title: str = "DICOMTUI") -> None:
+    """Block until a C-ECHO on 127.0.0.1:port succeeds."""
+    deadline = time.monotonic() + timeout
+    ae = AE(ae_title="PROBE")
+    ae.add_requested_context(VERIFICATION)
+    while time.monotonic() < deadline:
+        assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
+        if assoc.is_established:
+            assoc.send_c_echo()
+            assoc.release()
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing answered C-ECHO on port {port}")
+
+
+@pytest.fixture
+def make_engine(tmp_path):
+    """Start in-process engines on free ports; all are closed after the test."""
+    engines = []
+
+    def _make(data_dir: Path | None = None, **settings) -> Engine:
+        cli = {"host": "127.0.0.1", "port": str(free_port()), **settings}
+        engine = Engine(data_dir or tmp_path / f"data{len(engines)}", cli, environ={})
+        engine.open()
+        engines.append(engine)
+        engine.start()
+        return engine
+
+    yield _make
+    for engine in engines:
+        engine.close()
+
+
+@pytest.fixture
+def engine(make_engine) -> Engine:
+    return make_engine()
+
+
+class Service:
+    """A `dicomtui serve` subprocess on a free port with its own data dir."""
+
+    def __init__(self, data_dir: Path, port: int, extra: list[str], env: dict) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.env = env
+        args = [sys.executable, "-m", "dicomtui", "serve", "--data-dir", str(data_dir),
+                "--host", "127.0.0.1", "--port", str(port), *extra]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return run_cli("--data-dir", str(self.data_dir), *args, env=self.env,
+                       timeout=timeout)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.returncode
+
+
+def cli_env(tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOMTUI_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    return env
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 60,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dicomtui", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout, input=input)
+
+
+@pytest.fixture
+def service(tmp_path):
+    """Start `dicomtui serve`; the factory takes extra CLI args. Always stopped."""
+    started = []
+
+    def _start(*extra: str, data_dir: Path | None = None, env: dict | None = None,
+               wait: bool = True) -> Service:
+        svc = Service(data_dir or tmp_path / f"svc{len(started)}", free_port(), list(extra),
+                      env or cli_env(tmp_path))
+        started.append(svc)
+        if wait:
+            _wait_ready(svc)
+        return svc
+
+    yield _start
+    for svc in started:
+        svc.stop()
+
+
+def _wait_ready(svc: Service) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if svc.proc.poll() is not None:
+            raise RuntimeError(f"serve exited {svc.proc.returncode}: {svc.proc.stderr.read()}")
+        if (svc.data_dir / "dicomtui.sock").exists():
+            try:
+                wait_for_echo(svc.port, timeout=5)
+                return
+            except TimeoutError:
+                pass
+        time.sleep(0.1)
+    raise TimeoutError("dicomtui serve did not become ready")

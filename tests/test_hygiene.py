@@ -1,0 +1,33 @@
+"""Layering rules from DESIGN.md, checked in fresh interpreters."""
+
+import subprocess
+import sys
+
+import pytest
+
+CORE = ["dicomtui.service.engine", "dicomtui.service.runner", "dicomtui.service.sender",
+        "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
+        "dicomtui.backend.local", "dicomtui.backend.remote", "dicomtui.control.server",
+        "dicomtui.cli"]
+PURE = ["dicomtui.dicom.identify", "dicomtui.dicom.layout", "dicomtui.dicom.paths",
+        "dicomtui.dicom.filemeta", "dicomtui.dicom.aetitle", "dicomtui.dicom.synthetic",
+        "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
+        "dicomtui.settings"]
+
+
+def _loaded_after_import(module: str) -> set[str]:
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    return {name.split(".")[0] for name in out.split()}
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_never_imports_textual(module):
+    loaded = _loaded_after_import(module)
+    assert "textual" not in loaded and "rich" not in loaded
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_layers_never_import_pynetdicom(module):
+    assert "pynetdicom" not in _loaded_after_import(module)
