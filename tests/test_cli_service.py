@@ -237,7 +237,7 @@ def test_log_usage_errors(tmp_path, args, words):
 
 
 def test_log_filters(service):
-    svc = service("--set", "max_storage_gb=0.00002")
+    svc = service("--set", "max_storage_gb=0.0001")  # two 40 kB CTs fit, not three
     send(svc.port, [fresh_ct(), fresh_ct(), fresh_ct()], calling="FILTERME")
     time.sleep(1.5)
 
