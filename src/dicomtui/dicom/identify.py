@@ -11,13 +11,19 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
+
+from dicomtui.dicom.rawscan import scan
 
 _LAST_TAG = 0x00200013  # InstanceNumber: everything we need sits at or before it
 _WANTED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
            "PatientID", "PatientName", "InstanceNumber", "Modality", "StudyDate",
            "AccessionNumber")
+
+
+_TAGS = {int(tag_for_keyword(name)): name for name in _WANTED}
 
 
 class UnreadableDataset(ValueError):
@@ -50,13 +56,9 @@ def identify(encoded: bytes | BinaryIO, transfer_syntax: str) -> Identity:
     stream = encoded if hasattr(encoded, "read") else BytesIO(encoded)
     if syntax.is_deflated:
         stream = BytesIO(_inflate(_all_bytes(stream)))
-    stream.seek(0)
-    try:
-        ds = read_dataset(stream, syntax.is_implicit_VR,
-                          syntax.is_little_endian, stop_when=_stop)
-        values = {name: _text(ds.get(name)) for name in _WANTED}
-    except Exception as exc:  # pydicom raises many kinds on garbage input
-        raise UnreadableDataset(f"dataset cannot be parsed: {exc}") from exc
+    values = _fast(stream, syntax)
+    if values is None:
+        values = _with_pydicom(stream, syntax)
     values["instance_number"] = _as_int(values.pop("InstanceNumber"))
     return Identity(
         sop_class_uid=values["SOPClassUID"], sop_uid=values["SOPInstanceUID"],
@@ -64,6 +66,25 @@ def identify(encoded: bytes | BinaryIO, transfer_syntax: str) -> Identity:
         patient_id=values["PatientID"], patient_name=values["PatientName"],
         instance_number=values["instance_number"], modality=values["Modality"],
         study_date=values["StudyDate"], accession=values["AccessionNumber"])
+
+
+def _fast(stream, syntax: UID) -> dict[str, str] | None:
+    with stream.getbuffer() as view:
+        found = scan(view, syntax.is_implicit_VR, syntax.is_little_endian, _TAGS,
+                     _LAST_TAG)
+    if found is None:
+        return None
+    return {name: found.get(name, "") for name in _WANTED}
+
+
+def _with_pydicom(stream, syntax: UID) -> dict[str, str]:
+    stream.seek(0)
+    try:
+        ds = read_dataset(stream, syntax.is_implicit_VR,
+                          syntax.is_little_endian, stop_when=_stop)
+        return {name: _text(ds.get(name)) for name in _WANTED}
+    except Exception as exc:  # pydicom raises many kinds on garbage input
+        raise UnreadableDataset(f"dataset cannot be parsed: {exc}") from exc
 
 
 def _all_bytes(stream) -> bytes:
