@@ -217,7 +217,8 @@ class Engine:
 
     def _handlers(self) -> list:
         from pynetdicom import evt
-        bind = [(evt.EVT_C_ECHO, handlers.handle_echo), (evt.EVT_C_STORE, self._store),
+        bind = [(evt.EVT_REQUESTED, handlers.handle_requested),
+                (evt.EVT_C_ECHO, handlers.handle_echo), (evt.EVT_C_STORE, self._store),
                 (evt.EVT_ACCEPTED, handlers.handle_accepted),
                 (evt.EVT_REJECTED, handlers.handle_rejected),
                 (evt.EVT_RELEASED, handlers.handle_released),

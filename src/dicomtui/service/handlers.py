@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from dicomtui.dicom.filemeta import file_header
 from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
+from dicomtui.service.scp import prefer_requestor_syntaxes
 from dicomtui.service.store import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, StoreResult
 
 LOG = logging.getLogger("dicomtui.service")
@@ -65,6 +66,10 @@ def _answer(result: StoreResult):
     answer.Status = result.status
     answer.ErrorComment = result.reason[:64]
     return answer
+
+
+def handle_requested(event, engine) -> None:
+    prefer_requestor_syntaxes(event.assoc)
 
 
 def handle_accepted(event, engine) -> None:

@@ -78,3 +78,21 @@ def _bind_message(exc: OSError, host: str, port: int) -> str:
 
 EVENTS = (evt.EVT_C_ECHO, evt.EVT_C_STORE, evt.EVT_ACCEPTED, evt.EVT_REJECTED,
           evt.EVT_RELEASED, evt.EVT_ABORTED, evt.EVT_CONN_CLOSE)
+
+
+def prefer_requestor_syntaxes(assoc) -> None:
+    """Order our transfer syntaxes by the requestor's preference before negotiation.
+
+    pynetdicom picks the first syntax in the *acceptor's* list; a modality that offers
+    JPEG 2000 first (or uncompressed first) should get what it asked for, not what
+    happens to come first in ours, or it may have to convert and fail.
+    """
+    wanted: dict[str, list[str]] = {}
+    for cx in assoc.requestor.primitive.presentation_context_definition_list:
+        ordered = wanted.setdefault(str(cx.abstract_syntax), [])
+        ordered.extend(ts for ts in cx.transfer_syntax if ts not in ordered)
+    for cx in assoc.acceptor.supported_contexts:
+        first = [ts for ts in wanted.get(str(cx.abstract_syntax), ())
+                 if ts in cx.transfer_syntax]
+        if first:
+            cx.transfer_syntax = first + [ts for ts in cx.transfer_syntax if ts not in first]
