@@ -1,10 +1,10 @@
 """Cost of recording one transaction as the log grows: it must stay flat.
 
 Appends realistic ~350-byte store records through the DB writer into a sharded
-TransactionLog in a temp dir, one flush (one atomic save) per batch, and prints the
-cost per record of the batches around the 1st, 10,000th, 50,000th and 100,000th record.
-The ratio last/first near 1 is the point: a shard is capped, so a save never rewrites
-more than one shard, however many records came before.
+TransactionLog in a temp dir, one flush (one atomic save) per batch, and prints the mean
+cost per record over the first, 5th and 10th block of 10,000 records (one shard each).
+Within a shard a save grows with the shard (it is capped); across shards it must not
+grow at all: a ratio last/first near 1 is the point.
 
     python bench/txlog_scaling.py [--records 100000] [--batch 500]
 """
@@ -52,11 +52,10 @@ def run(records: int, batch: int) -> list[tuple[int, float]]:
     return costs
 
 
-def near(costs: list[tuple[int, float]], n: int, window: int = 5) -> float:
-    """Median cost of the batches around the n-th record."""
-    index = min(range(len(costs)), key=lambda i: abs(costs[i][0] - n))
-    around = sorted(c for _, c in costs[max(0, index - window):index + window + 1])
-    return around[len(around) // 2]
+def block_mean(costs: list[tuple[int, float]], upto: int, block: int = 10_000) -> float:
+    """Mean cost per record over the 10,000-record block ending at `upto` (one shard)."""
+    inside = [c for n, c in costs if upto - block < n <= upto]
+    return sum(inside) / len(inside)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args(argv)
     costs = run(args.records, args.batch)
-    points = [p for p in (args.batch, 10_000, 50_000, args.records) if p <= args.records]
+    blocks = [b for b in (10_000, 50_000, 100_000, args.records) if b <= args.records]
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"{'record':>8}  {'us/record':>10}  (batch {args.batch}, one atomic save each)")
-    for p in points:
-        print(f"{p:>8}  {near(costs, p):>10.1f}")
-    print(f"ratio last/first: {near(costs, args.records) / near(costs, args.batch):.2f}")
+    print(f"mean cost per record over each 10,000-record block (one shard), batches of "
+          f"{args.batch} with one atomic save each")
+    for b in sorted(set(blocks)):
+        print(f"  records {b - 9_999:>7}-{b:<7} {block_mean(costs, b):8.1f} us/record")
+    first, last = block_mean(costs, blocks[0]), block_mean(costs, max(blocks))
+    print(f"ratio last block / first block: {last / first:.2f}")
     return 0
 
 
