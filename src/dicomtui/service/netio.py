@@ -46,6 +46,16 @@ class TunedAssociationSocket(AssociationSocket):
         return buffer
 
 
+    def send(self, bytestream: bytes) -> None:
+        """Send, then re-arm QUICKACK: the peer's next message follows our answer."""
+        super().send(bytestream)
+        if _QUICKACK is not None and self.socket is not None:
+            try:
+                self.socket.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                pass
+
+
 class TunedRequestHandler(RequestHandler):
     """Creates associations on a tuned socket."""
 

@@ -7,6 +7,7 @@ socket and exit 0, so systemd restarts and stops never lose an acknowledged imag
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -28,6 +29,8 @@ def serve(data_dir: Path, cli_settings: Mapping, environ=None) -> int:
                                 socket_path(engine.data_dir))
         control.start()
         engine.start()
+        LOG.info("data dir %s, storage %s, control socket %s (pid %d)", engine.data_dir,
+                 engine.storage.root, control.path, os.getpid())
         _wait_for_signal()
         LOG.info("stopping: finishing in-flight stores")
     except RuntimeError as exc:

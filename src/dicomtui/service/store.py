@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from dicomtui.db.storage import fsync_dir
 from dicomtui.dicom.identify import Identity
 from dicomtui.dicom.layout import file_stem, folder_for
 from dicomtui.dicom.paths import InvalidUID, check_uid
@@ -104,7 +105,7 @@ class StorageWriter:
             if temp.exists():
                 temp.unlink()
         if policy.fsync and result.status == SUCCESS and result.size:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         return result
 
     def _place(self, folder: Path, temp: Path, ident: Identity, policy: StorePolicy,
@@ -172,14 +173,6 @@ def _write_temp(folder: Path, header: bytes, body, fsync: bool) -> Path:
         temp.unlink(missing_ok=True)
         raise
     return temp
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _quota_reason(size: int, used: int, quota: int) -> str:
