@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -21,18 +22,19 @@ NEVER = 2**62  # CachingMiddleware write-cache size: never flush implicitly
 
 
 class CorruptDatabase(Exception):
-    """A DB file that is not a JSON object of tables."""
+    """A DB file that is not a JSON object of tables; the message says what is wrong."""
 
 
 class AtomicJSONStorage(Storage):
-    """A TinyDB Storage writing the whole file atomically with orjson."""
+    """A TinyDB Storage that reads with orjson and replaces the whole file atomically."""
 
     def __init__(self, path, *, mode: int = 0o644) -> None:
         self.path = Path(path)
         self.mode = mode
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def read(self):
+    def read(self) -> dict | None:
+        """The stored tables, or None for a missing or empty file."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -40,11 +42,11 @@ class AtomicJSONStorage(Storage):
         return orjson.loads(raw) if raw.strip() else None
 
     def write(self, data) -> None:
-        payload = orjson.dumps(data)
-        atomic_write(self.path, payload, self.mode)
+        """Serialize first, so a value orjson refuses leaves the file untouched."""
+        atomic_write(self.path, orjson.dumps(data), self.mode)
 
     def close(self) -> None:
-        pass
+        """Nothing is held open between saves."""
 
 
 class ExplicitFlush(CachingMiddleware):
@@ -54,8 +56,14 @@ class ExplicitFlush(CachingMiddleware):
 
 
 def atomic_write(path: Path, payload: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `payload` so that readers see the old or the new file."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    """Replace `path` with `payload`; readers and crashes see the old or the new file.
+
+    The file gets `mode` narrowed by the umask and by the current file's mode, so a
+    file an administrator made stricter never becomes readable again by a save.
+    """
+    path = Path(path)
+    mode &= _current_mode(path)
+    temp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -69,6 +77,14 @@ def atomic_write(path: Path, payload: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def _current_mode(path: Path) -> int:
+    """Permission bits of the existing file, or all bits when there is none."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o7777
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -78,24 +94,37 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def check_file(path: Path) -> None:
-    """Raise CorruptDatabase if `path` exists but is not a JSON object of tables."""
+def read_checked(path: Path) -> dict | None:
+    """The tables in `path` (None if missing or empty); CorruptDatabase if malformed."""
     try:
-        raw = path.read_bytes()
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
-        return
+        return None
     if not raw.strip():
-        return
+        return None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise CorruptDatabase(f"JSON error: {exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
-        raise CorruptDatabase("not a JSON object of tables")
+        raise CorruptDatabase(f"JSON error at byte {exc.pos}: {exc.msg}") from None
+    check_tables(data)
+    return data
 
 
-def move_aside(path: Path, why: str) -> str:
-    """Move a corrupt file out of the way (never delete it); returns the message."""
+def check_tables(data) -> None:
+    """Raise CorruptDatabase unless `data` has TinyDB's shape: {table: {id: document}}."""
+    if not isinstance(data, dict):
+        raise CorruptDatabase(f"a JSON {type(data).__name__}, not an object of tables")
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise CorruptDatabase(f"table {name!r} is not a JSON object")
+        for key, doc in table.items():
+            if not (key.isdigit() and isinstance(doc, dict)):
+                raise CorruptDatabase(f"table {name!r} has a bad document {key!r}")
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a bad file to `<path>.corrupt-<time>`, never deleting it; the new path."""
+    path = Path(path)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
@@ -103,22 +132,41 @@ def move_aside(path: Path, why: str) -> str:
         target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
         n += 1
     os.replace(path, target)
-    return f"{path.name} was corrupt ({why}); moved it to {target} and started a new one"
+    return target
+
+
+def corrupt_message(path: Path, problem: CorruptDatabase, target: Path,
+                    action: str = "started a new one") -> str:
+    """The one-line warning shown when a DB file was moved aside."""
+    return f"{Path(path).name} was corrupt ({problem}); moved it to {target} and {action}"
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files a crashed save left by `path` (the data dir has one owner)."""
+    path = Path(path)
+    for temp in path.parent.glob(f".{path.name}.*.tmp"):
+        temp.unlink(missing_ok=True)
 
 
 def open_database(path, *, mode: int = 0o644) -> tuple[TinyDB, str | None]:
-    """A TinyDB on an atomic storage that flushes only when told to."""
+    """A TinyDB on an atomic storage that saves only on flush_database().
+
+    A corrupt file is moved aside and a fresh DB started; the warning says so.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     warning = None
     try:
-        check_file(path)
+        data = read_checked(path)
     except CorruptDatabase as exc:
-        warning = move_aside(path, str(exc))
+        data, warning = None, corrupt_message(path, exc, move_aside(path))
     db = TinyDB(str(path), mode=mode, storage=ExplicitFlush(AtomicJSONStorage))
+    if data is not None:
+        db.storage.cache = data  # already parsed: spare TinyDB a second read
     return db, warning
 
 
 def flush_database(db: TinyDB) -> None:
-    """One atomic save of everything cached."""
+    """One atomic save of everything cached (nothing happens if nothing changed)."""
     db.storage.flush()

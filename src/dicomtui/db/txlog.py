@@ -1,193 +1,389 @@
 """The transaction log, sharded by record count so one record costs the same at any size.
 
-Each shard is a TinyDB file of at most `shard_size` records; only the newest is open and
-written, closed shards are read-only. Ids are global and increase across shards.
+Each shard is a TinyDB-format file (`tx-000001.json`, one table `transactions`, keyed by
+the record's global id) of at most `shard_size` records. Only the newest shard is held
+in memory and written; closed shards are never written again and are read only when a
+query needs them, guided by a small per-shard summary.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import orjson
 
-from dicomtui.db.storage import CorruptDatabase, check_file, flush_database, move_aside
-from dicomtui.db.storage import open_database
+from dicomtui.db.storage import AtomicJSONStorage, CorruptDatabase, corrupt_message
+from dicomtui.db.storage import move_aside, read_checked, remove_stale_temps
 
 LOG = logging.getLogger("dicomtui.db")
 TABLE = "transactions"
-_SHARD = re.compile(r"tx-(\d{6})\.json")
+_NAME = re.compile(r"tx-(\d{6,})\.json")
+_CACHED_SHARDS = 1  # closed shards kept parsed (~14 MB each at 10k records)
 
 
-@dataclass
-class _Summary:
-    """What a closed shard holds, so queries can skip it without reading it."""
+@dataclass(frozen=True)
+class Summary:
+    """What a closed shard holds, so a query can skip it without reading it."""
 
     first_id: int
     last_id: int
-    last_time: str
+    newest: datetime | None  # the latest record time in the shard
+    types: frozenset
+    outcomes: frozenset
+    statuses: frozenset
+    aes: frozenset  # calling and called AE titles, upper case
+
+
+def summarize(records: list[dict]) -> Summary | None:
+    """The summary of a non-empty shard whose records are sorted by id."""
+    if not records:
+        return None
+    times = [t for t in map(_time_of, records) if t is not None]
+    return Summary(
+        records[0]["id"], records[-1]["id"], max(times, default=None),
+        frozenset(r.get("type") for r in records),
+        frozenset(r.get("outcome") for r in records),
+        frozenset(_hashable(r.get("status")) for r in records),
+        frozenset(_ae(r.get(k)) for r in records for k in ("calling_ae", "called_ae")))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """The conditions of one query; None means "any"."""
+
+    types: frozenset | None
+    outcomes: frozenset | None
+    statuses: frozenset | None
+    ae: str | None
+    since: datetime | None
+
+    @classmethod
+    def build(cls, types, outcomes, statuses, ae, since) -> Filter:
+        if since is not None and since.tzinfo is None:
+            since = since.astimezone()  # naive: the local time, as a person types it
+        return cls(_set(types), _set(outcomes), _set(statuses), _ae(ae) if ae else None,
+                   since)
+
+    def matches(self, r: dict) -> bool:
+        if self.types is not None and r.get("type") not in self.types:
+            return False
+        if self.outcomes is not None and r.get("outcome") not in self.outcomes:
+            return False
+        if self.statuses is not None and _hashable(r.get("status")) not in self.statuses:
+            return False
+        if self.ae is not None and self.ae not in (_ae(r.get("calling_ae")),
+                                                   _ae(r.get("called_ae"))):
+            return False
+        return self.since is None or _after_or_at(_time_of(r), self.since)
+
+    def may_match(self, s: Summary) -> bool:
+        """False when the summary proves no record in the shard matches."""
+        return not (_disjoint(self.types, s.types) or _disjoint(self.outcomes, s.outcomes)
+                    or _disjoint(self.statuses, s.statuses)
+                    or (self.ae is not None and self.ae not in s.aes)
+                    or (self.since is not None and s.newest is None))
+
+    def before_since(self, s: Summary) -> bool:
+        """True when every record in the shard is older than `since`."""
+        return self.since is not None and s.newest is not None and s.newest < self.since
+
+
+def by_id(records) -> list[dict]:
+    """Records with an integer id, sorted by it (anything else in a file is ignored)."""
+    return sorted((r for r in records if type(r.get("id")) is int), key=_id)
+
+
+def _time_of(record: dict) -> datetime | None:
+    """The record's aware time; None when missing or not ISO 8601 (naive means UTC)."""
+    try:
+        when = datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def _after_or_at(when: datetime | None, since: datetime) -> bool:
+    return when is not None and when >= since
+
+
+def _disjoint(wanted: frozenset | None, present: frozenset) -> bool:
+    return wanted is not None and wanted.isdisjoint(present)
+
+
+def _set(values) -> frozenset | None:
+    return frozenset(values) if values else None
+
+
+def _ae(value) -> str:
+    return str(value or "").strip().upper()
+
+
+def _hashable(value):
+    return value if isinstance(value, (int, str, type(None))) else repr(value)
+
+
+class _Shard:
+    """One shard file and, while it is the one written, its records in memory."""
+
+    def __init__(self, path: Path, number: int, records: list[dict]) -> None:
+        self.path, self.number, self.records = path, number, records
+        self.table = {str(r["id"]): r for r in records}
+        self.storage: AtomicJSONStorage | None = None  # made on first save: no I/O here
+        self.dirty = False
+
+    def add(self, records: list[dict]) -> None:
+        for record in records:
+            self.table[str(record["id"])] = record
+        self.records.extend(records)  # one atomic step for readers in other threads
+        self.dirty = True
+
+    def save(self) -> None:
+        self.storage = self.storage or AtomicJSONStorage(self.path)
+        self.storage.write({TABLE: self.table})
+        self.dirty = False
 
 
 class TransactionLog:
-    """Append from the writer thread; query from any thread."""
+    """Appended to by the DB writer thread only; queried from any thread."""
 
     def __init__(self, log_dir: Path, *, shard_size: int = 10_000) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.shard_size = shard_size
-        self._lock = threading.Lock()
-        self._summaries: dict[Path, _Summary | None] = {}
-        self._changed = False
-        shards = self._shard_paths()
-        self._number = _number(shards[-1]) if shards else 1
-        self._open_current()
-        self._next_id = self._last_id_on_disk() + 1
+        self.shard_size = max(1, shard_size)
+        self._lock = threading.Lock()  # current shard, closed list, unsaved shards
+        self._read_lock = threading.Lock()  # summaries, parsed-shard cache, disk reads
+        self._summaries: dict[int, Summary | None] = {}
+        self._cache: OrderedDict[int, list[dict]] = OrderedDict()
+        self._unsaved: dict[int, _Shard] = {}  # closed, but their last records not saved
+        numbers = self._numbers_on_disk()
+        self._closed = numbers[:-1]
+        self._current = self._open_current(numbers[-1] if numbers else 1)
+        self._next_id = self._last_id() + 1
 
-    # -- shards -------------------------------------------------------------------------
-    def _shard_paths(self) -> list[Path]:
-        return sorted(p for p in self.log_dir.iterdir() if _SHARD.fullmatch(p.name))
+    # -- opening ---------------------------------------------------------------------
+    def _numbers_on_disk(self) -> list[int]:
+        found = (_NAME.fullmatch(p.name) for p in self.log_dir.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
 
     def _path(self, number: int) -> Path:
         return self.log_dir / f"tx-{number:06d}.json"
 
-    def _open_current(self) -> None:
-        self._db, warning = open_database(self._path(self._number))
-        if warning:
-            LOG.error("transaction log: %s", warning)
-        self._table = self._db.table(TABLE)
-        self._current = list(self._table.all())
+    def _open_current(self, number: int) -> _Shard:
+        """The newest shard, loaded to append to; a corrupt one is moved aside."""
+        path = self._path(number)
+        remove_stale_temps(path)
+        records = self._read(path, "started a new one")
+        return _Shard(path, number, records)
 
-    def _last_id_on_disk(self) -> int:
-        if self._current:
-            return max(r["id"] for r in self._current)
-        for path in reversed(self._shard_paths()[:-1]):
-            summary = self._summary(path)
+    def _last_id(self) -> int:
+        if self._current.records:
+            return self._current.records[-1]["id"]
+        for number in reversed(self._closed):
+            summary = self._summary(number, {})
             if summary is not None:
                 return summary.last_id
         return 0
 
-    def _rotate(self) -> None:
-        flush_database(self._db)
-        self._db.close()
-        self._summaries[self._path(self._number)] = _summarize(self._current)
-        self._number += 1
-        self._open_current()
+    def _read(self, path: Path, action: str) -> list[dict]:
+        """A shard's records by id; a corrupt file is moved aside and reads as empty."""
+        try:
+            data = read_checked(path)
+        except CorruptDatabase as exc:
+            target = move_aside(path)
+            LOG.warning("transaction log: %s", corrupt_message(path, exc, target, action))
+            return []
+        return by_id((data or {}).get(TABLE, {}).values())
 
-    # -- writing (writer thread only) -----------------------------------------------------
+    # -- writing (the DB writer thread only) -------------------------------------------
     def append_many(self, records: list[dict]) -> None:
-        """Give each record the next id and add it to the current shard."""
-        pending = list(records)
+        """Give each record the next id and add it to the current shard (no disk I/O).
+
+        Nothing here can fail half way, so the writer never re-sends appended records;
+        disk errors surface in flush(), which the writer retries on its own.
+        """
+        pending = [r for r in map(self._prepare, records) if r is not None]
         while pending:
-            room = self.shard_size - len(self._current)
+            room = self.shard_size - len(self._current.records)
             if room <= 0:
-                with self._lock:
-                    self._rotate()
+                self._rotate()
                 continue
             chunk, pending = pending[:room], pending[room:]
-            for record in chunk:
-                record["id"] = self._next_id
-                self._next_id += 1
             with self._lock:
-                self._table.insert_multiple(chunk)
-                self._current.extend(chunk)
-                self._changed = True
+                self._current.add(chunk)
+
+    def _prepare(self, record: dict) -> dict | None:
+        """A JSON round-tripped copy with the next id: memory holds what the file will.
+
+        A value orjson cannot store is stored as its str(), so one odd value cannot
+        block every later save; a record that still fails is dropped, loudly.
+        """
+        try:
+            prepared = _json_copy({**record, "id": self._next_id})
+        except TypeError as exc:
+            LOG.error("transaction log: dropped a record that is not JSON (%s)", exc)
+            return None
+        self._next_id += 1
+        return prepared
+
+    def _rotate(self) -> None:
+        """Close the current shard (saved by the next flush) and start the next one."""
+        old = self._current
+        summary = summarize(old.records)
+        with self._read_lock:
+            self._summaries[old.number] = summary
+            self._remember(old.number, old.records)
+        new = _Shard(self._path(old.number + 1), old.number + 1, [])
+        with self._lock:
+            if old.dirty:
+                self._unsaved[old.number] = old
+            self._closed.append(old.number)
+            self._current = new
 
     def flush(self) -> None:
-        """One atomic save of the current shard, if it changed."""
-        if self._changed:
+        """Save closed shards not yet saved, oldest first, then the current one."""
+        for number in sorted(self._unsaved):
+            self._unsaved[number].save()
             with self._lock:
-                flush_database(self._db)
-                self._changed = False
+                del self._unsaved[number]
+        if self._current.dirty:
+            self._current.save()
 
     def count(self) -> int:
+        """Records ever appended (ids are never reused)."""
         return self._next_id - 1
 
-    # -- reading (any thread) -----------------------------------------------------------
+    # -- reading (any thread) ----------------------------------------------------------
     def query(self, *, types=None, outcomes=None, statuses=None, ae=None, since=None,
               after_id=None, limit: int = 200) -> list[dict]:
-        """Matching records: newest first, or oldest first after `after_id` (tailing)."""
-        match = _matcher(types, outcomes, statuses, ae, since)
-        found: list[dict] = []
-        for records in self._newest_first(since, after_id):
-            found.extend(r for r in records if match(r) and
-                         (after_id is None or r["id"] > after_id))
-            if after_id is None and len(found) >= limit:
-                break
-        if after_id is not None:
-            return sorted(found, key=lambda r: r["id"])[:limit]
-        return sorted(found, key=lambda r: r["id"], reverse=True)[:limit]
+        """Matching records, newest first; with `after_id`, the oldest ones after it.
 
-    def _newest_first(self, since, after_id) -> Iterator[list[dict]]:
+        `types`/`outcomes`/`statuses` match any of their values, `ae` the calling or
+        called AE (any case), `since` an aware datetime (naive means local time).
+        """
+        flt = Filter.build(types, outcomes, statuses, ae, since)
+        if limit <= 0:
+            return []
         with self._lock:
-            current = [dict(r) for r in self._current]
-            closed = [p for p in self._shard_paths() if p != self._path(self._number)]
+            current = self._current.records[:]
+            closed = self._closed[:]
+            unsaved = {n: s.records for n, s in self._unsaved.items()}
+        if after_id is None:
+            found = self._newest(flt, current, closed, unsaved, limit)
+        else:
+            found = self._after(flt, after_id, current, closed, unsaved, limit)
+        return [dict(r) for r in found]
+
+    def _newest(self, flt: Filter, current, closed, unsaved, limit) -> list[dict]:
+        found: list[dict] = []
+        for records in self._newest_shards(flt, current, closed, unsaved):
+            for record in reversed(records):
+                if flt.matches(record):
+                    found.append(record)
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def _newest_shards(self, flt: Filter, current, closed, unsaved):
+        """Record lists newest shard first, skipping shards the summary rules out.
+
+        Records are appended in time order, so a shard whose newest record is before
+        `since` ends the walk: every older shard is older still.
+        """
         yield current
-        for path in reversed(closed):
-            summary = self._summary(path)
+        for number in reversed(closed):
+            summary = self._summary(number, unsaved)
             if summary is None:
                 continue
-            if after_id is not None and summary.last_id <= after_id:
+            if flt.before_since(summary):
                 return
-            if since is not None and _time(summary.last_time) < since:
-                return
-            yield _read_shard(path)
+            if flt.may_match(summary):
+                yield self._records(number, unsaved)
 
-    def _summary(self, path: Path) -> _Summary | None:
-        if path not in self._summaries:
-            self._summaries[path] = _summarize(_read_shard(path))
-        return self._summaries[path]
+    def _after(self, flt: Filter, after_id: int, current, closed, unsaved,
+               limit) -> list[dict]:
+        """The oldest `limit` matches with id > after_id, ascending (log --follow)."""
+        found: list[dict] = []
+        for records in self._shards_after(flt, after_id, current, closed, unsaved):
+            start = bisect.bisect_right(records, after_id, key=_id)
+            for record in records[start:]:
+                if flt.matches(record):
+                    found.append(record)
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def _shards_after(self, flt: Filter, after_id: int, current, closed, unsaved):
+        """Record lists oldest first, from the shard holding after_id + 1 onwards."""
+        wanted = []
+        for number in reversed(closed):
+            summary = self._summary(number, unsaved)
+            if summary is None:
+                continue
+            if summary.last_id <= after_id:
+                break
+            if flt.may_match(summary) and not flt.before_since(summary):
+                wanted.append(number)
+            if summary.first_id <= after_id:
+                break  # this shard holds after_id: older ones hold only smaller ids
+        for number in reversed(wanted):
+            yield self._records(number, unsaved)
+        yield current
+
+    def _summary(self, number: int, unsaved) -> Summary | None:
+        """What a closed shard holds (None when empty or unreadable), read once."""
+        with self._read_lock:
+            if number in self._summaries:
+                return self._summaries[number]
+        if number in unsaved:
+            return summarize(unsaved[number])
+        self._records(number, unsaved)
+        return self._summaries.get(number)
+
+    def _records(self, number: int, unsaved) -> list[dict]:
+        """A closed shard's records: from memory if recent, else from its file."""
+        if number in unsaved:
+            return unsaved[number]
+        with self._read_lock:
+            if number in self._cache:
+                self._cache.move_to_end(number)
+                return self._cache[number]
+            records = self._read_closed(number)
+            self._summaries[number] = summarize(records)
+            self._remember(number, records)
+            return records
+
+    def _read_closed(self, number: int) -> list[dict]:
+        path = self._path(number)
+        try:
+            return self._read(path, "left its records out of the log")
+        except OSError as exc:
+            LOG.error("transaction log: cannot read %s (%s); leaving it out", path, exc)
+            return []
+
+    def _remember(self, number: int, records: list[dict]) -> None:
+        """Keep a parsed closed shard; caller holds the read lock."""
+        self._cache[number] = records
+        self._cache.move_to_end(number)
+        while len(self._cache) > _CACHED_SHARDS:
+            self._cache.popitem(last=False)
 
 
-def _number(path: Path) -> int:
-    return int(_SHARD.fullmatch(path.name).group(1))
-
-
-def _read_shard(path: Path) -> list[dict]:
-    """A closed shard's records; a corrupt one is moved aside and read as empty."""
+def _json_copy(record: dict) -> dict:
+    """The record as it will read back from the file (TypeError if it cannot)."""
     try:
-        check_file(path)
-        data = orjson.loads(path.read_bytes() or b"{}")
-    except CorruptDatabase as exc:
-        LOG.error("transaction log: %s", move_aside(path, str(exc)))
-        return []
-    except FileNotFoundError:
-        return []
-    return list((data.get(TABLE) or {}).values())
+        return orjson.loads(orjson.dumps(record))
+    except TypeError as exc:
+        LOG.warning("transaction log: record %s stored with str() values (%s)",
+                    record.get("id"), exc)
+    return orjson.loads(orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS))
 
 
-def _summarize(records: list[dict]) -> _Summary | None:
-    if not records:
-        return None
-    newest = max(records, key=lambda r: r["id"])
-    return _Summary(min(r["id"] for r in records), newest["id"], newest.get("time", ""))
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _matcher(types, outcomes, statuses, ae, since):
-    types_ = set(types) if types else None
-    outcomes_ = set(outcomes) if outcomes else None
-    statuses_ = set(statuses) if statuses else None
-    ae_ = ae.strip().upper() if ae else None
-
-    def match(r: dict) -> bool:
-        return ((types_ is None or r.get("type") in types_)
-                and (outcomes_ is None or r.get("outcome") in outcomes_)
-                and (statuses_ is None or r.get("status") in statuses_)
-                and (ae_ is None or ae_ in (str(r.get("calling_ae", "")).upper(),
-                                            str(r.get("called_ae", "")).upper()))
-                and (since is None or _time(r["time"]) >= since))
-    return match
-
-
-def iter_records(log_dir: Path) -> Iterable[dict]:
-    """Every record, oldest first (for tools that rebuild things from the log)."""
-    for path in sorted(p for p in Path(log_dir).iterdir() if _SHARD.fullmatch(p.name)):
-        yield from sorted(_read_shard(path), key=lambda r: r["id"])
+def _id(record: dict) -> int:
+    return record["id"]

@@ -1,7 +1,9 @@
 """The one DB writer thread: handlers put, it batches once a second and saves.
 
 TinyDB is not thread-safe and rewrites whole files, so every DB write in the engine goes
-through here: one thread, one batch per kind per tick, one explicit save per file.
+through here: one thread, one batch per kind per tick, one explicit save per touched
+file. Sinks must take a batch all or nothing (in memory); disk errors belong in the
+save, which is retried on its own so no item is handed over twice.
 """
 
 from __future__ import annotations
@@ -13,32 +15,38 @@ from collections import deque
 from typing import Any, Callable
 
 LOG = logging.getLogger("dicomtui.db")
+Sink = Callable[[list], None]
+Save = Callable[[], None]
 
 
 class DBWriter:
-    """Queues items from any thread; a daemon thread hands batches to sinks."""
+    """Queues items from any thread; a daemon thread hands batches to sinks and saves."""
 
     def __init__(self, *, interval: float = 1.0, max_pending: int = 1_000_000) -> None:
         self.interval, self.max_pending = interval, max_pending
-        self._sinks: dict[str, tuple[Callable[[list], None], Callable[[], None] | None]] = {}
+        self._sinks: dict[str, tuple[Sink, Save | None]] = {}
         self._pending: deque[tuple[str, Any]] = deque()
-        self._retry: list[tuple[str, Any]] = []
-        self._dirty: set[str] = set()
+        self._retry: list[tuple[str, Any]] = []  # refused by a sink, oldest first
+        self._dirty: set[str] = set()  # kinds handed over but not saved yet
         self._wake = threading.Event()
-        self._cond = threading.Condition()
-        self._put_count = 0
-        self._done_count = 0
-        self._stop = False
+        self._progress = threading.Condition()  # guards the two counters below
+        self._taken = 0  # items moved out of _pending
+        self._settled = 0  # of those, items handed over and saved
+        self._write_lock = threading.Lock()  # one tick at a time, whoever runs it
+        self._stopping = False
         self._thread: threading.Thread | None = None
-        self._stats = {"batches": 0, "last_error": None, "last_write_s": 0.0, "dropped": 0}
-        self._last_logged_error: str | None = None
+        self._logged: set[str] = set()  # errors logged since the last success
+        self._stats = {"batches": 0, "last_error": None, "last_write_s": 0.0,
+                       "dropped": 0}
 
-    def register(self, kind: str, sink: Callable[[list], None],
-                 flush: Callable[[], None] | None = None) -> None:
+    def register(self, kind: str, sink: Sink, flush: Save | None = None) -> None:
+        """Send items of `kind` to `sink`, then save with `flush`; call before start()."""
         self._sinks[kind] = (sink, flush)
 
     def put(self, kind: str, item: Any) -> None:
-        """Never blocks; deque.append is atomic."""
+        """Queue an item from any thread; never blocks (deque.append is atomic)."""
+        if kind not in self._sinks:
+            raise KeyError(f"no DB sink registered for {kind!r}")
         self._pending.append((kind, item))
 
     def start(self) -> None:
@@ -47,96 +55,132 @@ class DBWriter:
         self._thread.start()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Block until everything put before this call is written and saved."""
+        """Block until everything put before this call is handed over and saved.
+
+        False if that did not happen within `timeout` (a sink or save keeps failing).
+        """
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("flush() from a sink would wait for itself")
         if self._thread is None or not self._thread.is_alive():
-            self._drain()
-            return not self._retry and not self._dirty
-        with self._cond:
-            target = self._put_count + len(self._pending)
-            self._wake.set()
-            return self._cond.wait_for(self._caught_up(target), timeout)
+            self._tick()
+            return self._clean()
+        with self._progress:
+            target = self._taken + len(self._pending)
+        self._wake.set()
+        with self._progress:
+            return self._progress.wait_for(lambda: self._settled >= target, timeout)
 
-    def _caught_up(self, target: int) -> Callable[[], bool]:
-        return lambda: (self._done_count >= target and not self._retry
-                        and not self._dirty) or self._stop
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop = True
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Write and save what is pending, then end the thread; False if some is left."""
+        self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._drain()
+            if self._thread.is_alive():
+                LOG.error("DB writer did not finish within %.0f s; unsaved records may "
+                          "be lost", timeout)
+                return False
+        self._tick()  # items put after the thread's last tick
+        if not self._clean():
+            LOG.error("DB writer stopped with %d records not written (%s)",
+                      len(self._retry) + len(self._pending), self._stats["last_error"])
+        return self._clean()
 
     def stats(self) -> dict:
+        """Pending items, batches handed to sinks, last error or None, last write time."""
         return {**self._stats, "pending": len(self._pending) + len(self._retry),
                 "unsaved": sorted(self._dirty)}
 
+    # -- the thread ------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop:
+        while not self._stopping:
             self._wake.wait(self.interval)
             self._wake.clear()
-            self._drain()
+            self._tick()
+        self._tick()
 
-    def _drain(self) -> None:
-        """Take everything pending (after any batch kept for retry) and write it."""
-        batch = self._retry
-        with self._cond:  # flush() reads both counts under this lock
-            while self._pending:
-                batch.append(self._pending.popleft())
-                self._put_count += 1
-        self._retry = self._write(batch) if batch or self._dirty else []
-        self._bound_retry()
-        with self._cond:
-            if not self._retry and not self._dirty:
-                self._done_count = self._put_count
-            self._cond.notify_all()
+    def _tick(self) -> None:
+        """Take everything pending (after what a sink refused before) and write it."""
+        with self._write_lock:
+            batch = self._take()
+            try:
+                if batch or self._dirty:
+                    self._retry = self._write(batch)
+            except Exception:  # a bug here must neither end the thread nor lose items
+                LOG.exception("DB writer: unexpected error")
+                self._retry = batch
+            with self._progress:
+                if not self._retry and not self._dirty:
+                    self._settled = self._taken
+                self._progress.notify_all()
+
+    def _clean(self) -> bool:
+        return not self._retry and not self._dirty and not self._pending
+
+    def _take(self) -> list[tuple[str, Any]]:
+        with self._progress:  # flush() reads _taken and len(_pending) together
+            n = len(self._pending)
+            batch = self._retry + [self._pending.popleft() for _ in range(n)]
+            self._taken += n
+        self._retry = []
+        return self._bounded(batch)
+
+    def _bounded(self, batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """Drop the oldest items beyond max_pending (a sink failing for a long time)."""
+        excess = len(batch) - self.max_pending
+        if excess <= 0:
+            return batch
+        self._stats["dropped"] += excess
+        LOG.error("DB writer dropped %d records, the oldest: more than %d were waiting "
+                  "(last error: %s)", excess, self.max_pending, self._stats["last_error"])
+        return batch[excess:]
 
     def _write(self, batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-        """Hand each kind its batch, then save each touched file; returns unsent items.
-
-        A sink that fails keeps its items for the next tick; a save that fails marks the
-        kind dirty and only the save is retried, so nothing is appended twice.
-        """
+        """Hand each kind its batch, then save each kind touched; returns refused ones."""
         started = time.perf_counter()
-        groups: dict[str, list] = {}
-        for kind, item in batch:
-            groups.setdefault(kind, []).append(item)
-        failed: list[tuple[str, Any]] = []
-        for kind, items in groups.items():
+        refused: list[tuple[str, Any]] = []
+        for kind, items in _grouped(batch).items():
             if self._call(kind, self._sinks[kind][0], items):
                 self._dirty.add(kind)
+                self._stats["batches"] += 1
             else:
-                failed.extend((kind, item) for item in items)
-        for kind in list(self._dirty):
-            flush = self._sinks[kind][1]
-            if flush is None or self._call(kind, flush):
+                refused.extend((kind, item) for item in items)
+        for kind in sorted(self._dirty):
+            save = self._sinks[kind][1]
+            if save is None or self._call(kind, save):
                 self._dirty.discard(kind)
-        self._stats["batches"] += 1
         self._stats["last_write_s"] = time.perf_counter() - started
-        if not failed and not self._dirty and self._last_logged_error:
-            LOG.warning("DB writes recovered after: %s", self._last_logged_error)
-            self._stats["last_error"] = self._last_logged_error = None
-        return failed
+        if not refused and not self._dirty:
+            self._recovered()
+        return refused
 
     def _call(self, kind: str, fn: Callable, *args) -> bool:
+        """Run a sink or save; on failure (disk full, permissions) note it and say so."""
         try:
             fn(*args)
-        except Exception as exc:  # disk full, permissions: keep it and retry
-            self._note_error(kind, exc)
+        except Exception as exc:
+            self._note_error(f"writing {kind} records failed: {exc}; keeping them and "
+                             "retrying")
             return False
         return True
 
-    def _note_error(self, kind: str, exc: Exception) -> None:
-        message = f"writing {kind} records failed: {exc}; will retry"
+    def _note_error(self, message: str) -> None:
+        """Log each distinct error once until writes succeed again."""
         self._stats["last_error"] = message
-        if message != self._last_logged_error:
+        if message not in self._logged:
+            self._logged.add(message)
             LOG.error(message)
-            self._last_logged_error = message
 
-    def _bound_retry(self) -> None:
-        excess = len(self._retry) - self.max_pending
-        if excess > 0:
-            del self._retry[:excess]
-            self._stats["dropped"] += excess
-            LOG.error("DB writer dropped %d oldest records (over %d pending)", excess,
-                      self.max_pending)
+    def _recovered(self) -> None:
+        if self._logged:
+            LOG.warning("DB writes recovered; everything queued is saved")
+        self._logged.clear()
+        self._stats["last_error"] = None
+
+
+def _grouped(batch: list[tuple[str, Any]]) -> dict[str, list]:
+    """Items by kind, each in the order put."""
+    groups: dict[str, list] = {}
+    for kind, item in batch:
+        groups.setdefault(kind, []).append(item)
+    return groups
