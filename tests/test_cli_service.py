@@ -283,3 +283,35 @@ def _readline(proc: subprocess.Popen, timeout: float) -> str:
 def test_python_dash_m_and_version(tmp_path):
     result = run_cli("--version", env=cli_env(tmp_path))
     assert result.returncode == 0 and result.stdout.startswith("dicomtui ")
+
+
+def test_write_failure_answers_a700_and_leaves_nothing(tmp_path):
+    """A disk that refuses writes (here: RLIMIT_FSIZE, the portable stand-in for a full
+    disk) gets 0xA700 with the reason, no partial file, and the service keeps running."""
+    import resource
+
+    def small_files_only():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    env = cli_env(tmp_path)
+    port = free_port()
+    data = tmp_path / "d"
+    proc = subprocess.Popen([sys.executable, "-m", "dicomtui", "serve", "--data-dir",
+                             str(data), "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, preexec_fn=small_files_only, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        from conftest import wait_for_echo
+        wait_for_echo(port)
+        (reply,) = send(port, [fresh_ct()])  # ~40 kB: over the limit
+        assert reply.Status == 0xA700
+        assert "write failed" in str(reply.ErrorComment)
+        storage = data / "storage"
+        assert stored_files(storage) == [] and not list(storage.rglob("*.tmp"))
+        status = json.loads(run_cli("status", "--json", "--data-dir", str(data),
+                                    env=env).stdout)
+        assert status["state"] == "running" and status["counters"]["failed"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
