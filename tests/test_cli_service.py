@@ -315,3 +315,12 @@ def test_write_failure_answers_a700_and_leaves_nothing(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_unreadable_db_file_is_one_clear_line(tmp_path):
+    """A DB file that is a directory stands in for one we may not read (tests run as root)."""
+    data = tmp_path / "d"
+    (data / "dicomtui.json").mkdir(parents=True)
+    result = run_cli("config", "--data-dir", str(data), env=cli_env(tmp_path))
+    assert result.returncode == 1
+    assert "cannot open" in result.stderr and "Traceback" not in result.stderr

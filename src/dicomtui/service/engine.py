@@ -73,6 +73,11 @@ class Engine:
             raise EngineError(str(exc)) from None
         try:
             self._open_files()
+        except OSError as exc:  # e.g. a DB file root owns: say which, never a traceback
+            self._lock.release()
+            raise EngineError(f"cannot open {exc.filename or self.data_dir}: "
+                              f"{exc.strerror or exc}; check its owner and "
+                              "permissions") from None
         except BaseException:
             self._lock.release()
             raise
