@@ -11,7 +11,7 @@ import pytest
 
 from dicomtui.backend.base import BackendError, InvalidRequest
 from dicomtui.backend.local import LocalBackend
-from dicomtui.backend.models import TransactionFilter
+from dicomtui.models import TransactionFilter
 from dicomtui.backend.remote import RemoteBackend, probe
 from dicomtui.control.server import ControlServer
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-CORE = ["dicomtui.service.engine", "dicomtui.service.runner", "dicomtui.service.sender",
+CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sender",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.backend.local", "dicomtui.backend.remote", "dicomtui.control.server",
         "dicomtui.cli"]
@@ -31,3 +31,18 @@ def test_core_never_imports_textual(module):
 @pytest.mark.parametrize("module", PURE)
 def test_pure_layers_never_import_pynetdicom(module):
     assert "pynetdicom" not in _loaded_after_import(module)
+
+
+ENGINE = ["dicomtui.service.engine", "dicomtui.service.sender", "dicomtui.db.txlog",
+          "dicomtui.dicom.identify"]
+
+
+@pytest.mark.parametrize("module", ENGINE)
+def test_engine_layers_never_import_front_ends(module):
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    upward = [m for m in out if m.startswith(("dicomtui.backend", "dicomtui.control",
+                                              "dicomtui.cli", "dicomtui.commands",
+                                              "dicomtui.daemon"))]
+    assert upward == []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dicomtui import views
 from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.backend.models import TransactionFilter, to_dict
+from dicomtui.models import TransactionFilter, to_dict
 from dicomtui.locations import socket_path
 from dicomtui.settings import resolve
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def cmd_serve(args) -> int:
     from dicomtui.cli import setup_logging
     from dicomtui.service.engine import EngineError
-    from dicomtui.service.runner import serve
+    from dicomtui.daemon import serve
 
     resolve(args.settings)  # refuse bad options before touching the data dir
     setup_logging(args.log_level)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import humanize
 
-from dicomtui.backend.models import SettingValue, StatusSnapshot
+from dicomtui.models import SettingValue, StatusSnapshot
 
 
 def size(n: int) -> str:

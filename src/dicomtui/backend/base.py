@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dicomtui.backend.models import (EventBatch, SettingValue, StatusSnapshot,
+from dicomtui.models import (EventBatch, SettingValue, StatusSnapshot,
                                      TransactionFilter)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.backend.models import (EventBatch, SettingValue, StatusSnapshot,
+from dicomtui.models import (EventBatch, SettingValue, StatusSnapshot,
                                      TransactionFilter)
 from dicomtui.service.engine import Engine, EngineError
 from dicomtui.settings import SettingError

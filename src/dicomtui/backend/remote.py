@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.backend.models import (EventBatch, SettingValue, StatusSnapshot,
+from dicomtui.models import (EventBatch, SettingValue, StatusSnapshot,
                                      TransactionFilter, from_dict, to_dict)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.backend.models import TransactionFilter, from_dict, to_dict
+from dicomtui.models import TransactionFilter, from_dict, to_dict
 
 LOG = logging.getLogger("dicomtui.control")
 

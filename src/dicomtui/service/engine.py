@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Mapping
 
 from dicomtui import __version__
-from dicomtui.backend.models import AssociationInfo, Counters, Listener, StatusSnapshot
+from dicomtui.models import AssociationInfo, Counters, Listener, StatusSnapshot
 from dicomtui.db.storage import flush_database, open_database
 from dicomtui.db.txlog import TransactionLog
 from dicomtui.db.writer import DBWriter

@@ -12,7 +12,7 @@ from collections import deque
 from itertools import islice
 from datetime import datetime, timezone
 
-from dicomtui.backend.models import Event, EventBatch
+from dicomtui.models import Event, EventBatch
 
 
 def now_iso() -> str:

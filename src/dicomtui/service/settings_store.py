@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dicomtui.backend.models import SettingValue
+from dicomtui.models import SettingValue
 from dicomtui.settings import (SPEC_BY_NAME, SPECS, Resolved, SettingError, display_value,
                                parse_value, resolve)
 

@@ -1,4 +1,8 @@
-"""The plain shapes every front end sees; they serialize to JSON for the control API."""
+"""The plain shapes the engine produces and every front end sees (JSON-ready).
+
+They sit below every layer so the engine can build them without importing the Backend
+layer above it; `to_dict`/`from_dict` carry them over the control API.
+"""
 
 from __future__ import annotations
 
