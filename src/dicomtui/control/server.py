@@ -1,193 +1,372 @@
-"""The control API: the Backend as JSON over HTTP on a unix socket (mode 0600).
+"""The control API: any Backend as JSON over HTTP/1.1 on a unix socket born 0600.
 
-Only the service's user and root may control the receiver, so the socket is born 0600:
-it is bound inside a fresh 0700 directory and renamed into place, leaving no window in
-which another user could connect.
+Only the service's user and root may control the receiver, so the socket's mode must never
+be wider than 0600, not even for an instant. It is bound inside a fresh 0700 directory
+(nobody else can reach it there), chmod'ed 0600 and set listening, then hard-linked to its
+real name; the link fails rather than clobber a socket that appeared meanwhile. No umask
+juggling: umask is process-wide and would race files other threads create.
+
+A new Backend method is one new line in ROUTES.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import socket
 import socketserver
+import stat
+import sys
 import tempfile
 import threading
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from dicomtui.backend.base import BackendError, InvalidRequest
 from dicomtui.models import TransactionFilter, from_dict, to_dict
 
 LOG = logging.getLogger("dicomtui.control")
 
-
-def _status(backend, _q, _b):
-    return to_dict(backend.status())
-
-
-def _events(backend, q, _b):
-    return to_dict(backend.events(int(q.get("after", 0)), int(q.get("limit", 1000))))
+MAX_BODY = 1 << 20  # bytes; requests are small JSON documents
+IDLE_TIMEOUT = 60.0  # seconds an idle keep-alive connection may hold a thread
+MAX_MESSAGE = 500  # characters of an error message sent back
 
 
-def _transactions(backend, _q, body):
-    return {"transactions": backend.transactions(from_dict(TransactionFilter, body or {}))}
+class _HTTPError(Exception):
+    """A request the router itself refuses (unknown route, unusable body)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def _settings(backend, _q, _b):
-    return {"settings": to_dict(backend.settings())}
+@dataclass
+class Request:
+    """What a route sees: query arguments, path parameters and the JSON body."""
+
+    query: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+    def int_arg(self, name: str, default: int) -> int:
+        """A query argument as an int; a bad one is the caller's mistake (400)."""
+        raw = self.query.get(name)
+        try:
+            return default if raw is None else int(raw)
+        except ValueError:
+            raise InvalidRequest(f"{name}: not an integer: {raw!r}") from None
+
+    def obj(self) -> dict:
+        """The body as a JSON object ({} when there is none)."""
+        if self.body is None:
+            return {}
+        if not isinstance(self.body, dict):
+            raise InvalidRequest("request body must be a JSON object")
+        return self.body
+
+    def text(self, key: str) -> str:
+        """A required string member of the body."""
+        value = self.obj().get(key)
+        if not isinstance(value, str):
+            raise InvalidRequest(f'request body needs "{key}" as a string')
+        return value
+
+    def shape(self, cls: type) -> Any:
+        """The body rebuilt as dataclass `cls`."""
+        try:
+            return from_dict(cls, self.obj())
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"request body is not a {cls.__name__}: {exc}") from None
 
 
-ROUTES = {
-    ("GET", "/status"): _status,
-    ("POST", "/start"): lambda b, q, body: to_dict(b.start()),
-    ("POST", "/stop"): lambda b, q, body: to_dict(b.stop()),
-    ("POST", "/restart"): lambda b, q, body: to_dict(b.restart()),
-    ("GET", "/events"): _events,
-    ("POST", "/transactions"): _transactions,
-    ("GET", "/settings"): _settings,
-}
-PREFIX_ROUTES = {
-    ("PUT", "/settings/"): lambda b, name, body: to_dict(
-        b.set_setting(name, (body or {}).get("value"))),
-    ("DELETE", "/settings/"): lambda b, name, body: to_dict(b.unset_setting(name)),
-}
+Route = Callable[[Any, Request], Any]
+
+ROUTES: list[tuple[str, str, Route]] = [
+    ("GET", "/status", lambda b, r: to_dict(b.status())),
+    ("POST", "/start", lambda b, r: to_dict(b.start())),
+    ("POST", "/stop", lambda b, r: to_dict(b.stop())),
+    ("POST", "/restart", lambda b, r: to_dict(b.restart())),
+    ("GET", "/events", lambda b, r: to_dict(
+        b.events(r.int_arg("after", 0), r.int_arg("limit", 1000)))),
+    ("POST", "/transactions", lambda b, r: {
+        "transactions": b.transactions(r.shape(TransactionFilter))}),
+    ("GET", "/settings", lambda b, r: {"settings": to_dict(b.settings())}),
+    ("PUT", "/settings/{name}", lambda b, r: to_dict(
+        b.set_setting(r.params["name"], r.text("value")))),
+    ("DELETE", "/settings/{name}", lambda b, r: to_dict(b.unset_setting(r.params["name"]))),
+]
+
+
+def _match(pattern: str, segments: list[str]) -> dict[str, str] | None:
+    """Path parameters if `segments` fit `pattern` ("{x}" takes one segment), else None."""
+    parts = pattern.split("/")
+    if len(parts) != len(segments):
+        return None
+    params = {}
+    for part, segment in zip(parts, segments):
+        if part.startswith("{") and part.endswith("}"):
+            params[part[1:-1]] = unquote(segment)
+        elif part != segment:
+            return None
+    return params
+
+
+def _find(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    """The route for `method path` and its path parameters; 404 if none."""
+    segments = path.split("/")
+    for verb, pattern, route in ROUTES:
+        params = _match(pattern, segments) if verb == method else None
+        if params is not None:
+            return route, params
+    raise _HTTPError(404, f"no such endpoint: {method} {path}")
+
+
+def _parse(raw: bytes) -> Any:
+    """The JSON body (None when empty); bad JSON is a 400."""
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"request body is not JSON: {exc}") from None
+
+
+def _dispatch(backend, method: str, target: str, raw: bytes) -> bytes:
+    """Run the route for one request and encode its answer."""
+    url = urlsplit(target)
+    route, params = _find(method, url.path)
+    query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    payload = route(backend, Request(query, params, _parse(raw)))
+    return json.dumps(payload).encode()
+
+
+def _one_line(text: str, fallback: str) -> str:
+    """The first non-blank line of `text`, bounded, for an error answer."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else fallback)[:MAX_MESSAGE]
+
+
+def _error(kind: str, message: str) -> bytes:
+    return json.dumps({"error": message, "kind": kind}).encode()
+
+
+def _answer(backend, method: str, target: str,
+            read_body: Callable[[], bytes]) -> tuple[int, bytes]:
+    """(HTTP status, JSON body) for one request; every failure becomes a one-line error."""
+    try:
+        return 200, _dispatch(backend, method, target, read_body())
+    except InvalidRequest as exc:
+        return 400, _error("invalid", _one_line(str(exc), "invalid request"))
+    except BackendError as exc:
+        return 409, _error("backend", _one_line(str(exc), "refused by the service"))
+    except _HTTPError as exc:
+        return exc.code, _error("invalid", _one_line(str(exc), HTTPStatus(exc.code).phrase))
+    except Exception as exc:  # noqa: BLE001 - the service must keep answering
+        LOG.exception("control API: %s %s failed", method, target)
+        text = _one_line(f"{type(exc).__name__}: {exc}", type(exc).__name__)
+        return 500, _error("internal", f"internal error in the service: {text}")
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler: reads the body, lets `_answer` do the rest."""
+
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT
     server: "_UnixHTTPServer"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self._dispatch("GET")
+    def _serve(self) -> None:
+        code, data = _answer(self.server.backend, self.command, self.path, self._body)
+        self._send(code, data)
 
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+    def _body(self) -> bytes:
+        """The request body; a missing, huge or broken one also ends the connection."""
         try:
-            body = self._body()
-            self._reply(200, self._route(method, url.path, query, body))
-        except InvalidRequest as exc:
-            self._error(400, "invalid", str(exc))
-        except BackendError as exc:
-            self._error(409, "backend", str(exc))
-        except LookupError as exc:
-            self._error(404, "invalid", str(exc))
-        except Exception as exc:
-            LOG.exception("control API %s %s failed", method, url.path)
-            self._error(500, "internal", f"{type(exc).__name__}: {exc}")
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if "Transfer-Encoding" in self.headers or not 0 <= length <= MAX_BODY:
+            self.close_connection = True
+            raise _HTTPError(400 if length <= MAX_BODY else 413,
+                             f"need a Content-Length of at most {MAX_BODY} bytes")
+        return self._read(length)
 
-    def _route(self, method: str, path: str, query: dict, body):
-        backend = self.server.backend
-        handler = ROUTES.get((method, path))
-        if handler is not None:
-            return handler(backend, query, body)
-        for (verb, prefix), handler in PREFIX_ROUTES.items():
-            if verb == method and path.startswith(prefix) and len(path) > len(prefix):
-                return handler(backend, path[len(prefix):], body)
-        raise LookupError(f"no such endpoint: {method} {path}")
-
-    def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if not length:
-            return None
+    def _read(self, length: int) -> bytes:
         try:
-            return json.loads(self.rfile.read(length))
-        except ValueError as exc:
-            raise InvalidRequest(f"request body is not JSON: {exc}") from None
+            return self.rfile.read(length)
+        except OSError as exc:
+            self.close_connection = True
+            raise _HTTPError(400, f"request body incomplete: {exc}") from None
 
-    def _reply(self, code: int, payload) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, code: int, data: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, code: int, kind: str, message: str) -> None:
-        self._reply(code, {"error": message.splitlines()[0] if message else kind,
-                           "kind": kind})
+    def send_error(self, code: int, message: str | None = None, explain=None) -> None:
+        """Protocol-level errors (bad request line, unknown method) answer in JSON too."""
+        self.close_connection = True
+        self._send(code, _error("invalid", message or HTTPStatus(code).phrase))
 
     def address_string(self) -> str:
-        return "unix-socket"
+        return "control-socket"  # unix peers have no address
 
     def log_message(self, fmt: str, *args) -> None:
         LOG.debug("control: " + fmt, *args)
 
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    allow_reuse_address = False
+    """A thread per connection; remembers open connections so stop() can cut them."""
 
-    def __init__(self, path: str, backend) -> None:
+    daemon_threads = True
+
+    def __init__(self, backend) -> None:
+        super().__init__("", _Handler, bind_and_activate=False)
         self.backend = backend
-        super().__init__(path, _Handler, bind_and_activate=False)
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def process_request(self, request, client_address) -> None:
+        with self._lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        """End keep-alive connections, so nobody is served after stop()."""
+        with self._lock:
+            still_open = list(self._open)
+        for request in still_open:
+            with contextlib.suppress(OSError):
+                request.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away is routine; anything else is logged, never printed."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            LOG.debug("control: connection ended early", exc_info=True)
+        else:
+            LOG.exception("control: connection failed")
 
 
 class ControlServer:
-    """Serves a Backend on `socket_path` from a daemon thread."""
+    """Serves a Backend on `socket_path` from a daemon thread, one thread per connection."""
 
     def __init__(self, backend, socket_path: Path) -> None:
         self.backend = backend
         self.path = Path(socket_path)
         self._server: _UnixHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._identity: tuple[int, int] | None = None
 
     def start(self) -> None:
-        self._clear_stale()
-        server = _UnixHTTPServer(str(self.path), self.backend)
-        _bind_private(server, self.path)
-        server.server_activate()
+        """Bind (replacing a stale socket, refusing a live one) and start serving."""
+        if self._server is not None:
+            raise RuntimeError(f"control server on {self.path} is already running")
+        _remove_stale(self.path)
+        server = _UnixHTTPServer(self.backend)
+        try:
+            self._identity = _bind_private(server, self.path)
+        except BaseException:
+            server.server_close()
+            raise
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={
-            "poll_interval": 0.2}, name="dicomtui-control", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.2,),
+                                        name="dicomtui-control", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        self.path.unlink(missing_ok=True)
-
-    def _clear_stale(self) -> None:
-        if not self.path.exists() and not self.path.is_symlink():
+        """Stop serving, end open connections, remove our socket file; safe to repeat."""
+        server, self._server = self._server, None
+        if server is None:
             return
-        if _answers(self.path):
-            raise RuntimeError(f"another dicomtui service is answering on {self.path}")
-        self.path.unlink()
+        self._remove_own_socket()
+        with contextlib.suppress(OSError):  # refuse new clients, wake serve_forever now
+            server.socket.shutdown(socket.SHUT_RDWR)
+        server.shutdown()
+        server.server_close()
+        server.cut_connections()
+        self._thread.join()
+
+    def _remove_own_socket(self) -> None:
+        """Unlink the socket file only if it is still the one we created."""
+        with contextlib.suppress(FileNotFoundError):
+            st = self.path.lstat()
+            if (st.st_dev, st.st_ino) == self._identity:
+                self.path.unlink()
 
 
-def _bind_private(server: socketserver.UnixStreamServer, target: Path) -> None:
-    """Bind in a fresh 0700 directory, make the socket 0600, then move it into place."""
-    private = tempfile.mkdtemp(prefix=".dicomtui-sock-", dir=target.parent)
+def _bind_private(server: socketserver.UnixStreamServer, target: Path) -> tuple[int, int]:
+    """Bind and listen in a fresh 0700 dir, chmod 0600, link to `target`; (dev, inode)."""
+    private = tempfile.mkdtemp(prefix=".s", dir=target.parent)
     try:
-        temp_path = os.path.join(private, "s")
-        server.socket.bind(temp_path)
-        os.chmod(temp_path, 0o600)
-        os.replace(temp_path, target)
+        temp = os.path.join(private, "s")
+        _bind(server.socket, temp)
+        os.chmod(temp, 0o600)
+        server.server_activate()  # listening before it is reachable: never looks stale
+        _link(temp, target)
         server.server_address = str(target)
+        st = target.lstat()
+        return st.st_dev, st.st_ino
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
+def _bind(sock: socket.socket, path: str) -> None:
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        hint = " (unix socket paths are limited to ~100 bytes)" if len(path) > 100 else ""
+        raise RuntimeError(f"cannot create the control socket {path}: {exc}{hint}") from None
+
+
+def _link(temp: str, target: Path) -> None:
+    """Give the socket its real name; a link never replaces what appeared meanwhile."""
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        _remove_stale(target)  # raises if someone is answering there now
+        os.link(temp, target)
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove a socket nobody answers on (a crashed service's); refuse anything else."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise RuntimeError(f"{path} exists and is not a socket; move it away")
+    if _answers(path):
+        raise RuntimeError(f"another dicomtui service is answering on {path}")
+    path.unlink(missing_ok=True)
+
+
 def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
+    """True if a process listens on `path`; a full backlog (timeout) counts as alive."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
         try:
-            probe.connect(str(path))
-        except OSError:
+            sock.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
             return False
+        except TimeoutError:
+            return True
+        except OSError as exc:
+            raise RuntimeError(f"cannot tell whether {path} is in use: {exc}") from None
     return True
