@@ -222,3 +222,33 @@ def test_queries_while_the_writer_thread_appends(tmp_path):
     writer.stop()
     assert errors == [] and seen
     assert log.count() == 2000 and shard_sizes(tmp_path) == [100] * 20
+
+
+def test_before_id_pages_backwards_across_shards_without_gaps(tmp_path):
+    log = TransactionLog(tmp_path, shard_size=50)
+    log.append_many([rec(i) for i in range(175)])
+    log.flush()
+    seen, before = [], None
+    while page := log.query(limit=40, before_id=before):
+        seen += [r["id"] for r in page]
+        before = page[-1]["id"]
+    assert seen == list(range(175, 0, -1))
+
+
+def test_before_id_combines_with_filters(tmp_path):
+    log = TransactionLog(tmp_path, shard_size=50)
+    log.append_many([rec(i, calling_ae="MR1" if i % 2 else "CT1") for i in range(120)])
+    page = log.query(ae="MR1", before_id=100, limit=5)
+    assert [r["id"] for r in page] == [98, 96, 94, 92, 90]
+    assert {r["calling_ae"] for r in page} == {"MR1"}
+
+
+def test_text_matches_any_field_in_any_case_and_status_in_hex(tmp_path):
+    log = TransactionLog(tmp_path)
+    log.append_many([rec(1, reason="Storage quota reached", status=0xA700, outcome="failed"),
+                     rec(2, patient_id="PAT-77"), rec(3)])
+    assert [r["n"] for r in log.query(text="QUOTA")] == [1]
+    assert [r["n"] for r in log.query(text="pat-7")] == [2]
+    assert [r["n"] for r in log.query(text="0xa700")] == [1]
+    assert [r["n"] for r in log.query(text="  ")] == [3, 2, 1]
+    assert log.query(text="nowhere") == []

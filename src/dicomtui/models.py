@@ -116,6 +116,8 @@ class TransactionFilter:
     ae: str | None = None
     since: str | None = None  # ISO 8601
     after_id: int | None = None
+    before_id: int | None = None  # page backwards: the newest records older than this
+    text: str | None = None  # case-insensitive substring of any field
     limit: int = 200
 
 

@@ -84,6 +84,8 @@ SPECS: tuple[Spec, ...] = (
          "must be a number >= 0", lambda v: v >= 0, restart=False),
     Spec("log_instances", bool, True, "one transaction record per stored instance",
          restart=False),
+    Spec("autostart", bool, True, "the console starts the receiver when it opens "
+         "(off: start it with s)", restart=False),
 )
 SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
 

@@ -49,7 +49,8 @@ class LocalBackend:
             since = since.astimezone()
         return self.engine.txlog.query(
             types=flt.types, outcomes=flt.outcomes, statuses=flt.statuses, ae=flt.ae,
-            since=since, after_id=flt.after_id, limit=flt.limit)
+            since=since, after_id=flt.after_id, before_id=flt.before_id, text=flt.text,
+            limit=flt.limit)
 
     def settings(self) -> list[SettingValue]:
         return self.engine.setting_values()

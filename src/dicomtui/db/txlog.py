@@ -63,13 +63,14 @@ class Filter:
     statuses: frozenset | None
     ae: str | None
     since: datetime | None
+    text: str | None = None  # lower case
 
     @classmethod
-    def build(cls, types, outcomes, statuses, ae, since) -> Filter:
+    def build(cls, types, outcomes, statuses, ae, since, text=None) -> Filter:
         if since is not None and since.tzinfo is None:
             since = since.astimezone()  # naive: the local time, as a person types it
         return cls(_set(types), _set(outcomes), _set(statuses), _ae(ae) if ae else None,
-                   since)
+                   since, text.strip().lower() if text and text.strip() else None)
 
     def matches(self, r: dict) -> bool:
         if self.types is not None and r.get("type") not in self.types:
@@ -81,7 +82,9 @@ class Filter:
         if self.ae is not None and self.ae not in (_ae(r.get("calling_ae")),
                                                    _ae(r.get("called_ae"))):
             return False
-        return self.since is None or _after_or_at(_time_of(r), self.since)
+        if self.since is not None and not _after_or_at(_time_of(r), self.since):
+            return False
+        return self.text is None or _contains(r, self.text)
 
     def may_match(self, s: Summary) -> bool:
         """False when the summary proves no record in the shard matches."""
@@ -107,6 +110,18 @@ def _time_of(record: dict) -> datetime | None:
     except (KeyError, AttributeError, TypeError, ValueError):
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def _contains(record: dict, text: str) -> bool:
+    """True when any field's value (a status also as 0xNNNN) holds `text`, any case."""
+    for key, value in record.items():
+        if value is None or isinstance(value, bool):
+            continue
+        if text in str(value).lower():
+            return True
+        if key == "status" and isinstance(value, int) and text in f"0x{value:04x}":
+            return True
+    return False
 
 
 def _after_or_at(when: datetime | None, since: datetime) -> bool:
@@ -261,13 +276,14 @@ class TransactionLog:
 
     # -- reading (any thread) ----------------------------------------------------------
     def query(self, *, types=None, outcomes=None, statuses=None, ae=None, since=None,
-              after_id=None, limit: int = 200) -> list[dict]:
+              after_id=None, before_id=None, text=None, limit: int = 200) -> list[dict]:
         """Matching records, newest first; with `after_id`, the oldest ones after it.
 
         `types`/`outcomes`/`statuses` match any of their values, `ae` the calling or
-        called AE (any case), `since` an aware datetime (naive means local time).
+        called AE (any case), `since` an aware datetime (naive means local time),
+        `before_id` pages backwards (ids below it), `text` any field's value (any case).
         """
-        flt = Filter.build(types, outcomes, statuses, ae, since)
+        flt = Filter.build(types, outcomes, statuses, ae, since, text)
         if limit <= 0:
             return []
         with self._lock:
@@ -275,22 +291,26 @@ class TransactionLog:
             closed = self._closed[:]
             unsaved = {n: s.records for n, s in self._unsaved.items()}
         if after_id is None:
-            found = self._newest(flt, current, closed, unsaved, limit)
+            found = self._newest(flt, current, closed, unsaved, limit, before_id)
         else:
             found = self._after(flt, after_id, current, closed, unsaved, limit)
         return [dict(r) for r in found]
 
-    def _newest(self, flt: Filter, current, closed, unsaved, limit) -> list[dict]:
+    def _newest(self, flt: Filter, current, closed, unsaved, limit,
+                before_id: int | None = None) -> list[dict]:
         found: list[dict] = []
-        for records in self._newest_shards(flt, current, closed, unsaved):
-            for record in reversed(records):
+        for records in self._newest_shards(flt, current, closed, unsaved, before_id):
+            end = len(records) if before_id is None else bisect.bisect_left(
+                records, before_id, key=_id)
+            for index in range(end - 1, -1, -1):
+                record = records[index]
                 if flt.matches(record):
                     found.append(record)
                     if len(found) >= limit:
                         return found
         return found
 
-    def _newest_shards(self, flt: Filter, current, closed, unsaved):
+    def _newest_shards(self, flt: Filter, current, closed, unsaved, before_id=None):
         """Record lists newest shard first, skipping shards the summary rules out.
 
         Records are appended in time order, so a shard whose newest record is before
@@ -303,6 +323,8 @@ class TransactionLog:
                 continue
             if flt.before_since(summary):
                 return
+            if before_id is not None and summary.first_id >= before_id:
+                continue
             if flt.may_match(summary):
                 yield self._records(number, unsaved)
 
