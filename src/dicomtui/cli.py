@@ -44,11 +44,15 @@ def _receiver_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dicomtui", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="A DICOM receiver (SCP) with an operations console in the terminal.",
+        description="A DICOM receiver (SCP) with an operations console in the terminal.\n"
+                    "Without a COMMAND: the console (attaches to a running `dicomtui "
+                    "serve`,\nelse runs the receiver itself until you quit).",
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"dicomtui {__version__}")
     _common(parser)
     _receiver_options(parser)
+    parser.add_argument("--no-start", action="store_true",
+                        help="console: open without starting the receiver (press s)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (helptext, configure) in commands.REGISTRY.items():
         child = sub.add_parser(name, help=helptext, description=helptext,

@@ -87,11 +87,41 @@ REGISTRY = {
 
 # -- dispatch ----------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    if args.command is None:
-        print("dicomtui: the console is not available yet; run the receiver with "
-              "`dicomtui serve` (see `dicomtui --help`)", file=sys.stderr)
-        return 1
-    return globals()[f"cmd_{args.command}"](args)
+    return globals()[f"cmd_{args.command or 'console'}"](args)
+
+
+def cmd_console(args) -> int:
+    """The console: attached to a running service, else the engine in this process."""
+    from dicomtui.tui.app import make_app
+    resolve(args.settings)  # refuse bad options before the screen opens
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise UsageError("the console needs a terminal; for a headless receiver run "
+                         "`dicomtui serve` (see `dicomtui --help`)")
+    app = make_app(lambda: console_backend(args), no_start=args.no_start)
+    app.run()
+    return 0
+
+
+def console_backend(args):
+    """The Backend the console uses: the service when one answers, else a local engine.
+
+    Runs on a worker thread of the console; failures become BackendError for the screen.
+    """
+    from dicomtui.backend.remote import probe
+    remote = probe(socket_path(args.data_dir))
+    if remote is not None:
+        if args.settings:
+            remote.notice = (f"attached to the running service: {', '.join(sorted(args.settings))}"
+                             " given here are ignored (change them on screen 9)")
+        return remote
+    from dicomtui.backend.local import LocalBackend
+    from dicomtui.service.engine import Engine, EngineError
+    engine = Engine(args.data_dir, args.settings)
+    try:
+        engine.open()
+    except EngineError as exc:
+        raise BackendError(str(exc)) from None
+    return LocalBackend(engine, mode="local")
 
 
 def cmd_serve(args) -> int:

@@ -1,0 +1,329 @@
+"""The console app: connects through a Backend, polls it from a thread, renders batches.
+
+Nothing here waits on the engine or the network on the UI thread: every Backend call
+runs in a thread worker and comes back as one message (see messages.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import deque
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+
+from dicomtui.backend.base import BackendError
+from dicomtui.models import Event, TransactionFilter
+from dicomtui.tui import messages as msg
+from dicomtui.tui.dialogs import Confirm, HelpScreen
+from dicomtui.tui.rates import RateHistory
+from dicomtui.tui.screens.log import LogScreen
+from dicomtui.tui.screens.settings import SettingsScreen
+from dicomtui.tui.screens.status import StatusScreen
+
+Connector = Callable[[], object]
+LOG_EVENTS_KEPT = 2000
+
+
+def styles_dir() -> Path:
+    """styles/ inside the installed package, or at the top of a source checkout."""
+    packaged = Path(__file__).resolve().parent.parent / "styles"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "styles"
+
+
+def _wall_clock() -> datetime:
+    return datetime.now().astimezone()
+
+
+class DicomTUI(App):
+    """Status, Log and Settings of one receiver, local or attached to a service."""
+
+    TITLE = "dicomtui"
+    CSS_PATH = [styles_dir() / name for name in
+                ("app.tcss", "status.tcss", "log.tcss", "settings.tcss")]
+    MODES = {"status": StatusScreen, "log": LogScreen, "settings": SettingsScreen}
+    DEFAULT_MODE = "status"
+    SCREENS_GROUP = Binding.Group("Screen", compact=True)
+    BINDINGS = [
+        Binding("s", "start_stop", "Start/stop", id="receiver.start_stop",
+                tooltip="start the receiver, or stop it (asks while associations run)"),
+        Binding("r", "restart", "Restart", id="receiver.restart",
+                tooltip="restart the receiver (applies settings that need it)"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help",
+                tooltip="every key of this screen"),
+        Binding("q", "quit", "Quit", id="quit",
+                tooltip="leave the console (local: stops the receiver cleanly)"),
+        Binding("1", "show('status')", "Status", id="screen.status", group=SCREENS_GROUP,
+                tooltip="state, associations, counters, rate, storage, last errors"),
+        Binding("2", "show('log')", "Log", id="screen.log", group=SCREENS_GROUP,
+                tooltip="the transaction log and the application log"),
+        Binding("9", "show('settings')", "Settings", id="screen.settings",
+                group=SCREENS_GROUP, tooltip="effective settings, their source; edit them"),
+    ]
+
+    def __init__(self, connector: Connector, *, no_start: bool = False,
+                 clock: Callable[[], datetime] = _wall_clock,
+                 poll_interval: float = 0.4) -> None:
+        super().__init__()
+        self._connector, self.no_start, self.clock = connector, no_start, clock
+        self.poll_interval = poll_interval
+        self.backend = None
+        self.snapshot = None
+        self.problem = ""
+        self.unreachable = False
+        self.rates = RateHistory()
+        self.log_events: deque[Event] = deque(maxlen=LOG_EVENTS_KEPT)
+        self.log_screen: LogScreen | None = None
+        self._seq = 0
+        self._quitting = False
+
+    # -- lifecycle --------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self._connect(self._connector)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(sig, self._on_signal)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests) or no such signal here
+
+    def _on_signal(self) -> None:
+        self.call_later(self.action_quit)
+
+    @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
+    def _connect(self, connector: Connector) -> None:
+        try:
+            backend = connector()
+        except BackendError as exc:
+            self.post_message(msg.ConnectFailed(str(exc)))
+            return
+        self.post_message(msg.Connected(backend, self._autostart(backend)))
+
+    def _autostart(self, backend) -> str:
+        """Start a local receiver unless told not to; the reason when it cannot."""
+        if backend.mode != "local" or self.no_start:
+            return ""
+        try:
+            wanted = {v.name: v.value for v in backend.settings()}.get("autostart", True)
+            if wanted:
+                backend.start()
+        except BackendError as exc:
+            return str(exc)
+        return ""
+
+    @on(msg.Connected)
+    def _connected(self, message: msg.Connected) -> None:
+        self.backend, self.problem = message.backend, ""
+        notice = getattr(message.backend, "notice", "")
+        if notice:
+            self.notify(notice, severity="warning", timeout=15)
+        if message.start_error:
+            self.notify(message.start_error, title="receiver not started",
+                        severity="error", timeout=15)
+        self.poll()
+        self._refresh_screens()
+
+    @on(msg.ConnectFailed)
+    def _connect_failed(self, message: msg.ConnectFailed) -> None:
+        self.problem = message.reason
+        self.notify(message.reason, title="cannot open the receiver", severity="error",
+                    timeout=20)
+        self._refresh_screens()
+
+    def action_quit(self) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        if self.backend is None:
+            self.exit()
+            return
+        if self.backend.mode == "local":
+            self.notify("stopping the receiver: in-flight stores finish first",
+                        timeout=30)
+        self._close(self.backend)
+
+    @work(thread=True, group="close", exit_on_error=False)
+    def _close(self, backend) -> None:
+        try:
+            backend.close()
+        finally:
+            self.post_message(msg.Closed())
+
+    @on(msg.Closed)
+    def _on_closed(self) -> None:
+        self.backend = None
+        self.exit()
+
+    def on_unmount(self) -> None:
+        """Whatever ended the app, a local receiver stops cleanly and the DB is flushed."""
+        if self.backend is not None:
+            backend, self.backend = self.backend, None
+            backend.close()
+
+    # -- polling: poll -> render -> reschedule ----------------------------------------
+    def poll(self) -> None:
+        if self.backend is None or self._quitting:
+            return
+        tail = self.log_screen.tail_request() if self.log_screen else None
+        self._poll(self.backend, self._seq, tail)
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def _poll(self, backend, seq: int, tail) -> None:
+        try:
+            snapshot = backend.status()
+            batch = backend.events(after=seq, limit=LOG_EVENTS_KEPT)
+            rows, cursor = (None, None) if tail is None else fetch_tail(backend, *tail)
+        except Exception as exc:  # a dead service or a bug: shown, and polling goes on
+            self.post_message(msg.PollFailed(_reason(exc)))
+            return
+        self.post_message(msg.Polled(snapshot, batch, rows, cursor,
+                                     tail[0] if tail else None))
+
+    @on(msg.Polled)
+    def _polled(self, message: msg.Polled) -> None:
+        self.set_timer(self.poll_interval, self.poll)
+        if self.unreachable:
+            self.notify("the service answers again", timeout=5)
+        self.snapshot, self.unreachable, self.problem = message.snapshot, False, ""
+        self.rates.add(time.monotonic(), message.snapshot.counters.received)
+        self._take_events(message.batch)
+        if self.log_screen is not None and message.tail is not None:
+            self.log_screen.add_tail(message.tail, message.tail_cursor, message.tail_filter)
+        self._refresh_screens()
+
+    @on(msg.PollFailed)
+    def _poll_failed(self, message: msg.PollFailed) -> None:
+        self.set_timer(max(1.0, self.poll_interval), self.poll)
+        if not self.unreachable:
+            self.notify(message.reason, title="lost the receiver", severity="error",
+                        timeout=10)
+        self.unreachable, self.problem = True, message.reason
+        self._refresh_screens()
+
+    def _take_events(self, batch) -> None:
+        self._seq = batch.seq
+        fresh = [e for e in batch.events if e.kind in ("log", "state")]
+        self.log_events.extend(fresh)
+        if self.log_screen is not None and fresh:
+            self.log_screen.add_app_log(fresh)
+
+    def _refresh_screens(self) -> None:
+        for screen in self.screen_stack:
+            if hasattr(screen, "refresh_view"):
+                screen.refresh_view()
+
+    # -- actions ------------------------------------------------------------------------
+    def action_show(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self._binding_rows()))
+
+    def action_start_stop(self) -> None:
+        if self.backend is None:
+            self._retry_connect()
+            return
+        state = self.snapshot.state if self.snapshot else "stopped"
+        if state not in ("running", "starting"):
+            self._receiver("start")
+            return
+        self._confirm_if_busy("stop", "Stop the receiver?")
+
+    def action_restart(self) -> None:
+        if self.backend is None:
+            self._retry_connect()
+            return
+        self._confirm_if_busy("restart", "Restart the receiver?")
+
+    def _retry_connect(self) -> None:
+        self.notify("connecting again…", timeout=3)
+        self._connect(self._connector)
+
+    def _confirm_if_busy(self, action: str, question: str) -> None:
+        active = self.snapshot.associations if self.snapshot else []
+        if not active:
+            self._receiver(action)
+            return
+        callers = ", ".join(sorted({a.calling_ae or "?" for a in active}))
+        detail = (f"{len(active)} association(s) active ({callers}). In-flight stores "
+                  "finish first; the rest are aborted and the sender must retry.")
+        self.push_screen(Confirm(question, detail, yes=action.capitalize()),
+                         lambda yes: self._receiver(action) if yes else None)
+
+    def _receiver(self, action: str) -> None:
+        self.notify(f"{action}…", timeout=3)
+        self._run_receiver(self.backend, action)
+
+    @work(thread=True, exclusive=True, group="receiver", exit_on_error=False)
+    def _run_receiver(self, backend, action: str) -> None:
+        try:
+            snapshot = getattr(backend, action)()
+        except Exception as exc:
+            self.post_message(msg.ActionDone(action, error=_reason(exc)))
+            return
+        self.post_message(msg.ActionDone(action, snapshot))
+
+    @on(msg.ActionDone)
+    def _action_done(self, message: msg.ActionDone) -> None:
+        if message.error:
+            self.notify(message.error, title=f"{message.action} failed", severity="error",
+                        timeout=15)
+        else:
+            self.snapshot = message.snapshot
+            self.notify(f"receiver {message.snapshot.state}", timeout=4)
+        self._refresh_screens()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """App keys sleep while a dialog is open, so 'q' or 's' there do nothing."""
+        if isinstance(self.screen, ModalScreen) and action in (
+                "show", "start_stop", "restart", "help"):
+            return False
+        return True
+
+    # -- help and the command palette are generated from the bindings ----------------
+    def _binding_rows(self) -> list[tuple[str, str, str]]:
+        rows = []
+        for node in (self.screen, self):
+            for binding in node.BINDINGS:
+                if isinstance(binding, Binding) and binding.description:
+                    key = binding.key_display or binding.key
+                    rows.append((key, binding.description, binding.tooltip))
+        return rows
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for node in (screen, self):
+            for binding in node.BINDINGS:
+                if isinstance(binding, Binding) and binding.description:
+                    key = binding.key_display or binding.key
+                    yield SystemCommand(f"{binding.description} ({key})",
+                                        binding.tooltip or binding.description,
+                                        partial(self.run_action, binding.action, node))
+        yield from super().get_system_commands(screen)
+
+
+def fetch_tail(backend, log_filter, cursor: int, limit: int) -> tuple[list[dict], int]:
+    """New Log rows after `cursor`, and the cursor to use next time."""
+    newest = backend.transactions(TransactionFilter(limit=1))
+    newest_id = newest[0]["id"] if newest else cursor
+    rows = backend.transactions(log_filter.query(limit=limit, after_id=cursor))
+    if len(rows) >= limit:
+        return rows, rows[-1]["id"]
+    return rows, max(newest_id, cursor)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+
+
+def make_app(connector: Connector, **options) -> DicomTUI:
+    """The console, as the entry point and the tests build it."""
+    return DicomTUI(connector, **options)

@@ -1,0 +1,91 @@
+"""Dialogs shared by the screens: confirm, help, one record in full."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+
+class Confirm(ModalScreen[bool]):
+    """A yes/no question; Enter or y says yes, Escape or n says no."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
+                Binding("n,escape", "answer(False)", "No", id="confirm.no")]
+
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes") -> None:
+        super().__init__(classes="dialog-screen")
+        self.question, self.detail, self.yes = question, detail, yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-title")
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail")
+            yield Label(f"[b]y[/b]/Enter {self.yes}    [b]n[/b]/Esc Cancel",
+                        classes="dialog-keys")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the current screen and the app, made from the bindings themselves."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close", id="help.close")]
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.key_rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
+        table.add_column("key", style="bold", no_wrap=True)
+        table.add_column("does", no_wrap=True)
+        table.add_column("how", style="dim", ratio=1)
+        for key, description, tooltip in self.key_rows:
+            table.add_row(key, description, tooltip)
+        with Vertical(classes="dialog help"):
+            yield Label("Keys  (Ctrl+P: the same as commands)", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(table)
+            yield Label("[b]Esc[/b] close", classes="dialog-keys")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class RecordScreen(ModalScreen[None]):
+    """One transaction record, every field."""
+
+    BINDINGS = [Binding("escape,enter,q", "close", "Close", id="record.close")]
+
+    def __init__(self, record: dict) -> None:
+        super().__init__(classes="dialog-screen")
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
+        table.add_column("field", style="bold", no_wrap=True)
+        table.add_column("value", ratio=1, overflow="fold")
+        for key, value in self.record.items():
+            table.add_row(key, _value(key, value))
+        with Vertical(classes="dialog record"):
+            title = f"Transaction {self.record.get('id', '')}"
+            yield Label(title, classes="dialog-title")
+            with VerticalScroll():
+                yield Static(table)
+            yield Label("[b]Esc[/b] close", classes="dialog-keys")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def _value(key: str, value) -> Text:
+    if key == "status" and isinstance(value, int):
+        return Text(f"0x{value:04X}")
+    return Text("" if value is None else str(value))

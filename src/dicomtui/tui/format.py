@@ -1,0 +1,68 @@
+"""Words and small pictures for the console: sizes, durations, clocks, bars."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import humanize
+
+STATE_STYLE = {"running": "bold green", "starting": "bold yellow", "stopping": "bold yellow",
+               "stopped": "bold red", "error": "bold white on red",
+               "unreachable": "bold white on red", "connecting": "bold yellow"}
+
+
+def size(n: int | None) -> str:
+    return humanize.naturalsize(n or 0, binary=False)
+
+
+def duration(seconds: float) -> str:
+    """'3 hours and 12 minutes' style, seconds only while under a minute."""
+    unit = "seconds" if seconds < 60 else "minutes"
+    return humanize.precisedelta(max(0.0, seconds), minimum_unit=unit, format="%0.0f")
+
+
+def short_duration(seconds: float) -> str:
+    """'3 h 12 m': the header has no room for words."""
+    seconds = int(max(0, seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} m"
+    return f"{minutes} m {secs} s" if minutes else f"{secs} s"
+
+
+def clock(iso: str | None, with_date: bool = False) -> str:
+    """The wall-clock part of an ISO time, in the zone it was written in."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def age_seconds(iso: str | None, now: datetime) -> float:
+    """Seconds from an ISO time to `now` (0 when unknown)."""
+    try:
+        return max(0.0, (now - datetime.fromisoformat(iso)).total_seconds())
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def rate(per_second: float) -> str:
+    return f"{per_second:,.1f}/s" if per_second < 100 else f"{per_second:,.0f}/s"
+
+
+def bar(fraction: float, width: int) -> str:
+    """A text bar that reads the same with or without colour."""
+    fraction = min(1.0, max(0.0, fraction))
+    filled = round(fraction * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def status_code(value) -> str:
+    return f"0x{value:04X}" if isinstance(value, int) else ""

@@ -1,0 +1,70 @@
+"""Messages from the console's thread workers to the app: small, one per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from dicomtui.models import EventBatch, SettingValue, StatusSnapshot
+
+
+@dataclass
+class Connected(Message):
+    """A Backend is ready; `start_error` says why autostart failed, if it did."""
+
+    backend: Any
+    start_error: str = ""
+
+
+@dataclass
+class ConnectFailed(Message):
+    """No Backend: the data dir is locked, unreadable, ... (`reason` is for people)."""
+
+    reason: str
+
+
+@dataclass
+class Polled(Message):
+    """One poll's worth of state: the snapshot and the events since the last poll."""
+
+    snapshot: StatusSnapshot
+    batch: EventBatch
+    tail: list[dict] | None = None  # new Log rows when the Log screen follows
+    tail_cursor: int | None = None
+    tail_filter: Any = None  # the filter the tail was read with (stale ones are dropped)
+
+
+@dataclass
+class PollFailed(Message):
+    reason: str
+
+
+@dataclass
+class ActionDone(Message):
+    """start/stop/restart finished; the snapshot is the state after it."""
+
+    action: str
+    snapshot: StatusSnapshot | None = None
+    error: str = ""
+
+
+@dataclass
+class RowsLoaded(Message):
+    """Transactions for the Log table: `where` is "replace" or "older"."""
+
+    where: str
+    rows: list[dict] = field(default_factory=list)
+    cursor: int = 0  # the newest transaction id known when the rows were read
+    error: str = ""
+
+
+@dataclass
+class SettingsLoaded(Message):
+    values: list[SettingValue]
+
+
+@dataclass
+class Closed(Message):
+    """The Backend is closed (the local receiver stopped and flushed): exit now."""

@@ -1,0 +1,65 @@
+"""How one transaction or log event reads as a row of the Log screen."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import lru_cache
+
+from rich.text import Text
+
+from dicomtui.tui import format as fmt
+
+COLUMNS = ("time", "type", "status", "calling AE", "called AE", "peer", "SOP class",
+           "patient ID", "study", "bytes", "ms", "reason")
+OUTCOME_STYLE = {"ok": "green", "warning": "yellow", "failed": "bold red",
+                 "refused": "bold red"}
+LEVEL_STYLE = {"DEBUG": "dim", "INFO": "", "WARNING": "yellow", "ERROR": "bold red",
+               "CRITICAL": "bold white on red"}
+
+
+def row_cells(record: dict, today: date) -> tuple:
+    """The table cells of one transaction record."""
+    outcome = record.get("outcome", "")
+    code = fmt.status_code(record.get("status"))
+    status = Text(f"{outcome} {code}".strip(), style=OUTCOME_STYLE.get(outcome, ""))
+    ms = record.get("duration_ms")
+    return (_when(record.get("time"), today), record.get("type", ""), status,
+            record.get("calling_ae", ""), record.get("called_ae", ""),
+            record.get("peer", ""), sop_class_name(record.get("sop_class") or ""),
+            record.get("patient_id") or "", _short_uid(record.get("study_uid")),
+            fmt.size(record["bytes"]) if record.get("bytes") else "",
+            f"{ms:,.0f}" if isinstance(ms, (int, float)) else "",
+            record.get("reason") or "")
+
+
+def _when(iso: str | None, today: date) -> str:
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso or "")
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%m-%d %H:%M")
+
+
+def _short_uid(uid: str | None) -> str:
+    uid = uid or ""
+    return uid if len(uid) <= 14 else "…" + uid[-13:]
+
+
+@lru_cache(maxsize=512)
+def sop_class_name(uid: str) -> str:
+    """'CT Image Storage' for its UID; the UID itself when unknown."""
+    if not uid:
+        return ""
+    from pydicom.uid import UID  # pydicom's dictionary: loaded on the first row only
+    name = UID(uid).name
+    return name.removesuffix(" Storage") if name != uid else uid
+
+
+def app_log_line(event) -> Text:
+    """One application log line: time, level, source, message."""
+    source = event.data.get("logger", event.kind)
+    line = Text(f"{fmt.clock(event.time)} ")
+    line.append(f"{event.level:<7}", style=LEVEL_STYLE.get(event.level, ""))
+    line.append(f" {source}: ", style="dim")
+    line.append(event.message)
+    return line

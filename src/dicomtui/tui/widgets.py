@@ -1,0 +1,54 @@
+"""Widgets every screen shares: the mode bar at the top."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from dicomtui.tui import format as fmt
+
+SCREEN_TABS = (("1", "status", "Status"), ("2", "log", "Log"), ("9", "settings", "Settings"))
+
+
+class ModeBar(Static):
+    """One line: who runs the receiver (local / attached), its state, and the screens."""
+
+    DEFAULT_CSS = "ModeBar { height: 1; }"
+
+    def render(self) -> Text:
+        app = self.app
+        line = Text(" dicomtui ", style="bold reverse")
+        line.append(" ")
+        line.append_text(_who(app))
+        line.append_text(_uptime(app))
+        line.append("  ")
+        state = _state(app)
+        line.append(f" {state.upper()} ", style=fmt.STATE_STYLE.get(state, "bold"))
+        line.append("  ")
+        for key, mode, title in SCREEN_TABS:
+            current = getattr(app, "current_mode", None) == mode
+            line.append(f" {key} {title} ", style="bold reverse" if current else "dim")
+        return line
+
+
+def _who(app) -> Text:
+    snap = app.snapshot
+    if app.backend is None:
+        return Text("connecting…" if not app.problem else "not connected")
+    if app.backend.mode == "service":
+        pid = snap.pid if snap else "?"
+        return Text(f"attached to service pid {pid}")
+    return Text("local")
+
+
+def _state(app) -> str:
+    if app.problem and (app.backend is None or app.unreachable):
+        return "unreachable" if app.backend is not None else "error"
+    return app.snapshot.state if app.snapshot else "connecting"
+
+
+def _uptime(app) -> Text:
+    snap = app.snapshot
+    if snap is None or not snap.started_at or app.unreachable:
+        return Text("")
+    return Text(f", up {fmt.short_duration(snap.uptime_s)}")

@@ -1,0 +1,354 @@
+"""The console's keys and flows through Pilot, on the deterministic FakeBackend."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from console import console, console_from, drive, wait_for, wait_for_text
+from fake_backend import FakeBackend
+from screen_text import screen_text
+
+from dicomtui.backend.base import BackendError
+from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
+from dicomtui.tui.screens.log import LogScreen
+from dicomtui.tui.screens.settings import EditSetting, SettingsScreen
+from dicomtui.tui.screens.status import StatusScreen
+
+
+def test_number_keys_switch_screens_and_the_header_shows_local_mode():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        text = await wait_for_text(pilot, "RUNNING")
+        assert "local, up 3 h 12 m" in text
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
+        await pilot.press("9")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen))
+        await pilot.press("1")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, StatusScreen))
+
+    drive(console(fake), scenario)
+    assert fake.calls[0] == "start"  # autostart in local mode
+
+
+def test_attached_header_names_the_service_pid_and_uptime_and_never_autostarts():
+    fake = FakeBackend(mode="service")
+
+    async def scenario(pilot):
+        return await wait_for_text(pilot, "attached to service pid 4242, up 3 h 12 m")
+
+    drive(console(fake), scenario)
+    assert "start" not in fake.calls
+
+
+def test_no_start_and_autostart_false_leave_a_local_receiver_stopped():
+    for fake, options in ((FakeBackend(state="stopped"), {"no_start": True}),
+                          (FakeBackend(state="stopped"), {})):
+        if not options:
+            fake.stored["autostart"] = False
+
+        async def scenario(pilot):
+            await wait_for_text(pilot, "STOPPED")
+
+        drive(console(fake, **options), scenario)
+        assert "start" not in fake.calls
+
+
+def test_status_screen_shows_listener_counters_association_storage_and_errors():
+    expected = ("DICOMTUI @ 0.0.0.0:11112 listening", "18,342", "4,120", "9.7 GB",
+                "412.0 GB of 500.0 GB", "82%", "111.7 MB", "storage quota reached",
+                "0xA700", "calling AE title not r")
+
+    async def scenario(pilot):
+        await wait_for(pilot, lambda: all(e in screen_text(pilot.app) for e in expected),
+                       what="every part of the status screen")
+
+    drive(console(FakeBackend()), scenario)
+
+
+def test_s_stops_after_confirming_while_associations_are_active():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
+        assert "1 association(s) active (CT_SCANNER1)" in screen_text(pilot.app)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert "stop" not in fake.calls
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for_text(pilot, "STOPPED")
+        assert fake.calls.count("stop") == 1
+        await pilot.press("s")  # stopped: starts without asking
+        await wait_for(pilot, lambda: fake.calls.count("start") == 2, what="start")
+        await wait_for_text(pilot, "RUNNING")
+
+    drive(console(fake), scenario)
+
+
+def test_r_restarts_and_a_failed_start_is_shown_not_raised():
+    fake = FakeBackend(state="stopped")
+    fake.fail_start = "port 11112 is already in use; stop the other program or set --port"
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "port 11112 is already in use")
+        fake.fail_start = ""
+        fake.snap.associations = []
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "restart" in fake.calls, what="restart")
+        await wait_for_text(pilot, "RUNNING")
+
+    drive(console(fake, poll_interval=0.1), scenario)
+
+
+def test_a_connect_failure_is_explained_on_screen_and_s_tries_again():
+    attempts = []
+    fake = FakeBackend()
+
+    def connector():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise BackendError("data dir /srv/d is in use by pid 77 (another dicomtui)")
+        return fake
+
+    async def scenario(pilot):
+        text = await wait_for_text(pilot, "in use by pid 77")
+        assert "try again" in text
+        await pilot.press("s")
+        await wait_for_text(pilot, "RUNNING")
+
+    drive(console_from(connector, poll_interval=0.1), scenario)
+    assert len(attempts) == 2
+
+
+def test_a_service_that_goes_away_shows_unreachable_and_recovers():
+    fake = FakeBackend(mode="service")
+    original = fake.status
+
+    def flaky():
+        if fake.down:
+            raise BackendError("cannot reach the dicomtui service at /x.sock: refused")
+        return original()
+
+    fake.down = False
+    fake.status = flaky
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING")
+        fake.down = True
+        text = await wait_for_text(pilot, "UNREACHABLE")
+        assert "cannot reach the dicomtui service" in text
+        fake.down = False
+        await wait_for_text(pilot, "RUNNING")
+
+    drive(console(fake, poll_interval=0.1), scenario)
+
+
+def test_the_ui_answers_keys_while_the_backend_hangs():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING")
+        fake.gate = threading.Event()  # every status() now blocks until released
+        await pilot.pause(0.6)
+        started = time.monotonic()
+        await pilot.press("9")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen))
+        await pilot.press("1")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, StatusScreen))
+        elapsed = time.monotonic() - started
+        fake.gate.set()
+        return elapsed
+
+    assert drive(console(fake, poll_interval=0.1), scenario) < 2.0
+
+
+def test_log_filter_chips_query_clear_and_bad_words():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await pilot.press("2")
+        await wait_for_text(pilot, "40 rows")
+        await pilot.press("slash")
+        await pilot.press(*"status:failed ae:ct_scanner1 quota")
+        await pilot.press("enter")
+        text = await wait_for_text(pilot, "1 rows")
+        assert " status:failed " in text and " ae:ct_scanner1 " in text
+        assert '"quota"' in text
+        last = fake.queries[-1]
+        assert (last.outcomes, last.ae, last.text) == (["failed"], "ct_scanner1", "quota")
+        await pilot.press("c")
+        await wait_for_text(pilot, "40 rows")
+        assert "no filter" in screen_text(pilot.app)
+        await pilot.press("slash")
+        await pilot.press(*"type:bogus")
+        await pilot.press("enter")
+        await wait_for_text(pilot, "use one of association, echo, store")
+        assert pilot.app.screen.query_one("#log-filter").has_class("open")
+
+    drive(console(fake), scenario, size=(120, 30))
+
+
+def test_follow_tails_new_records_and_f_pauses():
+    fake = FakeBackend()
+    from fake_backend import record
+
+    async def scenario(pilot):
+        await pilot.press("2")
+        await wait_for_text(pilot, "40 rows")
+        fake.records.append(record(41, calling_ae="NEW_ARRIVAL"))
+        await wait_for_text(pilot, "NEW_ARRIVAL")
+        await pilot.press("f")
+        await wait_for_text(pilot, "PAUSED")
+        fake.records.append(record(42, calling_ae="WHILE_PAUSED"))
+        await pilot.pause(0.6)
+        assert "WHILE_PAUSED" not in screen_text(pilot.app)
+        await pilot.press("f")
+        await wait_for_text(pilot, "WHILE_PAUSED")
+        assert "LIVE" in screen_text(pilot.app)
+
+    drive(console(fake, poll_interval=0.1), scenario, size=(120, 30))
+
+
+def test_paging_up_past_the_top_reads_older_rows_from_the_backend():
+    from dicomtui.tui.screens import log as log_screen
+    fake = FakeBackend()
+    from fake_backend import record
+    fake.records = [record(n) for n in range(1, 1201)]
+
+    async def scenario(pilot):
+        await pilot.press("2")
+        await wait_for_text(pilot, f"{log_screen.MAX_ROWS} rows")
+        screen = pilot.app.screen
+        assert screen.tx_rows[0]["id"] == 1200 - log_screen.MAX_ROWS + 1
+        screen.query_one("#log-table").move_cursor(row=0)
+        await pilot.press("up")
+        await wait_for(pilot, lambda: screen.tx_rows[0]["id"] == 601, what="older page")
+        assert len(screen.tx_rows) == log_screen.MAX_ROWS  # bounded: the newest fell off
+        assert "PAUSED" in screen_text(pilot.app)
+        assert fake.queries[-1].before_id == 701
+
+    drive(console(fake), scenario, size=(120, 30))
+
+
+def test_enter_opens_the_full_record():
+    async def scenario(pilot):
+        await pilot.press("2")
+        await wait_for_text(pilot, "40 rows")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecordScreen))
+        text = screen_text(pilot.app)
+        assert "Transaction 40" in text and "1.2.840.10008.5.1.4.1.1.2" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
+
+    drive(console(FakeBackend()), scenario, size=(120, 30))
+
+
+def test_application_log_tab_and_level_filter():
+    async def scenario(pilot):
+        await pilot.press("2", "t")
+        text = await wait_for_text(pilot, "listening on 0.0.0.0:11112")
+        assert "refused (0xA700)" in text
+        await pilot.press("l", "l")  # INFO -> WARNING -> ERROR
+        text = await wait_for_text(pilot, "level ERROR")
+        assert "listening on" not in text and "UNKNOWN_MOD" not in text
+        assert "refused (0xA700)" in text
+
+    drive(console(FakeBackend()), scenario, size=(120, 30))
+
+
+def test_settings_edit_validates_with_the_cli_wording_and_offers_a_restart():
+    fake = FakeBackend()
+    fake.snap.associations = []
+
+    async def scenario(pilot):
+        await pilot.press("9")
+        await wait_for_text(pilot, "max_associations")
+        table = pilot.app.screen.query_one("#settings-table")
+        table.move_cursor(row=2)  # port
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, EditSetting))
+        await pilot.press("end", "ctrl+u", *"99999", "enter")
+        await wait_for_text(pilot, "port: must be an integer from 1 to 65535 (got '99999')")
+        await pilot.press("end", "ctrl+u", *"11200", "enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm), what="offer")
+        assert "port takes effect on restart" in screen_text(pilot.app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "restart" in fake.calls, what="restart")
+        assert fake.stored["port"] == 11200
+
+    drive(console(fake), scenario)
+
+
+def test_settings_u_resets_a_stored_value_to_its_default():
+    fake = FakeBackend()
+    fake.stored["layout"] = "flat"
+
+    async def scenario(pilot):
+        await pilot.press("9")
+        await wait_for_text(pilot, "flat")
+        pilot.app.screen.query_one("#settings-table").move_cursor(row=9)  # layout
+        await pilot.press("u")
+        await wait_for(pilot, lambda: "layout" not in fake.stored, what="unset")
+        await wait_for_text(pilot, "series")
+
+    drive(console(fake), scenario)
+
+
+def test_help_lists_every_binding_of_the_screen_and_the_app():
+    async def scenario(pilot):
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        rows = pilot.app.screen.key_rows
+        await pilot.press("escape")
+        return rows
+
+    rows = drive(console(FakeBackend()), scenario, size=(120, 40))
+    keys = {key for key, _, _ in rows}
+    assert {"/", "f", "c", "t", "l", "enter", "s", "r", "1", "2", "9", "?", "q"} <= keys
+
+
+def test_every_key_is_a_command_in_the_palette():
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING")
+        return [c.title for c in pilot.app.get_system_commands(pilot.app.screen)]
+
+    titles = drive(console(FakeBackend()), scenario)
+    for title in ("Start/stop (s)", "Restart (r)", "Status (1)", "Log (2)", "Settings (9)",
+                  "Help (?)", "Quit (q)"):
+        assert title in titles
+
+
+def test_a_palette_command_runs_its_action_with_the_same_confirmation():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING")
+        command = next(c for c in pilot.app.get_system_commands(pilot.app.screen)
+                       if c.title == "Restart (r)")
+        await command.callback()
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "restart" in fake.calls, what="restart")
+
+    drive(console(fake), scenario)
+
+
+def test_q_closes_the_backend_then_exits():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: fake.closed.is_set(), what="close")
+
+    drive(console(fake), scenario)
+    assert fake.calls[-1] == "close" and fake.calls.count("close") == 1
