@@ -44,3 +44,8 @@ async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "conditi
 async def wait_for_text(pilot, text: str, timeout: float = 10.0) -> str:
     await wait_for(pilot, lambda: text in screen_text(pilot.app), timeout, repr(text))
     return screen_text(pilot.app)
+
+
+def notified(app, text: str) -> bool:
+    """True when a notification (toast) currently shown holds `text`."""
+    return any(text in n.message for n in app._notifications)

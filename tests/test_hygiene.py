@@ -46,3 +46,17 @@ def test_engine_layers_never_import_front_ends(module):
                                               "dicomtui.cli", "dicomtui.commands",
                                               "dicomtui.daemon"))]
     assert upward == []
+
+
+TUI = ["dicomtui.tui.app", "dicomtui.tui.screens.status", "dicomtui.tui.screens.log",
+       "dicomtui.tui.screens.settings", "dicomtui.tui.dialogs", "dicomtui.tui.filters"]
+
+
+@pytest.mark.parametrize("module", TUI)
+def test_console_sees_the_engine_only_through_the_backend(module):
+    """tui/ never loads pynetdicom, TinyDB, or the engine and DB layers (DESIGN.md)."""
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert not {"pynetdicom", "tinydb"} & {name.split(".")[0] for name in out}
+    assert [m for m in out if m.startswith(("dicomtui.service", "dicomtui.db"))] == []

@@ -1,0 +1,142 @@
+"""The console on a real engine: local (engine in this process) and attached (service)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+
+from conftest import free_port, wait_for_echo
+from console import console_from, drive, notified, wait_for, wait_for_text
+from helpers import fresh_ct, send, stored_files
+from screen_text import screen_text
+
+from dicomtui.commands import console_backend
+from dicomtui.db.txlog import TransactionLog
+from dicomtui.service.engine import Engine
+from dicomtui.service.lock import DataDirLock
+from dicomtui.tui.screens.log import LogScreen
+
+
+def args_for(data_dir, port: int | None = None, **settings) -> argparse.Namespace:
+    given = {"host": "127.0.0.1", **settings}
+    if port is not None:
+        given["port"] = str(port)
+    return argparse.Namespace(data_dir=data_dir, settings=given)
+
+
+def local_console(data_dir, port, **options):
+    return console_from(lambda: console_backend(args_for(data_dir, port)),
+                        poll_interval=0.1, **options)
+
+
+def test_local_console_receives_shows_and_quits_cleanly(tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+
+    async def scenario(pilot):
+        text = await wait_for_text(pilot, "RUNNING", timeout=20)
+        assert "local" in text and f"127.0.0.1:{port}" in text
+        await asyncio.to_thread(send, port, [fresh_ct() for _ in range(3)],
+                                calling="CT_ROOM_1")
+        await wait_for(pilot, lambda: pilot.app.snapshot.counters.received == 3,
+                       what="3 received")
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
+        text = await wait_for_text(pilot, "CT_ROOM_1")
+        assert "CT Image" in text
+        await pilot.press("q")
+
+    drive(local_console(data_dir, port), scenario, size=(120, 30))
+    assert len(stored_files(data_dir / "storage")) == 3
+    engine = Engine(data_dir, {"host": "127.0.0.1", "port": str(port)}, environ={})
+    engine.open()  # the lock was released by quitting
+    engine.close()
+    stores = TransactionLog(data_dir / "log").query(types=["store"])
+    assert len(stores) == 3 and {r["calling_ae"] for r in stores} == {"CT_ROOM_1"}
+
+
+def test_local_console_with_no_start_leaves_the_port_closed_until_s(tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "STOPPED", timeout=20)
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+        await pilot.press("s")
+        await wait_for_text(pilot, "RUNNING", timeout=20)
+        await asyncio.to_thread(wait_for_echo, port)
+        await pilot.press("q")
+
+    drive(local_console(data_dir, port, no_start=True), scenario)
+
+
+def test_port_busy_is_a_message_on_screen_not_a_traceback(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        async def scenario(pilot):
+            text = await wait_for_text(pilot, "ERROR", timeout=20)
+            await wait_for(pilot, lambda: "in use" in screen_text(pilot.app),
+                           what="the port-busy message")
+            assert "Traceback" not in screen_text(pilot.app)
+            await pilot.press("q")
+            return text
+
+        drive(local_console(tmp_path / "data", port), scenario, size=(120, 30))
+
+
+def test_a_locked_data_dir_is_explained_on_screen(tmp_path):
+    data_dir = tmp_path / "data"
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    try:
+        async def scenario(pilot):
+            text = await wait_for_text(pilot, "another dicomtui (pid", timeout=20)
+            assert "Traceback" not in text
+            await pilot.press("q")
+
+        drive(local_console(data_dir, free_port()), scenario, size=(120, 30))
+    finally:
+        lock.release()
+
+
+def test_attached_console_shows_the_service_and_quitting_leaves_it_running(service):
+    svc = service()
+
+    def connect():
+        return console_backend(args_for(svc.data_dir))
+
+    async def scenario(pilot):
+        text = await wait_for_text(pilot, f"attached to service pid {svc.proc.pid}",
+                                   timeout=20)
+        assert "RUNNING" in text
+        await asyncio.to_thread(send, svc.port, [fresh_ct(), fresh_ct()], calling="MR_2")
+        await wait_for(pilot, lambda: pilot.app.snapshot.counters.received == 2,
+                       what="2 received")
+        await pilot.press("s")  # no association open: stops without asking
+        await wait_for_text(pilot, "STOPPED")
+        await pilot.press("s")
+        await wait_for_text(pilot, "RUNNING")
+        await pilot.press("q")
+
+    drive(console_from(connect, poll_interval=0.1), scenario)
+    assert svc.proc.poll() is None
+    wait_for_echo(svc.port)
+    assert len(stored_files(svc.data_dir / "storage")) == 2
+
+
+def test_attached_console_says_which_options_it_ignored(service):
+    svc = service()
+
+    def connect():
+        return console_backend(args_for(svc.data_dir, port=4242))
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "attached to service", timeout=20)
+        await wait_for(pilot, lambda: notified(pilot.app, "port given here are ignored"),
+                       what="the notice")
+        await pilot.press("q")
+
+    drive(console_from(connect, poll_interval=0.1), scenario, size=(160, 40))
