@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections import deque
 from datetime import datetime
 from functools import partial
@@ -193,7 +192,7 @@ class DicomTUI(App):
         if self.unreachable:
             self.notify("the service answers again", timeout=5)
         self.snapshot, self.unreachable, self.problem = message.snapshot, False, ""
-        self.rates.add(time.monotonic(), message.snapshot.counters.received)
+        self.rates.add(self.clock().timestamp(), message.snapshot.counters.received)
         self._take_events(message.batch)
         if self.log_screen is not None and message.tail is not None:
             self.log_screen.add_tail(message.tail, message.tail_cursor, message.tail_filter)
@@ -294,7 +293,7 @@ class DicomTUI(App):
         rows = []
         for node in (self.screen, self):
             for binding in node.BINDINGS:
-                if isinstance(binding, Binding) and binding.description:
+                if isinstance(binding, Binding) and binding.id and binding.description:
                     key = binding.key_display or binding.key
                     rows.append((key, binding.description, binding.tooltip))
         return rows
@@ -302,7 +301,7 @@ class DicomTUI(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for node in (screen, self):
             for binding in node.BINDINGS:
-                if isinstance(binding, Binding) and binding.description:
+                if isinstance(binding, Binding) and binding.id and binding.description:
                     key = binding.key_display or binding.key
                     yield SystemCommand(f"{binding.description} ({key})",
                                         binding.tooltip or binding.description,

@@ -88,4 +88,8 @@ class RecordScreen(ModalScreen[None]):
 def _value(key: str, value) -> Text:
     if key == "status" and isinstance(value, int):
         return Text(f"0x{value:04X}")
+    if key == "sop_class" and value:
+        from dicomtui.tui.screens.log_rows import sop_class_name
+        name = sop_class_name(value)
+        return Text(value if name == value else f"{value} ({name})")
     return Text("" if value is None else str(value))

@@ -90,7 +90,7 @@ class SettingsScreen(Screen):
             text.append(f": {chosen.help}. default {chosen.default!r}")
             text.append("; applies on restart" if chosen.restart_required
                         else "; applies at once")
-            text.append("   Enter: edit  u: back to default", style="dim")
+            text.append("\nEnter: edit   u: back to default", style="dim")
         self.query_one("#settings-help", Static).update(text)
 
     def selected(self) -> SettingValue | None:

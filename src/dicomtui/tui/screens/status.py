@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from rich.table import Table
 from rich.text import Text
@@ -70,7 +69,9 @@ class StatusScreen(Screen):
             text.append(f" {state.upper()} ", style=fmt.STATE_STYLE[state])
             if app.problem:
                 text.append(f"\n{app.problem}", style="bold red")
-                text.append("\ns or r: try again   q: quit", style="dim")
+                hint = ("asking again every second (the figures below are the last seen)"
+                        if app.backend is not None else "s or r: try again   q: quit")
+                text.append(f"\n{hint}", style="dim")
             return text
         text.append(f" {snap.state.upper()} ", style=fmt.STATE_STYLE.get(snap.state, "bold"))
         who = "local" if snap.mode == "local" else f"service pid {snap.pid}"
@@ -87,12 +88,12 @@ class StatusScreen(Screen):
         return text
 
     def _show_rate(self) -> None:
-        now = time.monotonic()
+        now = self.app.clock().timestamp()
         series = self.app.rates.series(now)
         current = self.app.rates.current(now)
-        label = Text("images/s ")
+        label = Text("images ")
         label.append(fmt.rate(current), style="bold")
-        label.append(f"  peak {fmt.rate(max(series, default=0.0))}", style="dim")
+        label.append(f"  peak {fmt.rate(max(series, default=0.0))} ", style="dim")
         self.query_one("#status-rate", Static).update(label)
         self.query_one("#status-sparkline", Sparkline).data = series
 

@@ -1,0 +1,145 @@
+"""Snapshots of every console screen at 80x24 and 160x48, on deterministic data.
+
+The FakeBackend's data is fixed and the clock frozen at 08:15 UTC, so a changed SVG
+means the console's look changed: review it, then `pytest --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from console import FROZEN, console, wait_for
+from fake_backend import FakeBackend
+
+from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
+from dicomtui.tui.rates import RateHistory
+from dicomtui.tui.screens.log import LogScreen
+from dicomtui.tui.screens.settings import SettingsScreen
+
+SIZES = [(80, 24), (160, 48)]
+
+
+def seeded_rates() -> RateHistory:
+    """Five minutes of a receive rate that climbs, pauses, and climbs again."""
+    rates, total, end = RateHistory(), 0, FROZEN.timestamp()
+    for step in range(61):
+        per_second = (step % 20) * 3 if step < 50 else 0
+        total += per_second * 5
+        rates.add(end - 300 + step * 5, total)
+    return rates
+
+
+def status_app():
+    fake = FakeBackend()
+    fake.snap.counters.received = 10**9  # above any seeded total: the history is kept
+    app = console(fake)
+    app.rates = seeded_rates()
+    return app
+
+
+async def status_ready(pilot):
+    await wait_for(pilot, lambda: pilot.app.snapshot is not None, what="first poll")
+    pilot.app.rates = seeded_rates()
+    pilot.app.screen.refresh_view()
+    await pilot.pause(0.2)
+
+
+async def log_ready(pilot):
+    await pilot.press("2")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen)
+                   and pilot.app.screen.is_loaded, what="log rows")
+    await pilot.pause(0.2)
+
+
+async def settings_ready(pilot):
+    await pilot.press("9")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen)
+                   and pilot.app.screen.setting_values, what="settings")
+    await pilot.pause(0.2)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_status_screen(snap_compare, size):
+    assert snap_compare(status_app(), terminal_size=size, run_before=status_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_log_screen(snap_compare, size):
+    assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=log_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_settings_screen(snap_compare, size):
+    fake = FakeBackend()
+    fake.stored.update({"port": 11200, "layout": "study"})  # one waits for a restart
+    assert snap_compare(console(fake), terminal_size=size, run_before=settings_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_application_log_tab(snap_compare, size):
+    async def ready(pilot):
+        await log_ready(pilot)
+        await pilot.press("t")
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=ready)
+
+
+def test_log_with_filter_chips(snap_compare):
+    async def ready(pilot):
+        await log_ready(pilot)
+        await pilot.press("slash", *"status:failed quota", "enter")
+        await wait_for(pilot, lambda: pilot.app.screen.is_loaded
+                       and len(pilot.app.screen.tx_rows) == 1, what="filtered rows")
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+
+def test_record_details(snap_compare):
+    async def ready(pilot):
+        await log_ready(pilot)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecordScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+
+def test_help_screen(snap_compare):
+    async def ready(pilot):
+        await status_ready(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(status_app(), terminal_size=(80, 24), run_before=ready)
+
+
+def test_stop_confirmation(snap_compare):
+    async def ready(pilot):
+        await status_ready(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
+        await pilot.pause(0.2)
+
+    assert snap_compare(status_app(), terminal_size=(80, 24), run_before=ready)
+
+
+def test_status_screen_without_colour(snap_compare, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(status_app(), terminal_size=(80, 24), run_before=status_ready)
+
+
+def test_attached_and_unreachable_header(snap_compare):
+    fake = FakeBackend(mode="service")
+
+    async def ready(pilot):
+        await status_ready(pilot)
+        pilot.app.unreachable = True
+        pilot.app.problem = "cannot reach the dicomtui service at /var/lib/dicomtui/" \
+                            "dicomtui.sock: [Errno 111] Connection refused"
+        pilot.app.screen.refresh_view()
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(fake, poll_interval=3600), terminal_size=(80, 24),
+                        run_before=ready)
