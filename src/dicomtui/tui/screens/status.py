@@ -93,7 +93,7 @@ class StatusScreen(Screen):
         current = self.app.rates.current(now)
         label = Text("images ")
         label.append(fmt.rate(current), style="bold")
-        label.append(f"  peak {fmt.rate(max(series, default=0.0))} ", style="dim")
+        label.append(f"  peak {fmt.rate(max([current, *series]))} ", style="dim")
         self.query_one("#status-rate", Static).update(label)
         self.query_one("#status-sparkline", Sparkline).data = series
 

@@ -1,0 +1,126 @@
+"""End to end: the real `dicomtui` in a real terminal (tmux), driven by keys, read back
+with capture-pane, receiving images sent by `dicomtui send`.
+
+Each test uses its own tmux server (-S a private socket) and kills only that server.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import cli_env, free_port, run_cli
+
+from dicomtui.db.txlog import TransactionLog
+from dicomtui.service.lock import DataDirLock
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+
+
+class Terminal:
+    """One tmux session running one command, at a fixed size."""
+
+    def __init__(self, socket, env: dict, command: list[str], size=(80, 24)) -> None:
+        self.socket, self.env = str(socket), env
+        self.tmux("new-session", "-d", "-s", "console", "-x", str(size[0]), "-y",
+                  str(size[1]), " ".join(command))
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["tmux", "-S", self.socket, *args], env=self.env,
+                              capture_output=True, text=True, timeout=30)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "console").stdout
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "console", *keys)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared; screen:\n{self.screen()}")
+
+    def wait_for_match(self, pattern: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if re.search(pattern, screen):
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{pattern!r} never matched; screen:\n{self.screen()}")
+
+    def wait_closed(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.tmux("has-session", "-t", "console").returncode != 0:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the console did not exit; screen:\n{self.screen()}")
+
+    def kill(self) -> None:
+        self.tmux("kill-server")
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    started = []
+
+    def _open(env: dict, command: list[str], size=(80, 24)) -> Terminal:
+        term = Terminal(tmp_path / "tmux.sock", env, command, size)
+        started.append(term)
+        return term
+
+    yield _open
+    for term in started:
+        term.kill()
+
+
+@pytest.mark.parametrize("colour", ["256colour", "NO_COLOR"])
+def test_console_in_tmux_receives_shows_and_quits(tmp_path, terminal, colour):
+    data_dir, port = tmp_path / "data", free_port()
+    env = cli_env(tmp_path) | {"TERM": "xterm-256color"}
+    if colour == "NO_COLOR":
+        env["NO_COLOR"] = "1"
+    term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir),
+                          "--host", "127.0.0.1", "--port", str(port)])
+    screen = term.wait_for("RUNNING")
+    assert "local" in screen and f"127.0.0.1:{port}" in screen
+
+    sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "5", "--aet", "TMUX_SCU",
+                   env=env)
+    assert sent.returncode == 0, sent.stderr
+    term.wait_for_match(r"received\s+5\s")
+    term.keys("2")
+    screen = term.wait_for("TMUX_SCU")
+    assert "store" in screen and "ok 0x0000" in screen
+    term.keys("q")
+    term.wait_closed()
+
+    lock = DataDirLock(data_dir)
+    lock.acquire()  # quitting released the data dir
+    lock.release()
+    stores = TransactionLog(data_dir / "log").query(types=["store"])
+    assert len(stores) == 5 and {r["calling_ae"] for r in stores} == {"TMUX_SCU"}
+
+
+def test_console_in_tmux_attaches_to_a_running_service(tmp_path, terminal, service):
+    svc = service()
+    env = svc.env | {"TERM": "xterm-256color"}
+    term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir",
+                          str(svc.data_dir)], size=(100, 30))
+    screen = term.wait_for(f"attached to service pid {svc.proc.pid}")
+    assert "RUNNING" in screen
+    term.keys("9")
+    term.wait_for("max_associations")
+    term.keys("q")
+    term.wait_closed()
+    assert svc.proc.poll() is None  # the receiver keeps running
+    assert svc.cli("status").returncode == 0
