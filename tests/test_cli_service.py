@@ -30,9 +30,18 @@ def test_help_everywhere(tmp_path):
         assert "usage: dicomtui " + command in result.stdout
 
 
-def test_plain_dicomtui_points_to_serve(tmp_path):
+def test_plain_dicomtui_without_a_terminal_points_to_serve(tmp_path):
     result = run_cli(env=cli_env(tmp_path))
-    assert result.returncode == 1 and "dicomtui serve" in result.stderr
+    assert result.returncode == 2 and "needs a terminal" in result.stderr
+    assert "dicomtui serve" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_options_are_checked_before_the_screen_opens(tmp_path):
+    top = run_cli("--help", env=cli_env(tmp_path))
+    assert "--no-start" in top.stdout and "Without a COMMAND: the console" in top.stdout
+    result = run_cli("--port", "70000", env=cli_env(tmp_path))
+    assert result.returncode == 2
+    assert "port: must be an integer from 1 to 65535" in result.stderr
 
 
 @pytest.mark.parametrize("args,env_extra,words", [
