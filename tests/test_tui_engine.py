@@ -140,3 +140,26 @@ def test_attached_console_says_which_options_it_ignored(service):
         await pilot.press("q")
 
     drive(console_from(connect, poll_interval=0.1), scenario, size=(160, 40))
+
+
+def test_engine_close_from_two_threads_at_once_is_safe(make_engine, tmp_path):
+    """The console's close worker and its unmount may both close a local engine."""
+    import threading
+    engine = make_engine(tmp_path / "data")
+    errors = []
+
+    def close():
+        try:
+            engine.close()
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever happens
+            errors.append(exc)
+
+    threads = [threading.Thread(target=close) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and not engine.is_open
+    lock = DataDirLock(tmp_path / "data")
+    lock.acquire()
+    lock.release()

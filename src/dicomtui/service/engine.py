@@ -62,6 +62,7 @@ class Engine:
         self.counters, self.today, self._today_date = Counters(), Counters(), date.today()
         self._listener: ScpListener | None = None
         self._log_handler = RingLogHandler(self.ring)
+        self._close_lock = threading.Lock()
         self.is_open = False
 
     # -- opening and closing the data dir ------------------------------------------
@@ -114,15 +115,20 @@ class Engine:
         return root
 
     def close(self) -> None:
-        """Stop the SCP, flush everything to disk and release the data dir."""
-        if not self.is_open:
-            return
-        self.stop()
-        self.writer.stop()
-        flush_database(self.db)
-        self._detach_logging()
-        self._lock.release()
-        self.is_open = False
+        """Stop the SCP, flush everything to disk and release the data dir.
+
+        Safe to call twice, even from two threads (a console quitting while its app
+        unmounts): the second caller waits for the first to finish.
+        """
+        with self._close_lock:
+            if not self.is_open:
+                return
+            self.stop()
+            self.writer.stop()
+            flush_database(self.db)
+            self._detach_logging()
+            self._lock.release()
+            self.is_open = False
 
     def _warn(self, message: str | None) -> None:
         if message:

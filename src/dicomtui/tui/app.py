@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from collections import deque
 from datetime import datetime
 from functools import partial
@@ -30,6 +31,7 @@ from dicomtui.tui.screens.status import StatusScreen
 
 Connector = Callable[[], object]
 LOG_EVENTS_KEPT = 2000
+CLOSE_WAIT = 120.0  # seconds quitting waits for a local receiver to finish and flush
 
 
 def styles_dir() -> Path:
@@ -83,6 +85,7 @@ class DicomTUI(App):
         self.log_screen: LogScreen | None = None
         self._seq = 0
         self._quitting = False
+        self._backend_closed = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -141,24 +144,26 @@ class DicomTUI(App):
         if self._quitting:
             return
         self._quitting = True
-        if self.backend is None:
+        backend, self.backend = self.backend, None  # the close worker owns it now
+        if backend is None:
+            self._backend_closed.set()
             self.exit()
             return
-        if self.backend.mode == "local":
+        if backend.mode == "local":
             self.notify("stopping the receiver: in-flight stores finish first",
                         timeout=30)
-        self._close(self.backend)
+        self._close(backend)
 
     @work(thread=True, group="close", exit_on_error=False)
     def _close(self, backend) -> None:
         try:
             backend.close()
         finally:
+            self._backend_closed.set()
             self.post_message(msg.Closed())
 
     @on(msg.Closed)
     def _on_closed(self) -> None:
-        self.backend = None
         self.exit()
 
     def on_unmount(self) -> None:
@@ -166,6 +171,8 @@ class DicomTUI(App):
         if self.backend is not None:
             backend, self.backend = self.backend, None
             backend.close()
+        elif self._quitting:
+            self._backend_closed.wait(CLOSE_WAIT)
 
     # -- polling: poll -> render -> reschedule ----------------------------------------
     def poll(self) -> None:
@@ -282,7 +289,10 @@ class DicomTUI(App):
         self._refresh_screens()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """App keys sleep while a dialog is open, so 'q' or 's' there do nothing."""
+        """App keys sleep while a dialog is open (so 's' there does nothing) and, once
+        quitting, nothing may start the receiver again."""
+        if action in ("start_stop", "restart") and self._quitting:
+            return False
         if isinstance(self.screen, ModalScreen) and action in (
                 "show", "start_stop", "restart", "help"):
             return False
