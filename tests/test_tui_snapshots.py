@@ -95,34 +95,29 @@ def test_log_with_filter_chips(snap_compare):
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 
 
-def test_record_details(snap_compare):
+def dialog(first, key: str, dialog_class):
+    """run_before: get the screen ready, press `key`, wait for the dialog it opens."""
     async def ready(pilot):
-        await log_ready(pilot)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecordScreen))
+        await first(pilot)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, dialog_class))
         await pilot.pause(0.2)
+    return ready
 
-    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+def test_record_details(snap_compare):
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=dialog(log_ready, "enter", RecordScreen))
 
 
 def test_help_screen(snap_compare):
-    async def ready(pilot):
-        await status_ready(pilot)
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
-        await pilot.pause(0.2)
-
-    assert snap_compare(status_app(), terminal_size=(80, 24), run_before=ready)
+    assert snap_compare(status_app(), terminal_size=(80, 24),
+                        run_before=dialog(status_ready, "question_mark", HelpScreen))
 
 
 def test_stop_confirmation(snap_compare):
-    async def ready(pilot):
-        await status_ready(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
-        await pilot.pause(0.2)
-
-    assert snap_compare(status_app(), terminal_size=(80, 24), run_before=ready)
+    assert snap_compare(status_app(), terminal_size=(80, 24),
+                        run_before=dialog(status_ready, "s", Confirm))
 
 
 def test_status_screen_without_colour(snap_compare, monkeypatch):
