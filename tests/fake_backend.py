@@ -117,8 +117,9 @@ class FakeBackend:
         self.calls.append("restart")
         return self.start()
 
-    def events(self, after: int = 0, limit: int = 1000) -> EventBatch:
-        fresh = [e for e in self.log if e.seq > after][:limit]
+    def events(self, after: int = 0, limit: int = 1000, kinds=None) -> EventBatch:
+        fresh = [e for e in self.log if e.seq > after and (not kinds or e.kind in kinds)]
+        fresh = fresh[:limit]
         return EventBatch(seq=max((e.seq for e in self.log), default=0), events=fresh)
 
     def transactions(self, flt: TransactionFilter) -> list[dict]:

@@ -38,6 +38,7 @@ class FakeBackend:
         self.busy = False  # refuse to stop, like associations in progress
         self.broken = False  # restart raises a plain RuntimeError (a bug: 500)
         self.filters: list[TransactionFilter] = []
+        self.kinds: list = []
         self.gate: threading.Event | None = None  # status() waits on it when set
         self.entered = threading.Event()
 
@@ -69,7 +70,8 @@ class FakeBackend:
             raise RuntimeError("boom\nsecret second line")
         return self.start()
 
-    def events(self, after: int = 0, limit: int = 1000) -> EventBatch:
+    def events(self, after: int = 0, limit: int = 1000, kinds=None) -> EventBatch:
+        self.kinds.append(kinds)
         events = [_event(seq, "INFO") for seq in range(after + 1, 11)][:limit]
         return EventBatch(seq=10, events=events, dropped=after // 2)
 
@@ -160,6 +162,8 @@ def test_events_round_trip_with_query_arguments(api):
     fake, _server, remote = api
     assert remote.events(after=4, limit=3) == fake.events(4, 3)
     assert remote.events() == fake.events()
+    remote.events(kinds=["log", "state"])
+    assert fake.kinds[-1] == ["log", "state"]
 
 
 def test_transactions_send_the_whole_filter(api):

@@ -352,3 +352,23 @@ def test_q_closes_the_backend_then_exits():
 
     drive(console(fake), scenario)
     assert fake.calls[-1] == "close" and fake.calls.count("close") == 1
+
+
+def test_the_log_is_not_polled_while_another_screen_shows_and_catches_up_on_return():
+    from fake_backend import record
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await pilot.press("2")
+        await wait_for_text(pilot, "40 rows")
+        await pilot.press("1")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, StatusScreen))
+        await pilot.pause(0.3)
+        asked = len(fake.queries)
+        fake.records.append(record(41, calling_ae="WHILE_AWAY"))
+        await pilot.pause(0.6)
+        assert len(fake.queries) == asked  # polls go on, the log is not read
+        await pilot.press("2")
+        await wait_for_text(pilot, "WHILE_AWAY")
+
+    drive(console(fake, poll_interval=0.1), scenario, size=(120, 30))

@@ -37,8 +37,9 @@ class LocalBackend:
             raise BackendError(str(exc)) from None
         return self.status()
 
-    def events(self, after: int = 0, limit: int = 1000) -> EventBatch:
-        return self.engine.ring.since(after, limit)
+    def events(self, after: int = 0, limit: int = 1000,
+               kinds: list[str] | None = None) -> EventBatch:
+        return self.engine.ring.since(after, limit, frozenset(kinds) if kinds else None)
 
     def transactions(self, flt: TransactionFilter) -> list[dict]:
         try:

@@ -39,8 +39,12 @@ class RemoteBackend:
     def restart(self) -> StatusSnapshot:
         return from_dict(StatusSnapshot, self._call("POST", "/restart"))
 
-    def events(self, after: int = 0, limit: int = 1000) -> EventBatch:
-        data = self._call("GET", "/events", params={"after": after, "limit": limit})
+    def events(self, after: int = 0, limit: int = 1000,
+               kinds: list[str] | None = None) -> EventBatch:
+        params = {"after": after, "limit": limit}
+        if kinds:
+            params["kinds"] = ",".join(kinds)
+        data = self._call("GET", "/events", params=params)
         return from_dict(EventBatch, data)
 
     def transactions(self, flt: TransactionFilter) -> list[dict]:

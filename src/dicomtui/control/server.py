@@ -63,6 +63,12 @@ class Request:
         except ValueError:
             raise InvalidRequest(f"{name}: not an integer: {raw!r}") from None
 
+    def words(self, name: str) -> list[str] | None:
+        """A comma-separated query argument as a list (None when absent or empty)."""
+        raw = self.query.get(name, "")
+        words = [w.strip() for w in raw.split(",") if w.strip()]
+        return words or None
+
     def obj(self) -> dict:
         """The body as a JSON object ({} when there is none)."""
         if self.body is None:
@@ -94,7 +100,7 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("POST", "/stop", lambda b, r: to_dict(b.stop())),
     ("POST", "/restart", lambda b, r: to_dict(b.restart())),
     ("GET", "/events", lambda b, r: to_dict(
-        b.events(r.int_arg("after", 0), r.int_arg("limit", 1000)))),
+        b.events(r.int_arg("after", 0), r.int_arg("limit", 1000), r.words("kinds")))),
     ("POST", "/transactions", lambda b, r: {
         "transactions": b.transactions(r.shape(TransactionFilter))}),
     ("GET", "/settings", lambda b, r: {"settings": to_dict(b.settings())}),

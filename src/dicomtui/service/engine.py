@@ -342,7 +342,7 @@ class Engine:
             associations=assocs, counters=counters, today=today,
             storage_used_bytes=self.storage.used_bytes,
             quota_bytes=self.store_policy.quota_bytes,
-            last_errors=self.ring.recent("transaction", {"WARNING", "ERROR"}, 10),
+            last_errors=self.ring.problems(10),
             error=self.error, warnings=list(self.warnings))
 
     def state_word(self) -> str:

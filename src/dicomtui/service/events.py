@@ -20,11 +20,19 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat()
 
 
-class EventRing:
-    """Thread-safe bounded buffer of events; the oldest fall out first."""
+PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 
-    def __init__(self, capacity: int = 10_000) -> None:
+
+class EventRing:
+    """Thread-safe bounded buffer of events; the oldest fall out first.
+
+    Failed and refused transactions are also kept in a small ring of their own, so the
+    status snapshot finds the last errors without scanning thousands of good stores.
+    """
+
+    def __init__(self, capacity: int = 10_000, problems: int = 50) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
+        self._problems: deque[Event] = deque(maxlen=problems)
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -33,25 +41,34 @@ class EventRing:
             self._seq += 1
             event = Event(self._seq, now_iso(), kind, level, message, data or {})
             self._events.append(event)
+            if kind == "transaction" and level in PROBLEM_LEVELS:
+                self._problems.append(event)
         return event
 
-    def since(self, after: int, limit: int = 1000) -> EventBatch:
-        """Events with seq > after (oldest first), and how many were already dropped."""
+    def since(self, after: int, limit: int = 1000,
+              kinds: frozenset[str] | None = None) -> EventBatch:
+        """Events with seq > after (oldest first, only `kinds` if given), and how many
+        fell out of the ring before being read."""
         with self._lock:
             seq = self._seq
             if not self._events:
                 return EventBatch(seq=seq)
             oldest = self._events[0].seq
             start = max(0, after - oldest + 1)
-            picked = list(islice(self._events, start, start + limit))
+            if kinds is None:
+                picked = list(islice(self._events, start, start + limit))
+            else:
+                wanted = (e for e in islice(self._events, start, None) if e.kind in kinds)
+                picked = list(islice(wanted, limit))
         dropped = max(0, oldest - after - 1)
+        if kinds is not None and len(picked) == limit:
+            seq = picked[-1].seq  # more may follow: the caller asks again from here
         return EventBatch(seq=seq, events=picked, dropped=dropped)
 
-    def recent(self, kind: str, levels: set[str], limit: int) -> list[Event]:
-        """The newest `limit` events of one kind at the given levels, newest first."""
+    def problems(self, limit: int) -> list[Event]:
+        """The newest failed or refused transactions, newest first."""
         with self._lock:
-            found = [e for e in reversed(self._events) if e.kind == kind and e.level in levels]
-        return found[:limit]
+            return list(reversed(self._problems))[:limit]
 
 
 class RingLogHandler(logging.Handler):

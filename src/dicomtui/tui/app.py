@@ -31,6 +31,7 @@ from dicomtui.tui.screens.status import StatusScreen
 
 Connector = Callable[[], object]
 LOG_EVENTS_KEPT = 2000
+APP_LOG_KINDS = ["log", "state"]  # transactions come from the log query, not events
 CLOSE_WAIT = 120.0  # seconds quitting waits for a local receiver to finish and flush
 
 
@@ -185,7 +186,7 @@ class DicomTUI(App):
     def _poll(self, backend, seq: int, tail) -> None:
         try:
             snapshot = backend.status()
-            batch = backend.events(after=seq, limit=LOG_EVENTS_KEPT)
+            batch = backend.events(after=seq, limit=LOG_EVENTS_KEPT, kinds=APP_LOG_KINDS)
             rows, cursor = (None, None) if tail is None else fetch_tail(backend, *tail)
         except Exception as exc:  # a dead service or a bug: shown, and polling goes on
             self.post_message(msg.PollFailed(_reason(exc)))
@@ -216,7 +217,7 @@ class DicomTUI(App):
 
     def _take_events(self, batch) -> None:
         self._seq = batch.seq
-        fresh = [e for e in batch.events if e.kind in ("log", "state")]
+        fresh = [e for e in batch.events if e.kind in APP_LOG_KINDS]
         self.log_events.extend(fresh)
         if self.log_screen is not None and fresh:
             self.log_screen.add_app_log(fresh)

@@ -93,6 +93,10 @@ class LogScreen(Screen):
         self._rewrite_app_log()
         self.refresh_view()
 
+    def on_screen_resume(self) -> None:
+        if self.follow and self.is_loaded and self.app.backend is not None:
+            self.reload()
+
     def refresh_view(self) -> None:
         if not self.is_mounted:
             return
@@ -154,8 +158,10 @@ class LogScreen(Screen):
 
     # -- live tail (fed by the app's poll) ---------------------------------------------
     def tail_request(self):
-        """What the next poll should fetch for this table, or None when not following."""
-        if not (self.follow and self.is_loaded and not self.is_loading):
+        """What the next poll should fetch for this table: None unless it is on screen
+        and following (coming back to it reads the newest rows afresh)."""
+        if not (self.follow and self.is_loaded and not self.is_loading
+                and self.app.screen is self):
             return None
         return self.filter, self.tail_cursor, MAX_ROWS
 
