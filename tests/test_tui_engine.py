@@ -163,3 +163,41 @@ def test_engine_close_from_two_threads_at_once_is_safe(make_engine, tmp_path):
     lock = DataDirLock(tmp_path / "data")
     lock.acquire()
     lock.release()
+
+
+def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_path):
+    from conftest import cli_env, run_cli
+    from dicomtui.tui.screens.settings import EditSetting
+    data_dir, port = tmp_path / "data", free_port()
+    cli = run_cli("--data-dir", str(data_dir), "config", "set", "max_associations", "0",
+                  env=cli_env(tmp_path))
+    cli_error = cli.stderr.strip().removeprefix("dicomtui: error: ")
+    assert cli.returncode == 2 and cli_error.startswith("max_associations:")
+
+    async def edit(pilot, row: int, value: str):
+        pilot.app.screen.query_one("#settings-table").move_cursor(row=row)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, EditSetting))
+        await pilot.press("end", "ctrl+u", *value, "enter")
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING", timeout=20)
+        await pilot.press("9")
+        await wait_for_text(pilot, "max_associations")
+        await edit(pilot, 7, "0")  # max_associations
+        await wait_for_text(pilot, cli_error)
+        await pilot.press("escape")
+        await edit(pilot, 14, "true")  # log_instances: applies at once, no restart offer
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditSetting))
+        await edit(pilot, 9, "flat")  # layout: needs a restart, which is offered
+        await wait_for_text(pilot, "Restart the receiver now?")
+        await pilot.press("n")
+        await wait_for_text(pilot, "restart pending")
+        await pilot.press("q")
+
+    drive(local_console(data_dir, port), scenario, size=(120, 36))
+    shown = run_cli("--data-dir", str(data_dir), "config", "--json", env=cli_env(tmp_path))
+    import json
+    values = {v["name"]: v for v in json.loads(shown.stdout)}
+    assert values["layout"]["value"] == "flat" and values["layout"]["source"] == "stored"
+    assert values["max_associations"]["value"] == 10

@@ -196,6 +196,8 @@ class DicomTUI(App):
 
     @on(msg.Polled)
     def _polled(self, message: msg.Polled) -> None:
+        if self._quitting:
+            return  # a poll that started before quitting: the screens are going away
         self.set_timer(self.poll_interval, self.poll)
         if self.unreachable:
             self.notify("the service answers again", timeout=5)
@@ -208,6 +210,8 @@ class DicomTUI(App):
 
     @on(msg.PollFailed)
     def _poll_failed(self, message: msg.PollFailed) -> None:
+        if self._quitting:
+            return  # the Backend closed under a poll in flight: expected
         self.set_timer(max(1.0, self.poll_interval), self.poll)
         if not self.unreachable:
             self.notify(message.reason, title="lost the receiver", severity="error",
@@ -223,6 +227,8 @@ class DicomTUI(App):
             self.log_screen.add_app_log(fresh)
 
     def _refresh_screens(self) -> None:
+        if self._quitting:
+            return
         for screen in self.screen_stack:
             if hasattr(screen, "refresh_view"):
                 screen.refresh_view()

@@ -21,5 +21,5 @@ def sync_rows(table: DataTable, rows: dict[str, tuple]) -> None:
             elif before != cells:
                 for column, old, new in zip(columns, before, cells):
                     if old != new:
-                        table.update_cell(key, column, new)
+                        table.update_cell(key, column, new, update_width=True)
     table._shown_rows = dict(rows)

@@ -21,7 +21,7 @@ from dicomtui.tui.widgets import ModeBar
 
 MAX_ROWS = 500  # rows the table holds; older ones come from the DB a page at a time
 PAGE = 100
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LEVELS = ("INFO", "WARNING", "ERROR")  # the engine's event stream starts at INFO
 LEVEL_NUMBERS = {name: n for n, name in enumerate(LEVELS)}
 
 
@@ -40,6 +40,11 @@ class TxTable(DataTable):
             self.screen.load_older()
         super().action_page_up()
 
+    def on_mouse_scroll_up(self, _event) -> None:
+        self.screen.leave_tail()
+        if self.scroll_y <= 0:
+            self.screen.load_older()
+
 
 class LogScreen(Screen):
     """Transactions newest at the bottom; `f` follows new ones as they are recorded."""
@@ -57,7 +62,7 @@ class LogScreen(Screen):
         Binding("enter", "details", "Details", id="log.details", show=False,
                 tooltip="the selected transaction, every field"),
         Binding("l", "level", "Log level", id="log.level", show=False,
-                tooltip="application log: DEBUG, INFO, WARNING, ERROR and up"),
+                tooltip="application log: INFO, WARNING or ERROR and up"),
         Binding("escape", "cancel_filter", "", show=False),
     ]
 
