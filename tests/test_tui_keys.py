@@ -372,3 +372,31 @@ def test_the_log_is_not_polled_while_another_screen_shows_and_catches_up_on_retu
         await wait_for_text(pilot, "WHILE_AWAY")
 
     drive(console(fake, poll_interval=0.1), scenario, size=(120, 30))
+
+
+def test_quitting_while_connecting_closes_what_opens_then_exits():
+    fake = FakeBackend()
+    release = threading.Event()
+
+    def slow_connector():
+        release.wait(10)
+        return fake
+
+    async def scenario(pilot):
+        await pilot.pause(0.2)
+        await pilot.press("q")
+        release.set()
+        await wait_for(pilot, lambda: fake.closed.is_set(), what="close")
+
+    drive(console_from(slow_connector), scenario)
+    assert fake.calls[-1] == "close"
+
+
+def test_a_surprise_while_connecting_is_shown_not_swallowed():
+    def broken():
+        raise PermissionError(13, "Permission denied", "/srv/dicom/dicomtui.json")
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "PermissionError")
+
+    drive(console_from(broken), scenario, size=(120, 30))

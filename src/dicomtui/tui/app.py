@@ -85,18 +85,22 @@ class DicomTUI(App):
         self.log_events: deque[Event] = deque(maxlen=LOG_EVENTS_KEPT)
         self.log_screen: LogScreen | None = None
         self._seq = 0
-        self._quitting = False
+        self._quitting = self._connecting = False
         self._backend_closed = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------
     def on_mount(self) -> None:
-        self._connect(self._connector)
+        self._start_connect()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             try:
                 loop.add_signal_handler(sig, self._on_signal)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests) or no such signal here
+
+    def _start_connect(self) -> None:
+        self._connecting = True
+        self._connect(self._connector)
 
     def _on_signal(self) -> None:
         self.call_later(self.action_quit)
@@ -105,8 +109,8 @@ class DicomTUI(App):
     def _connect(self, connector: Connector) -> None:
         try:
             backend = connector()
-        except BackendError as exc:
-            self.post_message(msg.ConnectFailed(str(exc)))
+        except Exception as exc:  # BackendError, or a surprise: both said on screen
+            self.post_message(msg.ConnectFailed(_reason(exc)))
             return
         self.post_message(msg.Connected(backend, self._autostart(backend)))
 
@@ -124,6 +128,10 @@ class DicomTUI(App):
 
     @on(msg.Connected)
     def _connected(self, message: msg.Connected) -> None:
+        self._connecting = False
+        if self._quitting:  # quit while connecting: close what arrived, then go
+            self._close(message.backend)
+            return
         self.backend, self.problem = message.backend, ""
         notice = getattr(message.backend, "notice", "")
         if notice:
@@ -136,6 +144,11 @@ class DicomTUI(App):
 
     @on(msg.ConnectFailed)
     def _connect_failed(self, message: msg.ConnectFailed) -> None:
+        self._connecting = False
+        if self._quitting:
+            self._backend_closed.set()
+            self.exit()
+            return
         self.problem = message.reason
         self.notify(message.reason, title="cannot open the receiver", severity="error",
                     timeout=20)
@@ -146,6 +159,9 @@ class DicomTUI(App):
             return
         self._quitting = True
         backend, self.backend = self.backend, None  # the close worker owns it now
+        if backend is None and self._connecting:
+            self.notify("closing as soon as the receiver has opened", timeout=30)
+            return  # _connected or _connect_failed finishes the quit
         if backend is None:
             self._backend_closed.set()
             self.exit()
@@ -259,7 +275,7 @@ class DicomTUI(App):
 
     def _retry_connect(self) -> None:
         self.notify("connecting again…", timeout=3)
-        self._connect(self._connector)
+        self._start_connect()
 
     def _confirm_if_busy(self, action: str, question: str) -> None:
         active = self.snapshot.associations if self.snapshot else []
