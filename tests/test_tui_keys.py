@@ -228,10 +228,12 @@ def test_paging_up_past_the_top_reads_older_rows_from_the_backend():
         assert screen.tx_rows[0]["id"] == 1200 - log_screen.MAX_ROWS + 1
         screen.query_one("#log-table").move_cursor(row=0)
         await pilot.press("up")
-        await wait_for(pilot, lambda: screen.tx_rows[0]["id"] == 601, what="older page")
+        first = 1200 - log_screen.MAX_ROWS + 1
+        await wait_for(pilot, lambda: screen.tx_rows[0]["id"] == first - log_screen.PAGE,
+                       what="older page")
         assert len(screen.tx_rows) == log_screen.MAX_ROWS  # bounded: the newest fell off
         assert "PAUSED" in screen_text(pilot.app)
-        assert fake.queries[-1].before_id == 701
+        assert fake.queries[-1].before_id == first
 
     drive(console(fake), scenario, size=(120, 30))
 
@@ -400,3 +402,17 @@ def test_a_surprise_while_connecting_is_shown_not_swallowed():
         await wait_for_text(pilot, "PermissionError")
 
     drive(console_from(broken), scenario, size=(120, 30))
+
+
+def test_the_tail_catches_up_with_the_newest_rows_after_a_long_absence():
+    from fake_backend import record
+    from dicomtui.tui.app import fetch_tail
+    from dicomtui.tui.filters import LogFilter
+    fake = FakeBackend()
+    fake.records = [record(n) for n in range(1, 3001)]
+    rows, cursor, replace = fetch_tail(fake, LogFilter(), 100, 1000)
+    assert replace and cursor == 3000
+    assert [r["id"] for r in rows] == list(range(2001, 3001))
+    rows, cursor, replace = fetch_tail(fake, LogFilter(), 2500, 1000)
+    assert not replace and cursor == 3000
+    assert [r["id"] for r in rows] == list(range(2501, 3001))

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 
 from dicomtui.backend.base import BackendError
@@ -203,12 +204,13 @@ class DicomTUI(App):
         try:
             snapshot = backend.status()
             batch = backend.events(after=seq, limit=LOG_EVENTS_KEPT, kinds=APP_LOG_KINDS)
-            rows, cursor = (None, None) if tail is None else fetch_tail(backend, *tail)
+            rows, cursor, replace = ((None, None, False) if tail is None
+                                     else fetch_tail(backend, *tail))
         except Exception as exc:  # a dead service or a bug: shown, and polling goes on
             self.post_message(msg.PollFailed(_reason(exc)))
             return
         self.post_message(msg.Polled(snapshot, batch, rows, cursor,
-                                     tail[0] if tail else None))
+                                     tail[0] if tail else None, replace))
 
     @on(msg.Polled)
     def _polled(self, message: msg.Polled) -> None:
@@ -221,7 +223,8 @@ class DicomTUI(App):
         self.rates.add(self.clock().timestamp(), message.snapshot.counters.received)
         self._take_events(message.batch)
         if self.log_screen is not None and message.tail is not None:
-            self.log_screen.add_tail(message.tail, message.tail_cursor, message.tail_filter)
+            self.log_screen.add_tail(message.tail, message.tail_cursor, message.tail_filter,
+                                     message.tail_replace)
         self._refresh_screens()
 
     @on(msg.PollFailed)
@@ -247,7 +250,10 @@ class DicomTUI(App):
             return
         for screen in self.screen_stack:
             if hasattr(screen, "refresh_view"):
-                screen.refresh_view()
+                try:
+                    screen.refresh_view()
+                except NoMatches:  # the app is tearing the screen down
+                    pass
 
     # -- actions ------------------------------------------------------------------------
     def action_show(self, mode: str) -> None:
@@ -342,14 +348,20 @@ class DicomTUI(App):
         yield from super().get_system_commands(screen)
 
 
-def fetch_tail(backend, log_filter, cursor: int, limit: int) -> tuple[list[dict], int]:
-    """New Log rows after `cursor`, and the cursor to use next time."""
+def fetch_tail(backend, log_filter, cursor: int,
+               limit: int) -> tuple[list[dict], int, bool]:
+    """New Log rows after `cursor`, the cursor for next time, and whether the rows
+    replace the table (more arrived than it holds: only the newest are worth reading)."""
     newest = backend.transactions(TransactionFilter(limit=1))
     newest_id = newest[0]["id"] if newest else cursor
+    if newest_id - cursor > limit:
+        rows = backend.transactions(log_filter.query(limit=limit))
+        rows.reverse()
+        return rows, newest_id, True
     rows = backend.transactions(log_filter.query(limit=limit, after_id=cursor))
     if len(rows) >= limit:
-        return rows, rows[-1]["id"]
-    return rows, max(newest_id, cursor)
+        return rows, rows[-1]["id"], False
+    return rows, max(newest_id, cursor), False
 
 
 def _reason(exc: Exception) -> str:

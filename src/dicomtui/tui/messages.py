@@ -34,6 +34,7 @@ class Polled(Message):
     tail: list[dict] | None = None  # new Log rows when the Log screen follows
     tail_cursor: int | None = None
     tail_filter: Any = None  # the filter the tail was read with (stale ones are dropped)
+    tail_replace: bool = False  # the tail is the newest rows, replacing the table
 
 
 @dataclass

@@ -8,42 +8,41 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import (DataTable, Footer, Input, RichLog, Static, TabbedContent,
-                             TabPane)
+from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
 
 from dicomtui.models import TransactionFilter
 from dicomtui.tui import format as fmt
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import RecordScreen
 from dicomtui.tui.filters import HINT, FilterError, LogFilter, parse
+from dicomtui.tui.logtable import LogTable
 from dicomtui.tui.screens.log_rows import COLUMNS, app_log_line, row_cells
 from dicomtui.tui.widgets import ModeBar
 
-MAX_ROWS = 500  # rows the table holds; older ones come from the DB a page at a time
+MAX_ROWS = 1000  # rows the table holds; older ones come from the DB a page at a time
 PAGE = 100
 LEVELS = ("INFO", "WARNING", "ERROR")  # the engine's event stream starts at INFO
 LEVEL_NUMBERS = {name: n for n, name in enumerate(LEVELS)}
 
 
-class TxTable(DataTable):
-    """The transactions table: moving up past the top pages in older records."""
+class TxTable(LogTable):
+    """The transactions table: moving up leaves the live tail."""
 
     def action_cursor_up(self) -> None:
         self.screen.leave_tail()
-        if self.cursor_row <= 0:
-            self.screen.load_older()
         super().action_cursor_up()
 
     def action_page_up(self) -> None:
         self.screen.leave_tail()
-        if self.cursor_row <= 0:
-            self.screen.load_older()
         super().action_page_up()
 
-    def on_mouse_scroll_up(self, _event) -> None:
+    def action_first(self) -> None:
         self.screen.leave_tail()
-        if self.scroll_y <= 0:
-            self.screen.load_older()
+        super().action_first()
+
+    def on_mouse_scroll_up(self, event) -> None:
+        self.screen.leave_tail()
+        super().on_mouse_scroll_up(event)
 
 
 class LogScreen(Screen):
@@ -84,7 +83,7 @@ class LogScreen(Screen):
         yield Static(id="log-filter-error")
         with TabbedContent(id="log-tabs"):
             with TabPane("Transactions", id="tab-tx"):
-                yield TxTable(id="log-table", cursor_type="row", zebra_stripes=True)
+                yield TxTable(COLUMNS, id="log-table")
             with TabPane("Application log", id="tab-app"):
                 yield Static(id="applog-level")
                 yield RichLog(id="applog", max_lines=2000, wrap=False, markup=False)
@@ -92,15 +91,10 @@ class LogScreen(Screen):
 
     def on_mount(self) -> None:
         self.app.log_screen = self
-        self.query_one(TxTable).add_columns(*COLUMNS)
         self.query_one(TxTable).focus()
         self._show_bar()
         self._rewrite_app_log()
         self.refresh_view()
-
-    def on_screen_resume(self) -> None:
-        if self.follow and self.is_loaded and self.app.backend is not None:
-            self.reload()
 
     def refresh_view(self) -> None:
         if not self.is_mounted:
@@ -151,14 +145,9 @@ class LogScreen(Screen):
             self.notify("no older transactions", timeout=3)
 
     def _fill(self, cursor_row: int) -> None:
-        table = self.query_one(TxTable)
         today = self.app.clock().date()
-        with self.app.batch_update():
-            table.clear()
-            for record in self.tx_rows:
-                table.add_row(*row_cells(record, today), key=str(record["id"]))
-            if self.tx_rows:
-                table.move_cursor(row=max(0, cursor_row), animate=False)
+        self.query_one(TxTable).set_rows([row_cells(r, today) for r in self.tx_rows],
+                                         cursor_row)
         self._show_bar()
 
     # -- live tail (fed by the app's poll) ---------------------------------------------
@@ -170,8 +159,13 @@ class LogScreen(Screen):
             return None
         return self.filter, self.tail_cursor, MAX_ROWS
 
-    def add_tail(self, rows: list[dict], cursor: int, log_filter) -> None:
+    def add_tail(self, rows: list[dict], cursor: int, log_filter,
+                 replace: bool = False) -> None:
         if log_filter is not self.filter or not self.follow or self.is_loading:
+            return
+        if replace:  # more arrived than the table holds: show the newest afresh
+            self.tx_rows, self.tail_cursor = rows, cursor
+            self._fill(len(rows) - 1)
             return
         last = self.tx_rows[-1]["id"] if self.tx_rows else 0
         fresh = [r for r in rows if r["id"] > last]
@@ -180,16 +174,11 @@ class LogScreen(Screen):
             self._append_rows(fresh)
 
     def _append_rows(self, fresh: list[dict]) -> None:
-        table = self.query_one(TxTable)
         today = self.app.clock().date()
-        with self.app.batch_update():
-            for record in fresh:
-                table.add_row(*row_cells(record, today), key=str(record["id"]))
-            self.tx_rows.extend(fresh)
-            for record in self.tx_rows[:-MAX_ROWS]:
-                table.remove_row(str(record["id"]))
-            del self.tx_rows[:-MAX_ROWS]
-            table.move_cursor(row=len(self.tx_rows) - 1, animate=False)
+        self.query_one(TxTable).append([row_cells(r, today) for r in fresh], MAX_ROWS,
+                                       follow=True)
+        self.tx_rows.extend(fresh)
+        del self.tx_rows[:-MAX_ROWS]
         self._show_bar()
 
     def leave_tail(self) -> None:
@@ -260,11 +249,14 @@ class LogScreen(Screen):
         if self.tx_rows and 0 <= table.cursor_row < len(self.tx_rows):
             self.app.push_screen(RecordScreen(self.tx_rows[table.cursor_row]))
 
-    @on(DataTable.RowSelected, "#log-table")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        record = next((r for r in self.tx_rows if str(r["id"]) == event.row_key.value), None)
-        if record is not None:
-            self.app.push_screen(RecordScreen(record))
+    @on(LogTable.Selected, "#log-table")
+    def _row_selected(self, event: LogTable.Selected) -> None:
+        if 0 <= event.row < len(self.tx_rows):
+            self.app.push_screen(RecordScreen(self.tx_rows[event.row]))
+
+    @on(LogTable.TopReached, "#log-table")
+    def _top_reached(self) -> None:
+        self.load_older()
 
     def action_tab(self) -> None:
         tabs = self.query_one(TabbedContent)

@@ -8,9 +8,12 @@ from functools import lru_cache
 from rich.text import Text
 
 from dicomtui.tui import format as fmt
+from dicomtui.tui.logtable import Column
 
-COLUMNS = ("time", "type", "status", "calling AE", "called AE", "peer", "SOP class",
-           "patient ID", "study", "bytes", "ms", "reason")
+COLUMNS = [Column("time", 11), Column("type", 11), Column("status", 13),
+           Column("calling AE", 16), Column("called AE", 16), Column("peer", 21),
+           Column("SOP class", 24), Column("patient ID", 16), Column("study", 14),
+           Column("bytes", 9), Column("ms", 6), Column("reason", 100)]
 OUTCOME_STYLE = {"ok": "green", "warning": "yellow", "failed": "bold red",
                  "refused": "bold red"}
 LEVEL_STYLE = {"DEBUG": "dim", "INFO": "", "WARNING": "yellow", "ERROR": "bold red",
