@@ -113,7 +113,15 @@ class DicomTUI(App):
         except Exception as exc:  # BackendError, or a surprise: both said on screen
             self.post_message(msg.ConnectFailed(_reason(exc)))
             return
-        self.post_message(msg.Connected(backend, self._autostart(backend)))
+        start_error = self._autostart(backend)
+        self._warm_up()
+        self.post_message(msg.Connected(backend, start_error))
+
+    @staticmethod
+    def _warm_up() -> None:
+        """Load pydicom's UID names here, not on the UI thread at the first Log row."""
+        from dicomtui.tui.screens.log_rows import sop_class_name
+        sop_class_name("1.2.840.10008.1.1")
 
     def _autostart(self, backend) -> str:
         """Start a local receiver unless told not to; the reason when it cannot."""

@@ -21,6 +21,11 @@ def duration(seconds: float) -> str:
     return humanize.precisedelta(max(0.0, seconds), minimum_unit=unit, format="%0.0f")
 
 
+def rough_duration(seconds: float) -> str:
+    """'3 hours': the status panel's uptime, to the unit that matters."""
+    return humanize.naturaldelta(max(0.0, seconds))
+
+
 def short_duration(seconds: float) -> str:
     """'3 h 12 m': the header has no room for words."""
     seconds = int(max(0, seconds))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
@@ -52,3 +53,12 @@ def _uptime(app) -> Text:
     if snap is None or not snap.started_at or app.unreachable:
         return Text("")
     return Text(f", up {fmt.short_duration(snap.uptime_s)}")
+
+
+def show(static: Static, content, layout: bool = False) -> None:
+    """Update a Static only when its content changed, and without a re-layout unless
+    asked: every poll updates these, and a layout pass repaints the whole screen."""
+    if getattr(static, "_shown_content", None) == content and not isinstance(content, Table):
+        return
+    static._shown_content = content
+    static.update(content, layout=layout)

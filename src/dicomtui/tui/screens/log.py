@@ -17,7 +17,7 @@ from dicomtui.tui.dialogs import RecordScreen
 from dicomtui.tui.filters import HINT, FilterError, LogFilter, parse
 from dicomtui.tui.logtable import LogTable
 from dicomtui.tui.screens.log_rows import COLUMNS, app_log_line, row_cells
-from dicomtui.tui.widgets import ModeBar
+from dicomtui.tui.widgets import ModeBar, show
 
 MAX_ROWS = 1000  # rows the table holds; older ones come from the DB a page at a time
 PAGE = 100
@@ -276,9 +276,9 @@ class LogScreen(Screen):
             chips.append("no filter   (/ filter, Enter: details)", style="dim")
         else:
             chips.append("  (c: clear)", style="dim")
-        self.query_one("#log-chips", Static).update(chips)
+        show(self.query_one("#log-chips", Static), chips)
         shown = f"{len(self.tx_rows)} rows"
         follow = (Text("● LIVE ", style="bold green") if self.follow
                   else Text("❚❚ PAUSED ", style="bold yellow"))
         follow.append(f"{shown}  (f)", style="dim")
-        self.query_one("#log-follow", Static).update(follow)
+        show(self.query_one("#log-follow", Static), follow)

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 
 from dicomtui.tui import format as fmt
 from dicomtui.tui.tables import sync_rows
-from dicomtui.tui.widgets import ModeBar
+from dicomtui.tui.widgets import ModeBar, show
 
 ASSOC_COLUMNS = ("#", "calling AE", "peer", "since", "images", "bytes", "rate")
 ERROR_COLUMNS = ("time", "from", "status", "reason")
@@ -50,10 +50,13 @@ class StatusScreen(Screen):
             return
         self.query_one(ModeBar).refresh()
         snap = self.app.snapshot
-        self.query_one("#status-state", Static).update(self._state_text(snap))
-        self.query_one("#status-counters", Static).update(_counters(snap))
+        state = self._state_text(snap)
+        box = self.query_one("#status-state", Static)
+        lines_before = getattr(box, "_shown_content", Text()).plain.count("\n")
+        show(box, state, layout=state.plain.count("\n") != lines_before)
+        show(self.query_one("#status-counters", Static), _counters(snap))
         self._show_rate()
-        self.query_one("#status-storage", Static).update(_storage(snap))
+        show(self.query_one("#status-storage", Static), _storage(snap))
         now = self.app.clock()
         sync_rows(self.query_one("#status-assocs", DataTable),
                   {str(a.id): _assoc_row(a, now) for a in (snap.associations if snap else [])})
@@ -77,7 +80,7 @@ class StatusScreen(Screen):
         who = "local" if snap.mode == "local" else f"service pid {snap.pid}"
         text.append(f"  {who}")
         if snap.started_at:
-            text.append(f", up {fmt.duration(snap.uptime_s)}")
+            text.append(f", up {fmt.rough_duration(snap.uptime_s)}")
         for lst in snap.listeners:
             style = "green" if lst.state == "listening" else "red"
             text.append(f"\n{lst.ae_title} @ {lst.host}:{lst.port} ")
@@ -94,7 +97,7 @@ class StatusScreen(Screen):
         label = Text("images ")
         label.append(fmt.rate(current), style="bold")
         label.append(f"  peak {fmt.rate(max([current, *series]))} ", style="dim")
-        self.query_one("#status-rate", Static).update(label)
+        show(self.query_one("#status-rate", Static), label)
         self.query_one("#status-sparkline", Sparkline).data = series
 
 
