@@ -124,3 +124,32 @@ def test_console_in_tmux_attaches_to_a_running_service(tmp_path, terminal, servi
     term.wait_closed()
     assert svc.proc.poll() is None  # the receiver keeps running
     assert svc.cli("status").returncode == 0
+
+
+def test_a_vanished_terminal_stops_the_local_receiver_cleanly(tmp_path, terminal):
+    """SSH drops: the console gets SIGHUP; it must flush, unlock and exit, not linger."""
+    data_dir, port = tmp_path / "data", free_port()
+    env = cli_env(tmp_path) | {"TERM": "xterm-256color"}
+    term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir),
+                          "--host", "127.0.0.1", "--port", str(port)])
+    term.wait_for("RUNNING")
+    pid = int(term.tmux("list-panes", "-t", "console", "-F", "#{pane_pid}").stdout)
+    sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "3", env=env)
+    assert sent.returncode == 0, sent.stderr
+    term.kill()  # the pane's process gets SIGHUP, as from a dropped SSH session
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    assert not _alive(pid), "the console outlived its terminal"
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    lock.release()
+    assert len(TransactionLog(data_dir / "log").query(types=["store"])) == 3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -7,6 +7,7 @@ runs in a thread worker and comes back as one message (see messages.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 from collections import deque
@@ -93,9 +94,10 @@ class DicomTUI(App):
     def on_mount(self) -> None:
         self._start_connect()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig, handler in ((signal.SIGTERM, self._on_signal),
+                             (signal.SIGHUP, self._on_hangup)):
             try:
-                loop.add_signal_handler(sig, self._on_signal)
+                loop.add_signal_handler(sig, handler)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests) or no such signal here
 
@@ -105,6 +107,24 @@ class DicomTUI(App):
 
     def _on_signal(self) -> None:
         self.call_later(self.action_quit)
+
+    def _on_hangup(self) -> None:
+        """The terminal is gone (SSH dropped, tmux killed): close the receiver cleanly,
+        then leave at once; Textual's own shutdown would wait forever to write to it."""
+        backend, self.backend = self.backend, None
+        closing = self._quitting and not self._backend_closed.is_set()
+        self._quitting = True
+
+        def finish() -> None:
+            try:
+                if backend is not None:
+                    backend.close()
+                elif closing:  # a quit's close worker is finishing: let it
+                    self._backend_closed.wait(CLOSE_WAIT)
+            finally:
+                os._exit(0)
+
+        threading.Thread(target=finish, name="dicomtui-hangup", daemon=True).start()
 
     @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
     def _connect(self, connector: Connector) -> None:

@@ -62,3 +62,35 @@ def show(static: Static, content, layout: bool = False) -> None:
         return
     static._shown_content = content
     static.update(content, layout=layout)
+
+
+class KeyBar(Static):
+    """The footer: this screen's keys and the app's, drawn once from the bindings.
+
+    Textual's Footer mounts a widget per key and rebuilds them on every screen switch
+    (~100 ms of the UI thread here); the keys of a screen do not change, so one line
+    of text made when the screen mounts says the same for nothing.
+    """
+
+    DEFAULT_CSS = "KeyBar { height: 1; dock: bottom; background: $panel; }"
+
+    def on_mount(self) -> None:
+        self.update(self._keys(), layout=False)
+
+    def _keys(self) -> str:
+        parts, groups = [], {}
+        for binding in [*self.screen.BINDINGS, *self.app.BINDINGS]:
+            if not getattr(binding, "show", False) or not getattr(binding, "id", None):
+                continue
+            key = binding.key_display or binding.key
+            if binding.group is not None:
+                groups.setdefault(binding.group.description, []).append(key)
+                continue
+            parts.append(f"[bold $accent]{_escape(key)}[/] {binding.description}")
+        parts += [f"[bold $accent]{''.join(keys)}[/] {description}"
+                  for description, keys in groups.items()]
+        return " " + "  ".join(parts)
+
+
+def _escape(key: str) -> str:
+    return key.replace("[", "\\[")

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input, RichLog, Static, TabbedContent, TabPane
+from textual.widgets import Input, RichLog, Static, TabbedContent, TabPane
 
 from dicomtui.models import TransactionFilter
 from dicomtui.tui import format as fmt
@@ -17,7 +17,7 @@ from dicomtui.tui.dialogs import RecordScreen
 from dicomtui.tui.filters import HINT, FilterError, LogFilter, parse
 from dicomtui.tui.logtable import LogTable
 from dicomtui.tui.screens.log_rows import COLUMNS, app_log_line, row_cells
-from dicomtui.tui.widgets import ModeBar, show
+from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 MAX_ROWS = 1000  # rows the table holds; older ones come from the DB a page at a time
 PAGE = 100
@@ -87,7 +87,7 @@ class LogScreen(Screen):
             with TabPane("Application log", id="tab-app"):
                 yield Static(id="applog-level")
                 yield RichLog(id="applog", max_lines=2000, wrap=False, markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.log_screen = self

@@ -8,14 +8,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from dicomtui.backend.base import BackendError
 from dicomtui.models import SettingValue
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm
 from dicomtui.tui.tables import sync_rows
-from dicomtui.tui.widgets import ModeBar
+from dicomtui.tui.widgets import KeyBar, ModeBar
 
 COLUMNS = ("setting", "value", "source", "applies")
 
@@ -39,7 +39,7 @@ class SettingsScreen(Screen):
         yield Static(id="settings-pending")
         yield DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="settings-help")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)

@@ -8,11 +8,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Sparkline, Static
+from textual.widgets import DataTable, Label, Sparkline, Static
 
 from dicomtui.tui import format as fmt
 from dicomtui.tui.tables import sync_rows
-from dicomtui.tui.widgets import ModeBar, show
+from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 ASSOC_COLUMNS = ("#", "calling AE", "peer", "since", "images", "bytes", "rate")
 ERROR_COLUMNS = ("time", "from", "status", "reason")
@@ -35,7 +35,7 @@ class StatusScreen(Screen):
         yield DataTable(id="status-assocs", cursor_type="row", zebra_stripes=True)
         yield Label("Last errors", classes="section")
         yield DataTable(id="status-errors", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#status-assocs", DataTable).add_columns(*ASSOC_COLUMNS)
