@@ -406,7 +406,7 @@ def test_a_surprise_while_connecting_is_shown_not_swallowed():
 
 def test_the_tail_catches_up_with_the_newest_rows_after_a_long_absence():
     from fake_backend import record
-    from dicomtui.tui.app import fetch_tail
+    from dicomtui.tui.screens.log import fetch_tail
     from dicomtui.tui.filters import LogFilter
     fake = FakeBackend()
     fake.records = [record(n) for n in range(1, 3001)]

@@ -23,11 +23,11 @@ from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 
 from dicomtui.backend.base import BackendError
-from dicomtui.models import Event, TransactionFilter
+from dicomtui.models import Event
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, HelpScreen
 from dicomtui.tui.rates import RateHistory
-from dicomtui.tui.screens.log import LogScreen
+from dicomtui.tui.screens.log import LogScreen, fetch_tail
 from dicomtui.tui.screens.settings import SettingsScreen
 from dicomtui.tui.screens.status import StatusScreen
 
@@ -374,22 +374,6 @@ class DicomTUI(App):
                                         binding.tooltip or binding.description,
                                         partial(self.run_action, binding.action, node))
         yield from super().get_system_commands(screen)
-
-
-def fetch_tail(backend, log_filter, cursor: int,
-               limit: int) -> tuple[list[dict], int, bool]:
-    """New Log rows after `cursor`, the cursor for next time, and whether the rows
-    replace the table (more arrived than it holds: only the newest are worth reading)."""
-    newest = backend.transactions(TransactionFilter(limit=1))
-    newest_id = newest[0]["id"] if newest else cursor
-    if newest_id - cursor > limit:
-        rows = backend.transactions(log_filter.query(limit=limit))
-        rows.reverse()
-        return rows, newest_id, True
-    rows = backend.transactions(log_filter.query(limit=limit, after_id=cursor))
-    if len(rows) >= limit:
-        return rows, rows[-1]["id"], False
-    return rows, max(newest_id, cursor), False
 
 
 def _reason(exc: Exception) -> str:

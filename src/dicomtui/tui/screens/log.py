@@ -282,3 +282,19 @@ class LogScreen(Screen):
                   else Text("❚❚ PAUSED ", style="bold yellow"))
         follow.append(f"{shown}  (f)", style="dim")
         show(self.query_one("#log-follow", Static), follow)
+
+
+def fetch_tail(backend, log_filter, cursor: int,
+               limit: int) -> tuple[list[dict], int, bool]:
+    """New Log rows after `cursor`, the cursor for next time, and whether the rows
+    replace the table (more arrived than it holds: only the newest are worth reading)."""
+    newest = backend.transactions(TransactionFilter(limit=1))
+    newest_id = newest[0]["id"] if newest else cursor
+    if newest_id - cursor > limit:
+        rows = backend.transactions(log_filter.query(limit=limit))
+        rows.reverse()
+        return rows, newest_id, True
+    rows = backend.transactions(log_filter.query(limit=limit, after_id=cursor))
+    if len(rows) >= limit:
+        return rows, rows[-1]["id"], False
+    return rows, max(newest_id, cursor), False
