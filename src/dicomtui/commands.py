@@ -14,12 +14,11 @@ from pathlib import Path
 
 from dicomtui import views
 from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.models import TransactionFilter, to_dict
+from dicomtui.models import (TRANSACTION_TYPES, TransactionFilter, status_word,
+                             to_dict)
 from dicomtui.locations import socket_path
 from dicomtui.settings import resolve
 
-OUTCOMES = ("ok", "warning", "failed", "refused")
-TYPES = ("association", "echo", "store")
 
 
 class Failed(Exception):
@@ -40,7 +39,8 @@ def _status_args(p: argparse.ArgumentParser) -> None:
 
 
 def _log_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--type", action="append", choices=TYPES, help="record type (repeatable)")
+    p.add_argument("--type", action="append", choices=TRANSACTION_TYPES,
+                   help="record type (repeatable)")
     p.add_argument("--status", action="append", metavar="S",
                    help="outcome (ok, warning, failed, refused) or a status code such "
                         "as 0xA700 (repeatable)")
@@ -279,24 +279,17 @@ def log_filter(args) -> TransactionFilter:
     """The TransactionFilter for `log` options; bad options raise UsageError."""
     outcomes, statuses = [], []
     for word in args.status or []:
-        if word.lower() in OUTCOMES:
-            outcomes.append(word.lower())
-        else:
-            statuses.append(_status_code(word))
+        try:
+            outcome, code = status_word(word)
+        except ValueError as exc:
+            raise UsageError(f"--status: {exc}") from None
+        outcomes += [outcome] if outcome else []
+        statuses += [code] if code is not None else []
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     return TransactionFilter(types=args.type, outcomes=outcomes or None,
                              statuses=statuses or None, ae=args.ae,
                              since=_since(args.since), limit=args.limit)
-
-
-def _status_code(word: str) -> int:
-    text = word.lower().removeprefix("0x")
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise UsageError(f"--status: {word!r} is not one of {', '.join(OUTCOMES)} "
-                           "nor a hex status code like 0xA700") from None
 
 
 _AGE = re.compile(r"(\d+)\s*([smhd])")

@@ -106,6 +106,25 @@ class SettingValue:
     pending_restart: bool = False
 
 
+TRANSACTION_TYPES = ("association", "echo", "store")
+OUTCOMES = ("ok", "warning", "failed", "refused")
+
+
+def status_word(word: str) -> tuple[str | None, int | None]:
+    """(outcome, None) or (None, status code) for a word like "failed" or "0xA700".
+
+    The CLI's `log --status` and the console's `status:` filter read it the same way;
+    ValueError says what would have been accepted.
+    """
+    if word.lower() in OUTCOMES:
+        return word.lower(), None
+    try:
+        return None, int(word.lower().removeprefix("0x"), 16)
+    except ValueError:
+        raise ValueError(f"{word!r} is not one of {', '.join(OUTCOMES)} nor a hex "
+                         "status code like 0xA700") from None
+
+
 @dataclass
 class TransactionFilter:
     """Filters for the transaction log; None means any."""

@@ -10,8 +10,8 @@ import humanize
 from dicomtui.models import SettingValue, StatusSnapshot
 
 
-def size(n: int) -> str:
-    return humanize.naturalsize(n, binary=False)
+def size(n: int | None) -> str:
+    return humanize.naturalsize(n or 0, binary=False)
 
 
 def duration(seconds: float) -> str:
@@ -34,10 +34,10 @@ def status(snap: StatusSnapshot) -> str:
     lines.append(f"  associations: {len(snap.associations)} active")
     for a in snap.associations:
         lines.append(f"    #{a.id} {a.calling_ae} ({a.peer}) -> {a.called_ae} since "
-                     f"{_clock(a.started)}: {a.instances} instances, {size(a.bytes)}")
+                     f"{clock(a.started)}: {a.instances} instances, {size(a.bytes)}")
     if snap.last_errors:
         lines.append("  last errors:")
-        lines += [f"    {_clock(e.time)} {e.message}" for e in snap.last_errors[:5]]
+        lines += [f"    {clock(e.time)} {e.message}" for e in snap.last_errors[:5]]
     return "\n".join(lines)
 
 
@@ -55,17 +55,21 @@ def _counters_line(label: str, c) -> str:
             f"associations {c.associations:,}")
 
 
-def _clock(iso: str) -> str:
+def clock(iso: str | None, with_date: bool = True) -> str:
+    """The wall-clock part of an ISO time, in the zone it was written in."""
+    if not iso:
+        return ""
     try:
-        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
+        moment = datetime.fromisoformat(iso)
     except (TypeError, ValueError):
         return str(iso)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
 
 
 def record_line(r: dict) -> str:
     """One transaction record on one line."""
     status = "" if r.get("status") is None else f"0x{r['status']:04X}"
-    parts = [_clock(r.get("time", "")), f"{r.get('type', ''):<11}",
+    parts = [clock(r.get("time", "")), f"{r.get('type', ''):<11}",
              f"{r.get('outcome', ''):<7}", f"{status:<6}",
              f"{r.get('calling_ae', '')}->{r.get('called_ae', '')}", r.get("peer", "")]
     if r.get("type") == "store":

@@ -27,6 +27,7 @@ from dicomtui.models import Event
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, HelpScreen
 from dicomtui.tui.rates import RateHistory
+from dicomtui.tui.widgets import our_bindings
 from dicomtui.tui.screens.log import LogScreen, fetch_tail
 from dicomtui.tui.screens.settings import SettingsScreen
 from dicomtui.tui.screens.status import StatusScreen
@@ -273,6 +274,14 @@ class DicomTUI(App):
         if self.log_screen is not None and fresh:
             self.log_screen.add_app_log(fresh)
 
+    def display_state(self) -> str:
+        """The one word every screen shows for the receiver right now."""
+        if self.backend is None:
+            return "error" if self.problem else "connecting"
+        if self.unreachable:
+            return "unreachable"
+        return self.snapshot.state if self.snapshot else "connecting"
+
     def _refresh_screens(self) -> None:
         if self._quitting:
             return
@@ -357,22 +366,15 @@ class DicomTUI(App):
 
     # -- help and the command palette are generated from the bindings ----------------
     def _binding_rows(self) -> list[tuple[str, str, str]]:
-        rows = []
-        for node in (self.screen, self):
-            for binding in node.BINDINGS:
-                if isinstance(binding, Binding) and binding.id and binding.description:
-                    key = binding.key_display or binding.key
-                    rows.append((key, binding.description, binding.tooltip))
-        return rows
+        return [(b.key_display or b.key, b.description, b.tooltip)
+                for _node, b in our_bindings(self.screen, self)]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        for node in (screen, self):
-            for binding in node.BINDINGS:
-                if isinstance(binding, Binding) and binding.id and binding.description:
-                    key = binding.key_display or binding.key
-                    yield SystemCommand(f"{binding.description} ({key})",
-                                        binding.tooltip or binding.description,
-                                        partial(self.run_action, binding.action, node))
+        for node, binding in our_bindings(screen, self):
+            key = binding.key_display or binding.key
+            yield SystemCommand(f"{binding.description} ({key})",
+                                binding.tooltip or binding.description,
+                                partial(self.run_action, binding.action, node))
         yield from super().get_system_commands(screen)
 
 

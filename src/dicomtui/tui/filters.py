@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dicomtui.models import TransactionFilter
+from dicomtui.models import TRANSACTION_TYPES, TransactionFilter, status_word
 
-TYPES = ("association", "echo", "store")
-OUTCOMES = ("ok", "warning", "failed", "refused")
 HINT = "type:store status:failed|0xA700 ae:CT1 any text"
 
 
@@ -62,20 +60,15 @@ def _apply(result: LogFilter, key: str, value: str) -> None:
     if not value:
         raise FilterError(f"{key}: needs a value ({HINT})")
     if key == "type":
-        if value.lower() not in TYPES:
-            raise FilterError(f"type:{value}: use one of {', '.join(TYPES)}")
+        if value.lower() not in TRANSACTION_TYPES:
+            raise FilterError(f"type:{value}: use one of {', '.join(TRANSACTION_TYPES)}")
         result.types.append(value.lower())
     elif key == "ae":
         result.ae = value
-    elif value.lower() in OUTCOMES:
-        result.outcomes.append(value.lower())
     else:
-        result.statuses.append(_status(value))
-
-
-def _status(value: str) -> int:
-    try:
-        return int(value.lower().removeprefix("0x"), 16)
-    except ValueError:
-        raise FilterError(f"status:{value}: use {', '.join(OUTCOMES)} or a hex code "
-                          "like 0xA700") from None
+        try:
+            outcome, code = status_word(value)
+        except ValueError as exc:
+            raise FilterError(f"status: {exc}") from None
+        result.outcomes += [outcome] if outcome else []
+        result.statuses += [code] if code is not None else []

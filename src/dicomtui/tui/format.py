@@ -6,19 +6,12 @@ from datetime import datetime
 
 import humanize
 
+from dicomtui.views import clock as _clock
+from dicomtui.views import size  # noqa: F401 - one way to write a size, CLI and console
+
 STATE_STYLE = {"running": "bold green", "starting": "bold yellow", "stopping": "bold yellow",
                "stopped": "bold red", "error": "bold white on red",
                "unreachable": "bold white on red", "connecting": "bold yellow"}
-
-
-def size(n: int | None) -> str:
-    return humanize.naturalsize(n or 0, binary=False)
-
-
-def duration(seconds: float) -> str:
-    """'3 hours and 12 minutes' style, seconds only while under a minute."""
-    unit = "seconds" if seconds < 60 else "minutes"
-    return humanize.precisedelta(max(0.0, seconds), minimum_unit=unit, format="%0.0f")
 
 
 def rough_duration(seconds: float) -> str:
@@ -39,15 +32,9 @@ def short_duration(seconds: float) -> str:
     return f"{minutes} m {secs} s" if minutes else f"{secs} s"
 
 
-def clock(iso: str | None, with_date: bool = False) -> str:
-    """The wall-clock part of an ISO time, in the zone it was written in."""
-    if not iso:
-        return ""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return str(iso)
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+def clock(iso: str | None) -> str:
+    """HH:MM:SS of an ISO time (the console's rows are narrow)."""
+    return _clock(iso, with_date=False)
 
 
 def age_seconds(iso: str | None, now: datetime) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import Static
 
 from dicomtui.tui import format as fmt
@@ -23,7 +24,7 @@ class ModeBar(Static):
         line.append_text(_who(app))
         line.append_text(_uptime(app))
         line.append("  ")
-        state = _state(app)
+        state = app.display_state()
         line.append(f" {state.upper()} ", style=fmt.STATE_STYLE.get(state, "bold"))
         line.append("  ")
         for key, mode, title in SCREEN_TABS:
@@ -42,17 +43,20 @@ def _who(app) -> Text:
     return Text("local")
 
 
-def _state(app) -> str:
-    if app.problem and (app.backend is None or app.unreachable):
-        return "unreachable" if app.backend is not None else "error"
-    return app.snapshot.state if app.snapshot else "connecting"
-
-
 def _uptime(app) -> Text:
     snap = app.snapshot
     if snap is None or not snap.started_at or app.unreachable:
         return Text("")
     return Text(f", up {fmt.short_duration(snap.uptime_s)}")
+
+
+def our_bindings(*nodes):
+    """(node, binding) for each of our bindings on these nodes (Textual's own, which
+    have no id, left out): the footer, help and command palette are all made from it."""
+    for node in nodes:
+        for binding in node.BINDINGS:
+            if isinstance(binding, Binding) and binding.id and binding.description:
+                yield node, binding
 
 
 def show(static: Static, content, layout: bool = False) -> None:
@@ -79,8 +83,8 @@ class KeyBar(Static):
 
     def _keys(self) -> str:
         parts, groups = [], {}
-        for binding in [*self.screen.BINDINGS, *self.app.BINDINGS]:
-            if not getattr(binding, "show", False) or not getattr(binding, "id", None):
+        for _node, binding in our_bindings(self.screen, self.app):
+            if not binding.show:
                 continue
             key = binding.key_display or binding.key
             if binding.group is not None:

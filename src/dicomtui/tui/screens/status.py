@@ -67,8 +67,7 @@ class StatusScreen(Screen):
         app = self.app
         text = Text()
         if snap is None or app.unreachable or app.backend is None:
-            state = "unreachable" if app.backend is not None else (
-                "error" if app.problem else "connecting")
+            state = app.display_state()
             text.append(f" {state.upper()} ", style=fmt.STATE_STYLE[state])
             if app.problem:
                 text.append(f"\n{app.problem}", style="bold red")
