@@ -115,6 +115,8 @@ def test_attached_console_shows_the_service_and_quitting_leaves_it_running(servi
         await asyncio.to_thread(send, svc.port, [fresh_ct(), fresh_ct()], calling="MR_2")
         await wait_for(pilot, lambda: pilot.app.snapshot.counters.received == 2,
                        what="2 received")
+        await wait_for(pilot, lambda: not pilot.app.snapshot.associations,
+                       what="the sender's association to close")
         await pilot.press("s")  # no association open: stops without asking
         await wait_for_text(pilot, "STOPPED")
         await pilot.press("s")
@@ -167,7 +169,7 @@ def test_engine_close_from_two_threads_at_once_is_safe(make_engine, tmp_path):
 
 def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_path):
     from conftest import cli_env, run_cli
-    from dicomtui.tui.screens.settings import EditSetting
+    from dicomtui.tui.screens.settings import EditSetting, SettingsScreen
     data_dir, port = tmp_path / "data", free_port()
     cli = run_cli("--data-dir", str(data_dir), "config", "set", "max_associations", "0",
                   env=cli_env(tmp_path))
@@ -187,6 +189,7 @@ def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_
         await edit(pilot, 7, "0")  # max_associations
         await wait_for_text(pilot, cli_error)
         await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen))
         await edit(pilot, 14, "true")  # log_instances: applies at once, no restart offer
         await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditSetting))
         await edit(pilot, 9, "flat")  # layout: needs a restart, which is offered
