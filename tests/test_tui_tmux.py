@@ -91,8 +91,9 @@ def test_console_in_tmux_receives_shows_and_quits(tmp_path, terminal, colour):
         env["NO_COLOR"] = "1"
     term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir),
                           "--host", "127.0.0.1", "--port", str(port)])
-    screen = term.wait_for("RUNNING")
-    assert "local" in screen and f"127.0.0.1:{port}" in screen
+    # the header and the Status body are painted in separate frames: wait for the body
+    screen = term.wait_for(f"127.0.0.1:{port}")
+    assert "local" in screen and "RUNNING" in screen
 
     sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "5", "--aet", "TMUX_SCU",
                    env=env)
