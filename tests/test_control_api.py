@@ -278,7 +278,7 @@ def _exchange(path: Path, request: bytes) -> tuple[int, dict]:
 
 
 @pytest.mark.parametrize("request_bytes, status", [
-    (b"PATCH /status HTTP/1.1\r\n\r\n", 501),
+    (b"OPTIONS /status HTTP/1.1\r\n\r\n", 501),
     (b"POST /transactions HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
     (b"POST /transactions HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
     (b"POST /transactions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),

@@ -74,6 +74,8 @@ def _send_args(p: argparse.ArgumentParser) -> None:
                    help="send N generated 512x512 CT instances instead of files")
 
 
+from dicomtui.site_commands import ae_args, cmd_ae, cmd_facility, facility_args  # noqa: E402
+
 REGISTRY = {
     "serve": ("run the receiver headless (for systemd)", _serve_args),
     "status": ("state, uptime, listeners, associations and counters", _status_args),
@@ -82,6 +84,9 @@ REGISTRY = {
                _config_args),
     "echo": ("send a C-ECHO to a DICOM peer", _peer_args),
     "send": ("send DICOM files or synthetic instances to a peer", _send_args),
+    "facility": ("facilities: list, add, edit, remove, and their remote-PACS config",
+                 facility_args),
+    "ae": ("allowed callers: list, allow, deny, remove calling AE titles", ae_args),
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 @dataclass
 class Listener:
-    """One SCP listener (the main one now; one per facility later)."""
+    """One SCP listener: the main one (name "main") or a facility's (its name)."""
 
     ae_title: str
     host: str
@@ -35,6 +35,7 @@ class AssociationInfo:
     started: str  # ISO 8601
     instances: int = 0
     bytes: int = 0
+    facility: str = ""  # the facility it was recognised as ("unknown" if none)
 
 
 @dataclass
@@ -104,6 +105,45 @@ class SettingValue:
     help: str
     restart_required: bool
     pending_restart: bool = False
+
+
+@dataclass
+class Facility:
+    """A sending site: its own AE title and port (one listener), and the calling AE
+    titles registered to it; the *_today and last_seen fields are filled by the engine."""
+
+    name: str
+    ae_title: str
+    port: int
+    calling_aes: list[str] = field(default_factory=list)
+    created: str = ""  # ISO 8601
+    auto_created: bool = False  # made by auto_create_facilities from a calling AE
+    listener: str = "stopped"  # "listening" | "stopped" | "error"
+    error: str = ""  # why the listener is not listening
+    instances_today: int = 0
+    studies_today: int = 0
+    last_seen: str | None = None  # ISO 8601 of the last association or instance
+
+
+@dataclass
+class AllowedCaller:
+    """A calling AE title that may associate (when active), optionally only from `ip`."""
+
+    ae_title: str
+    description: str = ""
+    ip: str = ""  # an address or CIDR network; empty = any address
+    active: bool = True  # False = denied: refused even when require_calling_ae is off
+    created: str = ""  # ISO 8601
+
+
+@dataclass
+class PacsConfig:
+    """What a remote PACS must enter to send here: addresses, and per listener the AE
+    title and port (the main listener first, then each facility)."""
+
+    hostname: str
+    addresses: list[str] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
 
 
 TRANSACTION_TYPES = ("association", "echo", "store")

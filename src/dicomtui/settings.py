@@ -6,6 +6,7 @@ same thing whether it came from a flag, `DICOMTUI_<NAME>`, the data dir or the d
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -13,7 +14,9 @@ from typing import Any, Callable, Mapping
 from dicomtui.dicom.aetitle import ae_title_problem
 
 ENV_PREFIX = "DICOMTUI_"
-LAYOUTS = ("flat", "patient", "study", "series", "date")
+BASE_LAYOUTS = ("flat", "patient", "study", "series", "date")
+# Any preset may be put under a folder per facility: "facility/series" = {facility}/...
+LAYOUTS = BASE_LAYOUTS + tuple(f"facility/{name}" for name in BASE_LAYOUTS)
 NAMINGS = ("sop-uid", "instance-number", "timestamp", "sequential")
 DUPLICATE_POLICIES = ("replace", "keep", "reject")
 TRUE_WORDS = {"true", "1", "yes", "on"}
@@ -71,7 +74,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("max_associations", int, 10, "associations served at once",
          "must be an integer from 1 to 1000", _int_range(1, 1000)),
     Spec("storage_dir", str, "", "where DICOM files go (empty = <data-dir>/storage)"),
-    Spec("layout", str, "series", "folder layout: " + "|".join(LAYOUTS),
+    Spec("layout", str, "series", "folder layout: " + "|".join(BASE_LAYOUTS)
+         + ", each optionally under facility/ (facility/series)",
          "must be one of " + ", ".join(LAYOUTS), _choice(LAYOUTS)),
     Spec("naming", str, "sop-uid", "file name rule: " + "|".join(NAMINGS),
          "must be one of " + ", ".join(NAMINGS), _choice(NAMINGS)),
@@ -84,10 +88,40 @@ SPECS: tuple[Spec, ...] = (
          "must be a number >= 0", lambda v: v >= 0, restart=False),
     Spec("log_instances", bool, True, "one transaction record per stored instance",
          restart=False),
+    Spec("require_calling_ae", bool, False, "refuse calling AE titles that are not "
+         "active allowed callers (`dicomtui ae allow`)", restart=False),
+    Spec("allowed_ips", str, "", "addresses or CIDR networks that may connect, comma "
+         "separated (empty = any)", "must be IP addresses or CIDR networks separated by "
+         "commas, e.g. 10.0.0.0/8, 192.168.1.20", lambda v: ip_list_problem(v) is None,
+         restart=False),
+    Spec("check_called_ae", bool, False, "refuse associations whose called AE title is "
+         "neither ours nor a facility's", restart=False),
+    Spec("auto_create_facilities", bool, False, "an unknown calling AE becomes a new "
+         "facility (with its own AE title and port)", restart=False),
     Spec("autostart", bool, True, "the console starts the receiver when it opens "
          "(off: start it with s)", restart=False),
 )
 SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
+
+
+def parse_networks(text: str) -> list:
+    """The networks of an allowed_ips value ("" = none); ValueError names a bad entry."""
+    networks = []
+    for item in (part.strip() for part in text.replace(" ", ",").split(",")):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return networks
+
+
+def ip_list_problem(text: str) -> str | None:
+    try:
+        parse_networks(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def parse_value(spec: Spec, raw: Any) -> Any:

@@ -7,7 +7,8 @@ from datetime import datetime
 
 import humanize
 
-from dicomtui.models import SettingValue, StatusSnapshot
+from dicomtui.models import (AllowedCaller, Facility, PacsConfig, SettingValue,
+                             StatusSnapshot)
 
 
 def size(n: int | None) -> str:
@@ -27,7 +28,10 @@ def status(snap: StatusSnapshot) -> str:
         lines.append(f"  error      {snap.error}")
     lines += [f"  warning    {w}" for w in snap.warnings]
     for lst in snap.listeners:
-        lines.append(f"  listener   {lst.ae_title} @ {lst.host}:{lst.port}  {lst.state}")
+        owner = "" if lst.name == "main" else f"  (facility {lst.name})"
+        error = f": {lst.error}" if lst.error else ""
+        lines.append(f"  listener   {lst.ae_title} @ {lst.host}:{lst.port}  {lst.state}"
+                     f"{error}{owner}")
     lines.append(_storage_line(snap))
     lines.append(_counters_line("since start", snap.counters))
     lines.append(_counters_line("today", snap.today))
@@ -107,3 +111,51 @@ def send_summary(summary) -> str:
         reason = summary.reasons.get(status, "")
         lines.append(f"  {label}: {count}" + (f"  ({reason})" if reason else ""))
     return "\n".join(lines)
+
+
+def facilities(items: list[Facility]) -> str:
+    """The `dicomtui facility list` table."""
+    if not items:
+        return "no facilities yet; add one with `dicomtui facility add NAME`"
+    width = max(8, *(len(f.name) for f in items))
+    lines = [f"{'facility':<{width}}  {'AE title':<16}  {'port':>5}  {'listener':<9}  "
+             f"{'today':>6}  {'studies':>7}  last seen  calling AEs"]
+    for f in items:
+        state = f.listener + (" (auto)" if f.auto_created else "")
+        lines.append(f"{f.name:<{width}}  {f.ae_title:<16}  {f.port:>5}  {state:<9}  "
+                     f"{f.instances_today:>6}  {f.studies_today:>7}  "
+                     f"{clock(f.last_seen) or '-':<9}  {', '.join(f.calling_aes) or '-'}")
+        if f.error:
+            lines.append(f"{'':<{width}}  listener error: {f.error}")
+    return "\n".join(lines)
+
+
+def pacs_config(config: PacsConfig, only: str | None = None) -> str:
+    """What a remote PACS enters to send here, one block per listener."""
+    lines = ["Configuration for remote PACS", "=" * 29, "",
+             f"Host name:  {config.hostname}",
+             f"Address:    {', '.join(config.addresses)}", ""]
+    for lst in config.listeners:
+        if only is not None and lst.name.casefold() != only.casefold():
+            continue
+        title = "Main receiver" if lst.name == "main" else f"Facility: {lst.name}"
+        lines += [title, f"  AE Title: {lst.ae_title}", f"  Port:     {lst.port}",
+                  f"  Host:     {config.addresses[0] if config.addresses else config.hostname}"]
+        if lst.state != "listening":
+            lines.append(f"  (listener {lst.state}{': ' + lst.error if lst.error else ''})")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def callers(items: list[AllowedCaller], require: bool) -> str:
+    """The `dicomtui ae list` table, with what the policy makes of the list."""
+    policy = ("require_calling_ae is on: only the allowed callers below may associate"
+              if require else "require_calling_ae is off: any calling AE may associate, "
+              "except denied ones")
+    if not items:
+        return f"no allowed callers yet; add one with `dicomtui ae allow AE`\n({policy})"
+    lines = [f"{'AE title':<16}  {'state':<7}  {'from':<18}  description"]
+    for c in items:
+        lines.append(f"{c.ae_title:<16}  {'allowed' if c.active else 'denied':<7}  "
+                     f"{c.ip or 'any address':<18}  {c.description}")
+    return "\n".join(lines + ["", f"({policy})"])

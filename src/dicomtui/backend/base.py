@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dicomtui.models import (EventBatch, SettingValue, StatusSnapshot,
-                                     TransactionFilter)
+from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig,
+                             SettingValue, StatusSnapshot, TransactionFilter)
 
 
 class BackendError(RuntimeError):
@@ -14,6 +14,10 @@ class BackendError(RuntimeError):
 
 class InvalidRequest(BackendError):
     """The request itself was wrong (bad setting value, unknown name): a usage error."""
+
+
+class NotFound(BackendError):
+    """The named facility or caller does not exist."""
 
 
 class Backend(Protocol):
@@ -39,5 +43,36 @@ class Backend(Protocol):
     def set_setting(self, name: str, value: str) -> SettingValue: ...
 
     def unset_setting(self, name: str) -> SettingValue: ...
+
+    # -- facilities: a name, an AE title and a port each (one listener each) ----------
+    def facilities(self) -> list[Facility]: ...
+
+    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
+                     calling_aes: list[str] | None = None) -> Facility:
+        """AE title generated from the name and the next free port unless given;
+        InvalidRequest says what is wrong. Starts its listener if the receiver runs."""
+
+    def update_facility(self, name: str, ae_title: str | None = None,
+                        port: int | None = None,
+                        calling_aes: list[str] | None = None) -> Facility:
+        """Change what is given (None = keep); a running listener moves live."""
+
+    def remove_facility(self, name: str) -> Facility:
+        """Stops its listener (NotFound if there is no such facility)."""
+
+    def pacs_config(self) -> PacsConfig: ...
+
+    # -- allowed callers -------------------------------------------------------------
+    def callers(self) -> list[AllowedCaller]: ...
+
+    def allow_caller(self, ae_title: str, ip: str | None = None,
+                     description: str | None = None) -> AllowedCaller:
+        """Add or re-activate a caller; ip/description None = keep, "" = clear."""
+
+    def deny_caller(self, ae_title: str) -> AllowedCaller:
+        """Mark a caller inactive (added as denied if unknown): always refused."""
+
+    def remove_caller(self, ae_title: str) -> AllowedCaller:
+        """Forget a caller (NotFound if unknown)."""
 
     def close(self) -> None: ...

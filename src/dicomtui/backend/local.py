@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.models import (EventBatch, SettingValue, StatusSnapshot,
-                                     TransactionFilter)
+import contextlib
+
+from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
+from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig, SettingValue,
+                             StatusSnapshot, TransactionFilter)
+from dicomtui.service.access import CallerError, CallerMissing
 from dicomtui.service.engine import Engine, EngineError
+from dicomtui.service.facilities import FacilityError, FacilityMissing
+from dicomtui.service.sites import SitesError
 from dicomtui.settings import SettingError
+
+
+@contextlib.contextmanager
+def _translated():
+    """The engine's own errors as the Backend's: bad input, unknown name, failure."""
+    try:
+        yield
+    except (FacilityError, CallerError) as exc:
+        raise InvalidRequest(str(exc)) from None
+    except (FacilityMissing, CallerMissing) as exc:
+        raise NotFound(exc.args[0]) from None
+    except (SitesError, EngineError) as exc:
+        raise BackendError(str(exc)) from None
 
 
 class LocalBackend:
@@ -70,6 +88,43 @@ class LocalBackend:
         except EngineError as exc:
             raise BackendError(str(exc)) from None
         return next(v for v in self.settings() if v.name == name)
+
+    def facilities(self) -> list[Facility]:
+        return self.engine.facility_list()
+
+    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
+                     calling_aes: list[str] | None = None) -> Facility:
+        with _translated():
+            return self.engine.add_facility(name, port, ae_title, calling_aes)
+
+    def update_facility(self, name: str, ae_title: str | None = None,
+                        port: int | None = None,
+                        calling_aes: list[str] | None = None) -> Facility:
+        with _translated():
+            return self.engine.update_facility(name, ae_title, port, calling_aes)
+
+    def remove_facility(self, name: str) -> Facility:
+        with _translated():
+            return self.engine.remove_facility(name)
+
+    def pacs_config(self) -> PacsConfig:
+        return self.engine.pacs_config()
+
+    def callers(self) -> list[AllowedCaller]:
+        return self.engine.caller_list()
+
+    def allow_caller(self, ae_title: str, ip: str | None = None,
+                     description: str | None = None) -> AllowedCaller:
+        with _translated():
+            return self.engine.allow_caller(ae_title, ip, description)
+
+    def deny_caller(self, ae_title: str) -> AllowedCaller:
+        with _translated():
+            return self.engine.allow_caller(ae_title, None, None, active=False)
+
+    def remove_caller(self, ae_title: str) -> AllowedCaller:
+        with _translated():
+            return self.engine.remove_caller(ae_title)
 
     def close(self) -> None:
         self.engine.close()

@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import httpx
 
-from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.models import (EventBatch, SettingValue, StatusSnapshot,
-                             TransactionFilter, from_dict, to_dict)
+from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
+from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig, SettingValue,
+                             StatusSnapshot, TransactionFilter, from_dict, to_dict)
 
 BASE_URL = "http://dicomtui"  # the host name is a placeholder: the socket is the address
 
@@ -60,6 +60,41 @@ class RemoteBackend:
     def unset_setting(self, name: str) -> SettingValue:
         return from_dict(SettingValue, self._call("DELETE", _setting_url(name)))
 
+    def facilities(self) -> list[Facility]:
+        return [from_dict(Facility, f) for f in self._call("GET", "/facilities")["facilities"]]
+
+    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
+                     calling_aes: list[str] | None = None) -> Facility:
+        body = {"name": name, "port": port, "ae_title": ae_title, "calling_aes": calling_aes}
+        return from_dict(Facility, self._call("POST", "/facilities", json=body))
+
+    def update_facility(self, name: str, ae_title: str | None = None,
+                        port: int | None = None,
+                        calling_aes: list[str] | None = None) -> Facility:
+        body = {"ae_title": ae_title, "port": port, "calling_aes": calling_aes}
+        return from_dict(Facility, self._call("PATCH", _url("facilities", name), json=body))
+
+    def remove_facility(self, name: str) -> Facility:
+        return from_dict(Facility, self._call("DELETE", _url("facilities", name)))
+
+    def pacs_config(self) -> PacsConfig:
+        return from_dict(PacsConfig, self._call("GET", "/pacs-config"))
+
+    def callers(self) -> list[AllowedCaller]:
+        return [from_dict(AllowedCaller, c) for c in self._call("GET", "/callers")["callers"]]
+
+    def allow_caller(self, ae_title: str, ip: str | None = None,
+                     description: str | None = None) -> AllowedCaller:
+        body = {"ip": ip, "description": description}
+        return from_dict(AllowedCaller, self._call("PUT", _url("callers", ae_title), json=body))
+
+    def deny_caller(self, ae_title: str) -> AllowedCaller:
+        return from_dict(AllowedCaller,
+                         self._call("POST", _url("callers", ae_title) + "/deny"))
+
+    def remove_caller(self, ae_title: str) -> AllowedCaller:
+        return from_dict(AllowedCaller, self._call("DELETE", _url("callers", ae_title)))
+
     def close(self) -> None:
         self._client.close()
 
@@ -76,7 +111,12 @@ class RemoteBackend:
 
 def _setting_url(name: str) -> str:
     """The setting's URL; any character of the name survives the trip."""
-    return "/settings/" + quote(name, safe="")
+    return _url("settings", name)
+
+
+def _url(collection: str, name: str) -> str:
+    """/collection/name with any character of the name (spaces, slashes) kept."""
+    return f"/{collection}/" + quote(name, safe="")
 
 
 def _payload(response: httpx.Response) -> Any:
@@ -90,6 +130,8 @@ def _payload(response: httpx.Response) -> Any:
     message = _message(response, data)
     if response.status_code == 400:
         raise InvalidRequest(message)
+    if isinstance(data, dict) and data.get("kind") == "not_found":
+        raise NotFound(message)
     raise BackendError(message)
 
 
@@ -97,7 +139,7 @@ def _message(response: httpx.Response, data: Any) -> str:
     """The service's one-line error, or a description of what came back instead."""
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         message = data["error"]
-        if response.status_code == 404:
+        if response.status_code == 404 and data.get("kind") != "not_found":
             message += " (is the service running a different dicomtui version?)"
         return message
     return f"the dicomtui service answered HTTP {response.status_code} without a JSON body"

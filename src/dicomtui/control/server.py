@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dicomtui.backend.base import BackendError, InvalidRequest
+from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
 from dicomtui.models import TransactionFilter, from_dict, to_dict
 
 LOG = logging.getLogger("dicomtui.control")
@@ -84,6 +84,15 @@ class Request:
             raise InvalidRequest(f'request body needs "{key}" as a string')
         return value
 
+    def optional(self, key: str, kind: type) -> Any:
+        """A member of the body that may be absent or null; else it must be `kind`."""
+        value = self.obj().get(key)
+        if value is None:
+            return None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise InvalidRequest(f'"{key}" must be a {kind.__name__}')
+        return value
+
     def shape(self, cls: type) -> Any:
         """The body rebuilt as dataclass `cls`."""
         try:
@@ -107,6 +116,21 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("PUT", "/settings/{name}", lambda b, r: to_dict(
         b.set_setting(r.params["name"], r.text("value")))),
     ("DELETE", "/settings/{name}", lambda b, r: to_dict(b.unset_setting(r.params["name"]))),
+    ("GET", "/facilities", lambda b, r: {"facilities": to_dict(b.facilities())}),
+    ("POST", "/facilities", lambda b, r: to_dict(b.add_facility(
+        r.text("name"), r.optional("port", int), r.optional("ae_title", str),
+        r.optional("calling_aes", list)))),
+    ("PATCH", "/facilities/{name}", lambda b, r: to_dict(b.update_facility(
+        r.params["name"], r.optional("ae_title", str), r.optional("port", int),
+        r.optional("calling_aes", list)))),
+    ("DELETE", "/facilities/{name}", lambda b, r: to_dict(b.remove_facility(
+        r.params["name"]))),
+    ("GET", "/pacs-config", lambda b, r: to_dict(b.pacs_config())),
+    ("GET", "/callers", lambda b, r: {"callers": to_dict(b.callers())}),
+    ("PUT", "/callers/{ae}", lambda b, r: to_dict(b.allow_caller(
+        r.params["ae"], r.optional("ip", str), r.optional("description", str)))),
+    ("POST", "/callers/{ae}/deny", lambda b, r: to_dict(b.deny_caller(r.params["ae"]))),
+    ("DELETE", "/callers/{ae}", lambda b, r: to_dict(b.remove_caller(r.params["ae"]))),
 ]
 
 
@@ -170,6 +194,8 @@ def _answer(backend, method: str, target: str,
         return 200, _dispatch(backend, method, target, read_body())
     except InvalidRequest as exc:
         return 400, _error("invalid", _one_line(str(exc), "invalid request"))
+    except NotFound as exc:
+        return 404, _error("not_found", _one_line(str(exc), "not found"))
     except BackendError as exc:
         return 409, _error("backend", _one_line(str(exc), "refused by the service"))
     except _HTTPError as exc:
@@ -191,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         code, data = _answer(self.server.backend, self.command, self.path, self._body)
         self._send(code, data)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
     def _body(self) -> bytes:
         """The request body; a missing, huge or broken one also ends the connection."""

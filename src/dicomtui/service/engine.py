@@ -24,11 +24,16 @@ from dicomtui.db.writer import DBWriter
 from dicomtui.service import handlers
 from dicomtui.service.events import EventRing, RingLogHandler, now_iso
 from dicomtui.service.lock import DataDirLock, DataDirLocked
+from dicomtui.service.access import AccessPolicy, CallerList
+from dicomtui.service.facilities import FacilityRegistry
+from dicomtui.service.facility_stats import FacilityStats
+from dicomtui.service.listeners import ListenerSet
 from dicomtui.service.records import (base_record, called_ae_of, outcome_of, peer_of,
                                       store_record)
 from dicomtui.service.scp import Listener as ScpListener
 from dicomtui.service.scp import ListenerError, make_ae
 from dicomtui.service.settings_store import SettingsStore
+from dicomtui.service.sites import Sites
 from dicomtui.service.store import StorageWriter, StorePolicy, scan_usage
 
 LOG = logging.getLogger("dicomtui.service")
@@ -42,8 +47,8 @@ class EngineError(RuntimeError):
     """The engine cannot do what was asked; the message says what to do."""
 
 
-class Engine:
-    """One receiver over one data dir: lock, settings, DB, storage and the listener."""
+class Engine(Sites):
+    """One receiver over one data dir: lock, settings, DB, storage and the listeners."""
 
     def __init__(self, data_dir: Path, cli_settings: Mapping | None = None,
                  environ: Mapping[str, str] | None = None) -> None:
@@ -60,7 +65,13 @@ class Engine:
         self._in_flight = 0
         self._idle = threading.Condition(self._stats_lock)
         self.counters, self.today, self._today_date = Counters(), Counters(), date.today()
-        self._listener: ScpListener | None = None
+        self._listener: ScpListener | None = None  # the main one
+        self.facilities, self.callers = FacilityRegistry(), CallerList()
+        self.listener_set = ListenerSet(self._make_listener)
+        self.facility_stats = FacilityStats()
+        self.access_policy = AccessPolicy()
+        self._recognised: dict[int, str] = {}  # id(assoc) -> facility, until it ends
+        self._sites_lock = threading.RLock()
         self._log_handler = RingLogHandler(self.ring)
         self._close_lock = threading.Lock()
         self.is_open = False
@@ -97,8 +108,13 @@ class Engine:
         self.writer.register("tx", self.txlog.append_many, self.txlog.flush)
         self.writer.register("settings", self._settings_store.write_batch,
                              lambda: flush_database(self.db))
+        for kind, table in (("facilities", self.facilities), ("callers", self.callers)):
+            for problem in table.load(self.db):
+                self._warn(problem)
+            self.writer.register(kind, table.write_batch, lambda: flush_database(self.db))
         self.writer.start()
         self.store_policy = self._policy()
+        self._refresh_access()
 
     def _storage_root(self) -> Path:
         configured = self.settings.storage_dir
@@ -152,9 +168,11 @@ class Engine:
 
     def _policy(self) -> StorePolicy:
         s = self.settings
-        return StorePolicy(layout=s.layout, naming=s.naming, fsync=s.fsync,
+        by_facility, layout = s.layout.startswith("facility/"), s.layout.removeprefix("facility/")
+        return StorePolicy(layout=layout, naming=s.naming, fsync=s.fsync,
                            duplicate_policy=s.duplicate_policy,
-                           quota_bytes=int(s.max_storage_gb * 1_000_000_000))
+                           quota_bytes=int(s.max_storage_gb * 1_000_000_000),
+                           by_facility=by_facility)
 
     def setting_values(self):
         return self._settings_store.values(self._running_settings())
@@ -173,9 +191,16 @@ class Engine:
             raise EngineError("could not save settings: the DB writer is stuck "
                               f"({self.writer.stats().get('last_error')})")
         self.store_policy = self._policy()
+        self._refresh_access()
 
     def _running_settings(self):
         return self._running if self._listener is not None else None
+
+    def _running_or_current(self):
+        return self._running if self._listener is not None else self.settings
+
+    def _is_running(self) -> bool:
+        return self._listener is not None
 
     # -- the listener -----------------------------------------------------------------
     def start(self) -> None:
@@ -188,7 +213,7 @@ class Engine:
             self._usage_scanned = True
         self._running = self.settings
         s = self._running
-        listener = ScpListener(make_ae(s), s.host, s.port, self._handlers())
+        listener = ScpListener(make_ae(s), s.host, s.port, self._handlers(None))
         try:
             listener.start()
         except ListenerError as exc:
@@ -197,7 +222,14 @@ class Engine:
             raise EngineError(str(exc)) from None
         self._listener, self.error, self.stopping = listener, "", False
         self.started_at = time.time()
+        self._refresh_access()
         self._set_state("running", f"listening on {s.host}:{listener.port} as {s.ae_title}")
+        with self._sites_lock:
+            self._start_facilities()
+
+    def _make_listener(self, facility: str | None, ae_title: str, port: int) -> ScpListener:
+        s = self._running_or_current()
+        return ScpListener(make_ae(s, ae_title), s.host, port, self._handlers(facility))
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight stores finish, then end the associations."""
@@ -207,10 +239,13 @@ class Engine:
         self._set_state("stopping")
         self.stopping = True
         listener.stop_accepting()
+        with self._sites_lock:
+            listeners = [listener] + self.listener_set.stop_accepting_all()
         self._wait_idle(grace)
-        for assoc in listener.associations():
+        assocs = [a for each in listeners for a in each.associations()]
+        for assoc in assocs:
             assoc.abort()
-        for assoc in listener.associations():
+        for assoc in assocs:
             assoc.join(timeout=5)
         self._listener, self.started_at = None, None
         self.writer.flush()
@@ -226,16 +261,17 @@ class Engine:
             while self._in_flight and time.monotonic() < deadline:
                 self._idle.wait(timeout=0.1)
 
-    def _handlers(self) -> list:
+    def _handlers(self, facility: str | None) -> list:
+        """The handlers of one listener; a facility's listener tells requests its name."""
         from pynetdicom import evt
-        bind = [(evt.EVT_REQUESTED, handlers.handle_requested),
-                (evt.EVT_C_ECHO, handlers.handle_echo), (evt.EVT_C_STORE, self._store),
+        bind = [(evt.EVT_C_ECHO, handlers.handle_echo), (evt.EVT_C_STORE, self._store),
                 (evt.EVT_ACCEPTED, handlers.handle_accepted),
                 (evt.EVT_REJECTED, handlers.handle_rejected),
                 (evt.EVT_RELEASED, handlers.handle_released),
                 (evt.EVT_ABORTED, handlers.handle_aborted),
                 (evt.EVT_CONN_CLOSE, handlers.handle_conn_close)]
-        return [(event, fn, [self]) for event, fn in bind]
+        return ([(evt.EVT_REQUESTED, handlers.handle_requested, [self, facility])]
+                + [(event, fn, [self]) for event, fn in bind])
 
     def _store(self, event, engine):
         """Counts the store as in flight so stop() can wait for it to finish."""
@@ -261,31 +297,38 @@ class Engine:
     # -- bookkeeping called from handlers --------------------------------------------
     def association_opened(self, assoc) -> None:
         info = AssociationInfo(next(self._assoc_ids), (assoc.requestor.ae_title or "").strip(),
-                               called_ae_of(assoc), peer_of(assoc), now_iso())
+                               called_ae_of(assoc), peer_of(assoc), now_iso(),
+                               facility=self.facility_of(assoc))
         with self._stats_lock:
             self._assocs[id(assoc)] = info
             self._count("associations", 1)
-        LOG.info("association %d from %s (%s) to %s accepted", info.id, info.calling_ae,
-                 info.peer, info.called_ae)
+            self.facility_stats.seen(info.facility, info.started)
+        LOG.info("association %d from %s (%s) to %s accepted (facility %s)", info.id,
+                 info.calling_ae, info.peer, info.called_ae, info.facility)
 
     def association_refused(self, assoc) -> None:
         reason = _reject_reason(assoc)
         with self._stats_lock:
             self._count("refused", 1)
-        self._record(base_record("association", assoc, "refused", None, reason))
+            facility = self._recognised.pop(id(assoc), "unknown")
+        record = base_record("association", assoc, "refused", None, reason)
+        record.update({"rule": _reject_rule(assoc), "facility": facility})
+        self._record(record)
         LOG.warning("association from %s (%s) refused: %s",
                     (assoc.requestor.ae_title or "").strip(), peer_of(assoc), reason)
 
     def association_closed(self, assoc, outcome: str, how: str) -> None:
         with self._stats_lock:
             info = self._assocs.pop(id(assoc), None)
+            self._recognised.pop(id(assoc), None)
         if info is None:
             return
         if self.stopping and how == "aborted":
             how = "aborted: the service is stopping"
         record = base_record("association", assoc, outcome, None, how)
         record.update({"association": info.id, "instances": info.instances,
-                       "bytes": info.bytes, "started": info.started})
+                       "bytes": info.bytes, "started": info.started,
+                       "facility": info.facility})
         self._record(record)
         LOG.info("association %d from %s %s: %d instances, %d bytes", info.id,
                  info.calling_ae, how, info.instances, info.bytes)
@@ -293,19 +336,23 @@ class Engine:
     def record_echo(self, assoc) -> None:
         with self._stats_lock:
             self._count("echoes", 1)
-        self._record(base_record("echo", assoc, "ok", 0x0000))
+        record = base_record("echo", assoc, "ok", 0x0000)
+        record["facility"] = self.facility_of(assoc)
+        self._record(record)
 
     def record_store(self, assoc, ident, result, seconds: float, syntax) -> None:
         ok = outcome_of(result.status) != "failed"
+        record = store_record(assoc, ident, result, seconds, syntax)
+        facility = record["facility"] = self.facility_of(assoc)
         with self._stats_lock:
             self._count("received" if ok else "failed", 1)
             if ok:
                 self._count("bytes", result.size)
+                self.facility_stats.stored(facility, ident.study_uid, record["time"])
             info = self._assocs.get(id(assoc))
             if info is not None and ok:
                 info.instances += 1
                 info.bytes += result.size
-        record = store_record(assoc, ident, result, seconds, syntax)
         if info is not None:
             record["association"] = info.id
         self._record(record, persist=self.settings.log_instances or not ok)
@@ -338,7 +385,9 @@ class Engine:
             started_at=_iso(self.started_at),
             uptime_s=time.time() - self.started_at if self.started_at else 0.0,
             listeners=[Listener(s.ae_title, s.host, self.port or s.port,
-                                "listening" if self._listener else self.state_word())],
+                                "listening" if self._listener else self.state_word())]
+            + [Listener(f.ae_title, s.host, f.port, f.listener, f.name, f.error)
+               for f in self.facility_list()],
             associations=assocs, counters=counters, today=today,
             storage_used_bytes=self.storage.used_bytes,
             quota_bytes=self.store_policy.quota_bytes,
@@ -357,6 +406,14 @@ def _reject_reason(assoc) -> str:
     text = REJECT_REASONS.get(key) or REJECT_REASONS.get((3, primitive.diagnostic), "")
     return (f"rejected: {text or 'reason'} (result {primitive.result}, source "
             f"{primitive.result_source}, diagnostic {primitive.diagnostic})")
+
+
+def _reject_rule(assoc) -> str:
+    """Which limit made pynetdicom itself reject (ours are refused before it looks)."""
+    primitive = assoc.acceptor.primitive
+    if primitive is not None and (primitive.result_source, primitive.diagnostic) == (3, 2):
+        return "max_associations"
+    return "negotiation"
 
 
 def _summary(record: dict) -> str:

@@ -48,9 +48,11 @@ def _store(event, engine) -> tuple[Identity, StoreResult]:
             ident = replace(ident, sop_class_uid=str(event.context.abstract_syntax))
         header = file_header(ident.sop_class_uid, ident.sop_uid, syntax,
                              event.assoc.requestor.ae_title)
+        policy = engine.store_policy
+        facility = engine.facility_of(event.assoc) if policy.by_facility else None
         with stream.getbuffer() as body:
-            result = engine.storage.store(ident, header, body, engine.store_policy,
-                                          datetime.now())
+            result = engine.storage.store(ident, header, body, policy, datetime.now(),
+                                          facility)
     except UnreadableDataset as exc:
         result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
     except Exception as exc:  # never let pynetdicom swallow it silently
@@ -68,8 +70,17 @@ def _answer(result: StoreResult):
     return answer
 
 
-def handle_requested(event, engine) -> None:
-    prefer_requestor_syntaxes(event.assoc)
+def handle_requested(event, engine, facility: str | None) -> None:
+    """Access check and recognition first; only an admitted request is negotiated."""
+    try:
+        admitted = engine.association_requested(event.assoc, facility)
+    except Exception:  # never admit by accident, never leave the peer without an answer
+        LOG.exception("checking an association request failed; refusing it")
+        event.assoc.acse.send_reject(2, 1, 1)
+        event.assoc.kill()
+        return
+    if admitted:
+        prefer_requestor_syntaxes(event.assoc)
 
 
 def handle_accepted(event, engine) -> None:

@@ -16,9 +16,9 @@ class ListenerError(RuntimeError):
     """A listener could not start; the message says what to do."""
 
 
-def make_ae(settings) -> AE:
+def make_ae(settings, ae_title: str | None = None) -> AE:
     """An AE accepting every storage SOP class pynetdicom knows, in every syntax."""
-    ae = AE(ae_title=settings.ae_title)
+    ae = AE(ae_title=ae_title or settings.ae_title)
     ae.maximum_pdu_size = settings.max_pdu
     ae.acse_timeout = settings.acse_timeout
     ae.dimse_timeout = settings.dimse_timeout
@@ -38,6 +38,7 @@ class Listener:
         self.ae, self.host, self.port, self.handlers = ae, host, port, handlers
         self.server: TunedServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     def start(self) -> None:
         try:
@@ -51,8 +52,9 @@ class Listener:
         self._thread.start()
 
     def stop_accepting(self) -> None:
-        """Close the listening socket; associations already running go on."""
-        if self.server is not None:
+        """Close the listening socket; associations already running go on. Idempotent."""
+        if self.server is not None and not self._stopped:
+            self._stopped = True
             # pynetdicom's shutdown() expects servers made by start_server(); ours is
             # made by make_server(), so stop the loop and close the socket directly.
             socketserver.BaseServer.shutdown(self.server)

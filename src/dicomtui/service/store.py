@@ -35,6 +35,7 @@ class StorePolicy:
     fsync: bool = True
     duplicate_policy: str = "replace"
     quota_bytes: int = 0
+    by_facility: bool = False  # layout "facility/...": a folder per facility first
 
 
 @dataclass(frozen=True)

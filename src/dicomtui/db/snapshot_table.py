@@ -1,0 +1,44 @@
+"""A small TinyDB table kept whole in memory and saved as one snapshot per change.
+
+For lists people edit by hand (facilities, allowed callers): the newest snapshot
+replaces the table on the DB writer thread; a saved document that no longer parses is
+skipped and reported, never fatal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SnapshotTable:
+    """Subclasses set TABLE and WHAT and implement _parse(doc) and _keep(item)."""
+
+    TABLE = ""
+    WHAT = "record"
+
+    def __init__(self) -> None:
+        self._db = None
+
+    def load(self, db) -> list[str]:
+        """Parse every saved document; the problems, one line each."""
+        self._db = db
+        problems = []
+        for doc in db.table(self.TABLE).all():
+            try:
+                self._keep(self._parse(doc))
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"a saved {self.WHAT} was unreadable and is ignored: "
+                                f"{dict(doc)!r} ({exc})")
+        return problems
+
+    def write_batch(self, batch: list[list[dict]]) -> None:
+        """Writer-thread sink: the newest snapshot replaces the table."""
+        table = self._db.table(self.TABLE)
+        table.truncate()
+        table.insert_multiple(batch[-1])
+
+    def _parse(self, doc: dict) -> Any:
+        raise NotImplementedError
+
+    def _keep(self, item: Any) -> None:
+        raise NotImplementedError
