@@ -249,3 +249,17 @@ def test_a_malformed_saved_facility_is_skipped_and_reported(make_engine, tmp_pat
     assert [f.name for f in engine.facility_list()] == ["Good"]
     assert any("saved facility was unreadable" in w and "Broken" in w
                for w in engine.warnings)
+
+
+def test_todays_counts_per_facility_survive_a_restart(make_engine, tmp_path):
+    data = tmp_path / "counts"
+    engine = make_engine(data_dir=data)
+    site = engine.add_facility("Main Hospital", port=free_port())
+    study = fresh_ct()
+    same_study = fresh_ct(StudyInstanceUID=study.StudyInstanceUID)
+    send(site.port, [study, same_study, fresh_ct()], called=site.ae_title)
+    engine.close()
+    again = make_engine(data_dir=data)
+    (facility,) = again.facility_list()
+    assert (facility.instances_today, facility.studies_today) == (3, 2)
+    assert facility.last_seen

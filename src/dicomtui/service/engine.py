@@ -210,6 +210,7 @@ class Engine(Sites):
         self._set_state("starting")
         if not self._usage_scanned:  # only a receiver needs it; config/log stay fast
             self.storage.set_used(scan_usage(self.storage.root))
+            self._seed_facility_stats()
             self._usage_scanned = True
         self._running = self.settings
         s = self._running

@@ -1,8 +1,8 @@
 """Per-facility activity today: instances, distinct studies, last seen (in memory).
 
 Counted as transactions happen, under the engine's stats lock; a new day starts from
-zero. Not persisted: after a restart the counts start again (the study index, when it
-lands, is where per-study facility history belongs).
+zero. Not saved separately: when a receiver starts, today's store records in the
+transaction log are counted back in (Engine._seed_facility_stats).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ and listener factory, and nothing here runs on the UI side.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from dicomtui.models import AllowedCaller, Facility, Listener, PacsConfig
 from dicomtui.service import access
@@ -16,6 +17,7 @@ from dicomtui.service.ports import host_addresses
 from dicomtui.service.records import base_record, called_ae_of, peer_of
 
 LOG = logging.getLogger("dicomtui.service")
+SEED_LIMIT = 500_000  # today's store records read back at start, at most
 
 
 class SitesError(RuntimeError):
@@ -91,6 +93,22 @@ class Sites:
         else:
             LOG.info("facility %r listening on port %d as %s", facility.name,
                      facility.port, facility.ae_title)
+
+    def _seed_facility_stats(self) -> None:
+        """Count today's stores already in the log, so a restart keeps "today" true.
+
+        Runs before any listener starts, so nothing is counted twice.
+        """
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
+                                                       microsecond=0)
+        done = self.txlog.query(types=["store"], outcomes=["ok", "warning"], since=midnight,
+                                limit=SEED_LIMIT)
+        with self._stats_lock:
+            for record in reversed(done):  # oldest first: last_seen ends newest
+                if record.get("facility"):
+                    self.facility_stats.stored(record["facility"],
+                                               record.get("study_uid") or "",
+                                               record.get("time"))
 
     def _start_facilities(self) -> None:
         for facility in self.facilities.all():
