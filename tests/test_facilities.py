@@ -193,6 +193,17 @@ def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
                for e in engine.ring.since(0, 1000).events)
 
 
+def test_auto_create_stops_at_its_limit(make_engine, monkeypatch):
+    from dicomtui.service import sites
+    monkeypatch.setattr(sites, "AUTO_CREATE_LIMIT", 2)
+    engine = make_engine(auto_create_facilities="true")
+    for calling in ("AUTO1", "AUTO2", "AUTO3"):
+        assert echo(engine.port, calling=calling)[0]  # accepted either way
+    assert [f.name for f in engine.facility_list()] == ["AUTO1", "AUTO2"]
+    found = {r["calling_ae"]: r["facility"] for r in records(engine, types=["echo"])}
+    assert found["AUTO3"] == "unknown"
+
+
 def test_cli_facility_add_list_config_remove(tmp_path):
     data = ["--data-dir", str(tmp_path / "data")]
     env = cli_env(tmp_path)
@@ -237,6 +248,9 @@ def test_a_running_service_starts_and_stops_facility_listeners_live(service):
     assert refused(moved)
     wait_for_echo(svc.port)  # the main listener never stopped
     assert svc.cli("facility", "remove", "Main Hospital").returncode == 1
+    odd = svc.cli("facility", "add", "X-Ray/CT 2 (East)", "--port", str(free_port()))
+    assert odd.returncode == 0 and "AE title XRAYCT2EAST" in odd.stdout, odd.stderr
+    assert svc.cli("facility", "remove", "x-ray/ct 2 (east)").returncode == 0
 
 
 def test_a_malformed_saved_facility_is_skipped_and_reported(make_engine, tmp_path):

@@ -8,6 +8,7 @@ and listener factory, and nothing here runs on the UI side.
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import datetime
 
 from dicomtui.models import AllowedCaller, Facility, Listener, PacsConfig
@@ -17,7 +18,8 @@ from dicomtui.service.ports import host_addresses
 from dicomtui.service.records import base_record, called_ae_of, peer_of
 
 LOG = logging.getLogger("dicomtui.service")
-SEED_LIMIT = 500_000  # today's store records read back at start, at most
+SEED_LIMIT = 500_000
+AUTO_CREATE_LIMIT = 50  # each opens a port: a flood of made-up AE titles must not  # today's store records read back at start, at most
 
 
 class SitesError(RuntimeError):
@@ -75,7 +77,6 @@ class Sites:
         return facility
 
     def pacs_config(self) -> PacsConfig:
-        import socket
         s = self._running_or_current()
         main = Listener(s.ae_title, s.host, self.port or s.port,
                         "listening" if self._is_running() else self.state_word())
@@ -210,6 +211,11 @@ class Sites:
             existing = self.facilities.recognise(None, "", calling)
             if existing:
                 return existing
+            if sum(f.auto_created for f in self.facilities.all()) >= AUTO_CREATE_LIMIT:
+                LOG.warning("no facility created for calling AE %s: %d facilities were "
+                            "already created automatically (review them with `dicomtui "
+                            "facility list`)", calling, AUTO_CREATE_LIMIT)
+                return None
             try:
                 facility = self.add_facility(calling, calling_aes=[calling],
                                              auto_created=True)
