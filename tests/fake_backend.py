@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.models import (AssociationInfo, Counters, Event, EventBatch, Listener,
-                             SettingValue, StatusSnapshot, TransactionFilter)
-from dicomtui.settings import SPEC_BY_NAME, SPECS, SettingError, parse_value
+from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
+from dicomtui.dicom.aetitle import ae_title_problem, generate_ae_title
+from dicomtui.models import (AllowedCaller, AssociationInfo, Counters, Event, EventBatch,
+                             Facility, Listener, PacsConfig, SettingValue, StatusSnapshot,
+                             TransactionFilter)
+from dicomtui.settings import SPEC_BY_NAME, SPECS, SettingError, parse_networks, parse_value
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -37,8 +39,47 @@ def sample_records() -> list[dict]:
                       calling_ae="UNKNOWN_MOD", peer="10.9.9.9:5000", sop_class="",
                       patient_id="", study_uid="", bytes=0, duration_ms=None,
                       reason="rejected: calling AE title not recognised")
+    rows[19].update(rule="require_calling_ae", facility="unknown")
     rows[29] = record(30, calling_ae="MR_ROOM2", sop_class=MR, peer="10.1.2.7:40999")
+    rows[34] = refused(35, "OLD_US", "10.1.2.40:51234", "denied",
+                       "calling AE title OLD_US is denied (`dicomtui ae allow` re-allows it)")
+    rows[37] = refused(38, "ANGIO_LAB", "10.4.0.12:40400", "require_calling_ae",
+                       "calling AE title ANGIO_LAB is not an allowed caller",
+                       called_ae="STMARYSCLINIC", facility="St. Mary's Clinic")
     return rows
+
+
+def refused(n: int, calling_ae: str, peer: str, rule: str, reason: str,
+            called_ae: str = "DICOMTUI", facility: str = "unknown") -> dict:
+    """An association refused by the access policy, as the engine records it."""
+    return record(n, type="association", outcome="refused", status=None,
+                  calling_ae=calling_ae, called_ae=called_ae, peer=peer, sop_class="",
+                  patient_id="", study_uid="", bytes=0, duration_ms=None, rule=rule,
+                  facility=facility, reason=f"rejected: {reason} (result 1, source 1, "
+                  "diagnostic 3)")
+
+
+PORT_IN_USE = ("port 11115 is already in use on this host (another program?); choose "
+               "another, or leave --port out to take the next free one")
+
+
+def sample_facilities() -> list[Facility]:
+    return [Facility("Main Hospital", "MAINHOSPITAL", 11113, ["CT_SCANNER1"],
+                     "2026-11-01T09:00:00+00:00", listener="listening",
+                     instances_today=3_120, studies_today=41,
+                     last_seen="2026-11-23T08:14:58+00:00"),
+            Facility("St. Mary's Clinic", "STMARYSCLINIC", 11114, [],
+                     "2026-11-02T09:00:00+00:00", listener="listening",
+                     instances_today=1_000, studies_today=12,
+                     last_seen="2026-11-22T17:40:03+00:00"),
+            Facility("Westside Imaging", "WESTSIDEIMAGING", 11115, [],
+                     "2026-11-20T09:00:00+00:00", listener="error", error=PORT_IN_USE)]
+
+
+def sample_callers() -> list[AllowedCaller]:
+    return [AllowedCaller("CT_SCANNER1", "CT room 1", "10.1.2.3/32", True),
+            AllowedCaller("MR_ROOM2", "MR, second floor", "", True),
+            AllowedCaller("OLD_US", "retired ultrasound", "", False)]
 
 
 def sample_snapshot(state: str = "running") -> StatusSnapshot:
@@ -94,6 +135,8 @@ class FakeBackend:
         self.fail_start = ""
         self.closed = threading.Event()
         self.gate: threading.Event | None = None  # when set, status() waits on it
+        self.sites = {f.name: f for f in sample_facilities()}
+        self.allowed = {c.ae_title: c for c in sample_callers()}
 
     def status(self) -> StatusSnapshot:
         if self.gate is not None:
@@ -151,9 +194,130 @@ class FakeBackend:
         self.stored.pop(name, None)
         return next(v for v in self.settings() if v.name == name)
 
+    # -- facilities: the engine's rules, from the same pure functions -----------------
+    def facilities(self) -> list[Facility]:
+        running = self.snap.state == "running"
+        return sorted((replace(f, calling_aes=list(f.calling_aes),
+                               listener=f.listener if running else "stopped")
+                       for f in self.sites.values()), key=lambda f: f.port)
+
+    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
+                     calling_aes: list[str] | None = None) -> Facility:
+        name = " ".join((name or "").split())
+        if not name:
+            raise InvalidRequest("a facility name must not be empty")
+        if name.casefold() in {n.casefold() for n in self.sites}:
+            raise InvalidRequest(f"a facility named {name!r} already exists")
+        if not ae_title:
+            try:
+                ae_title = generate_ae_title(name, self._taken_aes(None))
+            except ValueError as exc:
+                raise InvalidRequest(str(exc)) from None
+        facility = Facility(name, self._check_ae(ae_title, None),
+                            self._check_port(port, None) if port is not None
+                            else self._free_port(), _check_callers(calling_aes or []),
+                            "2026-11-23T08:15:00+00:00", listener="listening")
+        self.sites[name] = facility
+        return replace(facility)
+
+    def update_facility(self, name: str, ae_title: str | None = None,
+                        port: int | None = None,
+                        calling_aes: list[str] | None = None) -> Facility:
+        before = self._facility(name)
+        after = replace(before)
+        if ae_title is not None and ae_title.strip() != before.ae_title:
+            after.ae_title = self._check_ae(ae_title, before.name)
+        if port is not None and port != before.port:
+            after.port = self._check_port(port, before.name)
+        if calling_aes is not None:
+            after.calling_aes = _check_callers(calling_aes)
+        self.sites[before.name] = after
+        return replace(after)
+
+    def remove_facility(self, name: str) -> Facility:
+        return self.sites.pop(self._facility(name).name)
+
+    def pacs_config(self) -> PacsConfig:
+        main = Listener("DICOMTUI", "0.0.0.0", 11112, self.snap.listeners[0].state)
+        return PacsConfig("pacs-gw.example.org", ["10.1.2.10"], [main] + [
+            Listener(f.ae_title, "0.0.0.0", f.port, f.listener, f.name, f.error)
+            for f in self.facilities()])
+
+    def _facility(self, name: str) -> Facility:
+        found = [f for f in self.sites.values() if f.name.casefold() == name.casefold()]
+        if not found:
+            raise NotFound(f"no facility named {name!r} (see `dicomtui facility list`)")
+        return found[0]
+
+    def _taken_aes(self, owner: str | None) -> set[str]:
+        return {"DICOMTUI"} | {f.ae_title for f in self.sites.values() if f.name != owner}
+
+    def _check_ae(self, ae_title: str, owner: str | None) -> str:
+        problem = ae_title_problem(ae_title)
+        if problem:
+            raise InvalidRequest(f"AE title {ae_title!r} {problem}")
+        if ae_title.strip().upper() in {t.upper() for t in self._taken_aes(owner)}:
+            raise InvalidRequest(f"AE title {ae_title.strip()} is already in use")
+        return ae_title.strip()
+
+    def _check_port(self, port: int, owner: str | None) -> int:
+        if not 1 <= port <= 65535:
+            raise InvalidRequest(f"port must be an integer from 1 to 65535 (got {port!r})")
+        if port == 11112 or port in {f.port for f in self.sites.values() if f.name != owner}:
+            raise InvalidRequest(f"port {port} is already in use; choose another")
+        return port
+
+    def _free_port(self) -> int:
+        taken = {11112} | {f.port for f in self.sites.values()}
+        return next(p for p in range(11113, 65536) if p not in taken)
+
+    # -- allowed callers -------------------------------------------------------------
+    def callers(self) -> list[AllowedCaller]:
+        return sorted((replace(c) for c in self.allowed.values()), key=lambda c: c.ae_title)
+
+    def allow_caller(self, ae_title: str, ip: str | None = None,
+                     description: str | None = None, active: bool = True) -> AllowedCaller:
+        problem = ae_title_problem(ae_title)
+        if problem:
+            raise InvalidRequest(f"AE title {ae_title!r} {problem}")
+        ae_title = ae_title.strip()
+        current = self.allowed.get(ae_title) or AllowedCaller(ae_title)
+        self.allowed[ae_title] = replace(
+            current, active=active, ip=current.ip if ip is None else _network(ip),
+            description=current.description if description is None else description)
+        return replace(self.allowed[ae_title])
+
+    def deny_caller(self, ae_title: str) -> AllowedCaller:
+        return self.allow_caller(ae_title, active=False)
+
+    def remove_caller(self, ae_title: str) -> AllowedCaller:
+        if ae_title.strip() not in self.allowed:
+            raise NotFound(f"no allowed caller {ae_title.strip()!r}")
+        return self.allowed.pop(ae_title.strip())
+
     def close(self) -> None:
         self.calls.append("close")
         self.closed.set()
+
+
+def _check_callers(calling_aes: list[str]) -> list[str]:
+    for ae in calling_aes:
+        problem = ae_title_problem(ae)
+        if problem:
+            raise InvalidRequest(f"calling AE title {ae!r} {problem}")
+    return list(dict.fromkeys(ae.strip() for ae in calling_aes))
+
+
+def _network(text: str) -> str:
+    """One address or CIDR network as the engine stores it ('' = any address)."""
+    try:
+        networks = parse_networks(text)
+    except ValueError:
+        networks = []
+    if text.strip() and len(networks) != 1:
+        raise InvalidRequest(f"{text.strip()!r} is not an IP address or CIDR network "
+                             "(e.g. 10.1.2.3 or 10.1.2.0/24)")
+    return str(networks[0]) if networks else ""
 
 
 def _matches(r: dict, flt: TransactionFilter) -> bool:

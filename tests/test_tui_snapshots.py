@@ -11,7 +11,10 @@ from console import FROZEN, console, wait_for
 from fake_backend import FakeBackend
 
 from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
+from dicomtui.tui.forms import FormDialog
 from dicomtui.tui.rates import RateHistory
+from dicomtui.tui.screens.access import AccessScreen
+from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen
 from dicomtui.tui.screens.settings import SettingsScreen
 
@@ -57,6 +60,21 @@ async def settings_ready(pilot):
     await pilot.pause(0.2)
 
 
+async def facilities_ready(pilot):
+    await pilot.press("4")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, FacilitiesScreen)
+                   and pilot.app.screen.is_loaded and pilot.app.screen.config is not None,
+                   what="facilities")
+    await pilot.pause(0.2)
+
+
+async def access_ready(pilot):
+    await pilot.press("5")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, AccessScreen)
+                   and pilot.app.screen.is_loaded, what="access")
+    await pilot.pause(0.2)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_status_screen(snap_compare, size):
     assert snap_compare(status_app(), terminal_size=size, run_before=status_ready)
@@ -72,6 +90,17 @@ def test_settings_screen(snap_compare, size):
     fake = FakeBackend()
     fake.stored.update({"port": 11200, "layout": "study"})  # one waits for a restart
     assert snap_compare(console(fake), terminal_size=size, run_before=settings_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_facilities_screen(snap_compare, size):
+    assert snap_compare(console(FakeBackend()), terminal_size=size,
+                        run_before=facilities_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_access_screen(snap_compare, size):
+    assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=access_ready)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -118,6 +147,42 @@ def test_help_screen(snap_compare):
 def test_stop_confirmation(snap_compare):
     assert snap_compare(status_app(), terminal_size=(80, 24),
                         run_before=dialog(status_ready, "s", Confirm))
+
+
+def test_facility_with_a_listener_error(snap_compare):
+    async def ready(pilot):
+        await facilities_ready(pilot)
+        await pilot.press("down", "down")
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+
+def test_add_facility_dialog(snap_compare):
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=dialog(facilities_ready, "a", FormDialog))
+
+
+def test_allow_a_refused_caller_dialog(snap_compare):
+    async def ready(pilot):
+        await access_ready(pilot)
+        await pilot.press("tab")
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=dialog(ready, "a", FormDialog))
+
+
+def test_require_calling_ae_warning(snap_compare):
+    fake = FakeBackend()
+    fake.allowed = {}
+    assert snap_compare(console(fake), terminal_size=(80, 24),
+                        run_before=dialog(access_ready, "p", Confirm))
+
+
+def test_access_screen_without_colour(snap_compare, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=access_ready)
 
 
 def test_status_screen_without_colour(snap_compare, monkeypatch):

@@ -28,6 +28,8 @@ from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, HelpScreen
 from dicomtui.tui.rates import RateHistory
 from dicomtui.tui.widgets import our_bindings
+from dicomtui.tui.screens.access import AccessScreen
+from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen, fetch_tail
 from dicomtui.tui.screens.settings import SettingsScreen
 from dicomtui.tui.screens.status import StatusScreen
@@ -49,12 +51,15 @@ def _wall_clock() -> datetime:
 
 
 class DicomTUI(App):
-    """Status, Log and Settings of one receiver, local or attached to a service."""
+    """Status, Log, Facilities, Access and Settings of one receiver, local or attached
+    to a service."""
 
     TITLE = "dicomtui"
     CSS_PATH = [styles_dir() / name for name in
-                ("app.tcss", "status.tcss", "log.tcss", "settings.tcss")]
-    MODES = {"status": StatusScreen, "log": LogScreen, "settings": SettingsScreen}
+                ("app.tcss", "status.tcss", "log.tcss", "facilities.tcss", "access.tcss",
+                 "settings.tcss")]
+    MODES = {"status": StatusScreen, "log": LogScreen, "facilities": FacilitiesScreen,
+             "access": AccessScreen, "settings": SettingsScreen}
     DEFAULT_MODE = "status"
     SCREENS_GROUP = Binding.Group("Screen", compact=True)
     BINDINGS = [
@@ -70,6 +75,11 @@ class DicomTUI(App):
                 tooltip="state, associations, counters, rate, storage, last errors"),
         Binding("2", "show('log')", "Log", id="screen.log", group=SCREENS_GROUP,
                 tooltip="the transaction log and the application log"),
+        Binding("4", "show('facilities')", "Facilities", id="screen.facilities",
+                group=SCREENS_GROUP, tooltip="sending sites: AE title, port, listener; "
+                "what their PACS enters"),
+        Binding("5", "show('access')", "Access", id="screen.access", group=SCREENS_GROUP,
+                tooltip="who may associate: policy, allowed callers, refusals"),
         Binding("9", "show('settings')", "Settings", id="screen.settings",
                 group=SCREENS_GROUP, tooltip="effective settings, their source; edit them"),
     ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import humanize
+from rich.text import Text
 
 from dicomtui.views import clock as _clock
 from dicomtui.views import size  # noqa: F401 - one way to write a size, CLI and console
@@ -35,6 +36,20 @@ def short_duration(seconds: float) -> str:
 def clock(iso: str | None) -> str:
     """HH:MM:SS of an ISO time (the console's rows are narrow)."""
     return _clock(iso, with_date=False)
+
+
+def when(iso: str | None, today: date) -> str:
+    """HH:MM:SS today, 'MM-DD HH:MM' before: a row's time in the width of a clock."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso or "")
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%m-%d %H:%M")
+
+
+def on_off(value) -> Text:
+    """'on' (bold) or 'off' (dim): a switch that reads the same without colour."""
+    return Text("on", style="bold green") if value else Text("off", style="dim")
 
 
 def age_seconds(iso: str | None, now: datetime) -> float:

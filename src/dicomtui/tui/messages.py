@@ -7,7 +7,8 @@ from typing import Any
 
 from textual.message import Message
 
-from dicomtui.models import EventBatch, SettingValue, StatusSnapshot
+from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig, SettingValue,
+                             StatusSnapshot)
 
 
 @dataclass
@@ -64,6 +65,38 @@ class RowsLoaded(Message):
 @dataclass
 class SettingsLoaded(Message):
     values: list[SettingValue]
+
+
+@dataclass
+class FacilitiesLoaded(Message):
+    """The facilities, and what a remote PACS enters (None: not read this time)."""
+
+    facilities: list[Facility]
+    config: PacsConfig | None = None
+    error: str = ""
+
+
+@dataclass
+class AccessLoaded(Message):
+    """The access policy settings, the allowed callers and recent refusals."""
+
+    settings: list[SettingValue] = field(default_factory=list)
+    callers: list[AllowedCaller] = field(default_factory=list)
+    refused: list[dict] = field(default_factory=list)
+    cursor: int | None = None  # the newest transaction id read (see fetch_refused)
+    error: str = ""
+
+
+@dataclass
+class ChangeDone(Message):
+    """A facility, caller or setting change finished: `said` tells people what
+    happened; `invalid` when the request itself was wrong (a dialog shows it in place)."""
+
+    result: Any = None
+    said: str = ""
+    error: str = ""
+    invalid: bool = False
+    missing: bool = False  # NotFound: what it changes is gone
 
 
 @dataclass

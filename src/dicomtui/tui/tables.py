@@ -6,9 +6,15 @@ from textual.widgets import DataTable
 
 
 def sync_rows(table: DataTable, rows: dict[str, tuple]) -> None:
-    """Make `table` show exactly `rows` (key -> cells), touching only what changed."""
+    """Make `table` show exactly `rows` (key -> cells, in order), touching only what
+    changed; rows that arrive anywhere but at the bottom (a newest-first table) mean
+    one rebuild, the cursor staying on the row it was on."""
     shown: dict[str, tuple] = getattr(table, "_shown_rows", {})
-    if shown == rows:
+    if shown == rows and list(shown) == list(rows):
+        return
+    kept = [key for key in shown if key in rows]
+    if list(rows) != kept + [key for key in rows if key not in shown]:
+        _rebuild(table, rows)
         return
     columns = list(table.columns)
     with table.app.batch_update():
@@ -23,3 +29,22 @@ def sync_rows(table: DataTable, rows: dict[str, tuple]) -> None:
                     if old != new:
                         table.update_cell(key, column, new, update_width=True)
     table._shown_rows = dict(rows)
+
+
+def _rebuild(table: DataTable, rows: dict[str, tuple]) -> None:
+    chosen, row = selected_key(table), table.cursor_row
+    with table.app.batch_update():
+        table.clear()
+        for key, cells in rows.items():
+            table.add_row(*cells, key=key)
+        if chosen in rows:
+            row = list(rows).index(chosen)
+        table.move_cursor(row=min(max(row, 0), len(rows) - 1))
+    table._shown_rows = dict(rows)
+
+
+def selected_key(table: DataTable) -> str | None:
+    """The row key under the cursor (None when the table is empty)."""
+    if not 0 <= table.cursor_row < table.row_count:
+        return None
+    return table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value

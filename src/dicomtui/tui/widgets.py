@@ -9,7 +9,9 @@ from textual.widgets import Static
 
 from dicomtui.tui import format as fmt
 
-SCREEN_TABS = (("1", "status", "Status"), ("2", "log", "Log"), ("9", "settings", "Settings"))
+SCREEN_TABS = (("1", "status", "Status"), ("2", "log", "Log"),
+               ("4", "facilities", "Facilities"), ("5", "access", "Access"),
+               ("9", "settings", "Settings"))
 
 
 class ModeBar(Static):
@@ -27,10 +29,21 @@ class ModeBar(Static):
         state = app.display_state()
         line.append(f" {state.upper()} ", style=fmt.STATE_STYLE.get(state, "bold"))
         line.append("  ")
-        for key, mode, title in SCREEN_TABS:
-            current = getattr(app, "current_mode", None) == mode
-            line.append(f" {key} {title} ", style="bold reverse" if current else "dim")
-        return line
+        current = getattr(app, "current_mode", None)
+        tabs = _tabs(current, short=False)
+        if line.cell_len + tabs.cell_len > self.size.width:
+            tabs = _tabs(current, short=True)  # 80 columns: the other screens by number
+        return line + tabs
+
+
+def _tabs(current: str | None, short: bool) -> Text:
+    tabs = Text()
+    for key, mode, title in SCREEN_TABS:
+        if mode == current:
+            tabs.append(f" {key} {title} ", style="bold reverse")
+        else:
+            tabs.append(f" {key} " if short else f" {key} {title} ", style="dim")
+    return tabs
 
 
 def _who(app) -> Text:

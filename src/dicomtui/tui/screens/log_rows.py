@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 
 from rich.text import Text
@@ -26,21 +26,13 @@ def row_cells(record: dict, today: date) -> tuple:
     code = fmt.status_code(record.get("status"))
     status = Text(f"{outcome} {code}".strip(), style=OUTCOME_STYLE.get(outcome, ""))
     ms = record.get("duration_ms")
-    return (_when(record.get("time"), today), record.get("type", ""), status,
+    return (fmt.when(record.get("time"), today), record.get("type", ""), status,
             record.get("calling_ae", ""), record.get("called_ae", ""),
             record.get("peer", ""), sop_class_name(record.get("sop_class") or ""),
             record.get("patient_id") or "", _short_uid(record.get("study_uid")),
             fmt.size(record["bytes"]) if record.get("bytes") else "",
             f"{ms:,.0f}" if isinstance(ms, (int, float)) else "",
             record.get("reason") or "")
-
-
-def _when(iso: str | None, today: date) -> str:
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return str(iso or "")
-    return moment.strftime("%H:%M:%S" if moment.date() == today else "%m-%d %H:%M")
 
 
 def _short_uid(uid: str | None) -> str:

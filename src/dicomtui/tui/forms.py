@@ -1,0 +1,139 @@
+"""Dialogs with a few fields that change something through the Backend.
+
+A form never applies a rule of its own (beyond reading a port as a number): it sends
+what was typed, and when the Backend calls the request invalid it shows that text in
+place and stays open, so the fix is one edit away and the words match the CLI's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
+from dicomtui.tui import messages as msg
+
+Call = Callable[[Any], Any]  # backend -> result, run in a thread worker
+
+
+@dataclass(frozen=True)
+class Field:
+    """One line of a form: a label and a text box (`name` is its id)."""
+
+    name: str
+    label: str
+    value: str = ""
+    placeholder: str = ""
+
+
+def backend_change(backend, call: Call, said: Callable[[Any], str]) -> msg.ChangeDone:
+    """Run one change (in a worker thread) and say how it went, failures included."""
+    try:
+        result = call(backend)
+    except InvalidRequest as exc:
+        return msg.ChangeDone(error=str(exc), invalid=True)
+    except NotFound as exc:
+        return msg.ChangeDone(error=str(exc), missing=True)
+    except BackendError as exc:
+        return msg.ChangeDone(error=str(exc))
+    except Exception as exc:  # a bug: said on screen, not lost in the worker
+        return msg.ChangeDone(error=f"{type(exc).__name__}: {exc}")
+    return msg.ChangeDone(result, said(result))
+
+
+def port_of(text: str) -> int | None:
+    """The port typed (None when blank); ValueError in the engine's own words."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"port must be an integer from 1 to 65535 (got {text!r})")
+    return int(text)
+
+
+def words_of(text: str) -> list[str]:
+    """'A, B,,C' -> ['A', 'B', 'C']: a comma-separated list as typed."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class FormDialog(ModalScreen[msg.ChangeDone | None]):
+    """Fields, Enter saves through the Backend, Esc cancels; dismisses with the result."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
+
+    def __init__(self, title: str, detail: str | Text, fields: list[Field]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text, self.detail, self.fields = title, detail, fields
+        self.saving = False  # one save at a time: a second Enter would repeat it
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog form"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail")
+            for field in self.fields:
+                with Horizontal(classes="form-row"):
+                    yield Label(field.label, classes="form-label")
+                    yield Input(field.value, placeholder=field.placeholder,
+                                id=f"form-{field.name}", select_on_focus=True)
+            yield Static(id="edit-error")
+            yield Label("[b]Enter[/b] save    [b]Tab[/b] next field    [b]Esc[/b] cancel",
+                        classes="dialog-keys")
+
+    def request(self, values: dict[str, str]) -> Call:
+        """The Backend call for these values; ValueError when they cannot be sent."""
+        raise NotImplementedError
+
+    def said(self, result) -> str:
+        """What the toast says once the change is made."""
+        return "saved"
+
+    def values(self) -> dict[str, str]:
+        return {f.name: self.query_one(f"#form-{f.name}", Input).value for f in self.fields}
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self.saving:
+            return
+        if self.app.backend is None:
+            self._rejected("not connected to a receiver")
+            return
+        try:
+            call = self.request(self.values())
+        except ValueError as exc:
+            self._rejected(str(exc))
+            return
+        self.saving = True
+        self._save(self.app.backend, call)
+
+    @work(thread=True, exclusive=True, group="form-save", exit_on_error=False)
+    def _save(self, backend, call: Call) -> None:
+        self.post_message(backend_change(backend, call, self.said))
+
+    @on(msg.ChangeDone)
+    def _done(self, message: msg.ChangeDone) -> None:
+        message.stop()
+        self.saving = False
+        if message.invalid:
+            self._rejected(message.error)
+        elif message.error:
+            self.notify(message.error, title="not saved", severity="error", timeout=10)
+            if message.missing:  # nothing left to edit
+                self.dismiss(None)
+        else:
+            self.dismiss(message)
+
+    def _rejected(self, reason: str) -> None:
+        self.query_one("#edit-error", Static).update(Text(reason, style="bold red"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

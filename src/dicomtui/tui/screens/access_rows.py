@@ -1,0 +1,98 @@
+"""How access reads on screen 5: the policy line, callers, refusals, and the questions
+asked before a change that could lock senders out."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from rich.text import Text
+
+from dicomtui.models import AllowedCaller
+from dicomtui.tui import format as fmt
+
+CALLER_COLUMNS = ("AE title", "state", "from", "description")
+REFUSED_COLUMNS = ("time", "calling AE", "called AE", "peer", "rule", "reason")
+REASON_SHOWN = 80  # Enter shows the record whole
+POLICY = ("require_calling_ae", "check_called_ae", "allowed_ips", "auto_create_facilities")
+
+
+def policy_line(values: dict) -> Text:
+    """Two lines: the switches, then allowed_ips and what the switches add up to."""
+    if not values:
+        return Text(" reading the access policy…", style="dim")
+    require = bool(values["require_calling_ae"].value)
+    text = Text(" require_calling_ae ")
+    text.append_text(fmt.on_off(require))
+    text.append(" (p)", style="dim")
+    for name in ("check_called_ae", "auto_create_facilities"):
+        text.append(f"   {name} ")
+        text.append_text(fmt.on_off(values[name].value))
+    text.append("\n allowed_ips ")
+    ips = str(values["allowed_ips"].value or "")
+    text.append(ips or "any", style="bold" if ips else "")
+    text.append(" (i)   ", style="dim")
+    text.append("only allowed callers may associate" if require else
+                "any calling AE may associate, except denied ones", style="dim")
+    return text
+
+
+def caller_row(caller: AllowedCaller) -> tuple:
+    state = (Text("allowed", style="green") if caller.active
+             else Text("denied", style="bold red"))
+    where = Text(address(caller.ip)) if caller.ip else Text("any", style="dim")
+    return (caller.ae_title, state, where, caller.description)
+
+
+def refused_row(record: dict, today: date) -> tuple:
+    return (fmt.when(record.get("time"), today), record.get("calling_ae") or "",
+            record.get("called_ae") or "", record.get("peer") or "",
+            record.get("rule") or "", Text(short_reason(record.get("reason"))[:REASON_SHOWN],
+                                           style="red"))
+
+
+def address(ip: str) -> str:
+    """'10.1.2.3/32' -> '10.1.2.3': one host reads as an address, not a network."""
+    return ip.removesuffix("/32").removesuffix("/128")
+
+
+def peer_ip(peer: str) -> str:
+    """'10.1.2.3:40112' -> '10.1.2.3' (and '[::1]:5000' or '::1:5000' -> '::1')."""
+    if peer.startswith("["):
+        return peer[1:peer.find("]")]
+    return peer.rpartition(":")[0] if ":" in peer else peer
+
+
+def short_reason(reason: str | None) -> str:
+    """The refusal without the 'rejected:' lead and the wire codes (Enter shows all)."""
+    text = (reason or "").removeprefix("rejected: ")
+    cut = text.find(" (result ")
+    return text[:cut] if cut > 0 else text
+
+
+def require_question(turn_on: bool, callers: list[AllowedCaller]) -> tuple[str, str]:
+    """The question and detail before switching require_calling_ae."""
+    if not turn_on:
+        return ("Turn require_calling_ae off?",
+                "Any calling AE title may associate again, except denied ones "
+                "(allowed_ips still applies).")
+    active = [c.ae_title for c in callers if c.active]
+    if not active:
+        return ("Turn require_calling_ae on?",
+                "There is no allowed caller: every association would be refused until "
+                "one is added (a).")
+    names = ", ".join(active[:6]) + (", …" if len(active) > 6 else "")
+    return ("Turn require_calling_ae on?",
+            f"Only the {len(active)} allowed caller(s) may associate ({names}); every "
+            "other calling AE title is refused.")
+
+
+def removal_detail(caller: AllowedCaller, require: bool) -> str:
+    """What removing a caller changes, given the policy now."""
+    if require:
+        return (f"require_calling_ae is on: associations from {caller.ae_title} are "
+                "refused from now on.")
+    if caller.active:
+        return (f"require_calling_ae is off: {caller.ae_title} may still associate, as "
+                "any calling AE may. To refuse it always, deny it (space) instead.")
+    return (f"require_calling_ae is off: {caller.ae_title} is denied now, and may "
+            "associate again once removed.")
