@@ -204,3 +204,76 @@ def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_
     values = {v["name"]: v for v in json.loads(shown.stdout)}
     assert values["layout"]["value"] == "flat" and values["layout"]["source"] == "stored"
     assert values["max_associations"]["value"] == 10
+
+
+def test_console_adds_a_facility_that_listens_and_allows_a_refused_caller(tmp_path):
+    """Screens 4 and 5 on a real engine: a facility added by keys listens at once; a
+    caller refused by require_calling_ae is allowed from the refused list, and then
+    gets in."""
+    from pynetdicom import AE
+
+    from dicomtui.tui.forms import FormDialog
+    from dicomtui.tui.screens.access import AccessScreen
+    from dicomtui.tui.screens.facilities import FacilitiesScreen
+
+    data_dir, port = tmp_path / "data", free_port()
+    facility_port = free_port()
+
+    def echo_ok(called_port: int, calling: str, called: str) -> bool:
+        ae = AE(ae_title=calling)
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", called_port, ae_title=called)
+        established = assoc.is_established
+        if established:
+            assoc.release()
+        return established
+
+    async def type_into(pilot, text: str) -> None:
+        await pilot.press(*list(text))
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING", timeout=20)
+        await pilot.press("4")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FacilitiesScreen))
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FormDialog))
+        await type_into(pilot, "St. Mary's Clinic")
+        await pilot.press("tab", "tab")
+        await type_into(pilot, str(facility_port))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FacilitiesScreen))
+        text = await wait_for_text(pilot, "STMARYSCLINIC")
+        assert str(facility_port) in text
+        await wait_for_text(pilot, "listening")
+        assert await asyncio.to_thread(echo_ok, facility_port, "ANY", "STMARYSCLINIC")
+
+        await pilot.press("5")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AccessScreen)
+                       and pilot.app.screen.is_loaded)
+        backend = pilot.app.backend
+        await asyncio.to_thread(backend.set_setting, "require_calling_ae", "true")
+        assert not await asyncio.to_thread(echo_ok, facility_port, "CT_NEW",
+                                           "STMARYSCLINIC")
+        await wait_for_text(pilot, "CT_NEW", timeout=15)  # the refusal is listed
+        await pilot.press("tab")  # to the refused table
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FormDialog))
+        await pilot.press("enter")  # saving the prefilled caller is the confirmation
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AccessScreen))
+        await wait_for(pilot, lambda: any(c.ae_title == "CT_NEW"
+                                          for c in pilot.app.screen.caller_list),
+                       what="CT_NEW allowed")
+        assert await asyncio.to_thread(echo_ok, facility_port, "CT_NEW", "STMARYSCLINIC")
+        await pilot.press("q")
+
+    drive(local_console(data_dir, port), scenario, size=(120, 36))
+    engine = Engine(data_dir, {"host": "127.0.0.1", "port": str(port)}, environ={})
+    engine.open()
+    try:
+        (facility,) = engine.facility_list()
+        assert (facility.ae_title, facility.port) == ("STMARYSCLINIC", facility_port)
+        (caller,) = engine.caller_list()
+        assert (caller.ae_title, caller.ip, caller.active) == ("CT_NEW", "127.0.0.1/32",
+                                                               True)
+    finally:
+        engine.close()
