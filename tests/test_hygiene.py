@@ -8,11 +8,11 @@ import pytest
 CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sender",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.backend.local", "dicomtui.backend.remote", "dicomtui.control.server",
-        "dicomtui.cli"]
+        "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites"]
 PURE = ["dicomtui.dicom.identify", "dicomtui.dicom.layout", "dicomtui.dicom.paths",
         "dicomtui.dicom.filemeta", "dicomtui.dicom.aetitle", "dicomtui.dicom.synthetic",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
-        "dicomtui.settings"]
+        "dicomtui.settings", "dicomtui.db.snapshot_table"]
 
 
 def _loaded_after_import(module: str) -> set[str]:
@@ -34,7 +34,8 @@ def test_pure_layers_never_import_pynetdicom(module):
 
 
 ENGINE = ["dicomtui.service.engine", "dicomtui.service.sender", "dicomtui.db.txlog",
-          "dicomtui.dicom.identify"]
+          "dicomtui.dicom.identify", "dicomtui.service.sites", "dicomtui.service.access",
+          "dicomtui.service.facilities"]
 
 
 @pytest.mark.parametrize("module", ENGINE)
@@ -49,7 +50,9 @@ def test_engine_layers_never_import_front_ends(module):
 
 
 TUI = ["dicomtui.tui.app", "dicomtui.tui.screens.status", "dicomtui.tui.screens.log",
-       "dicomtui.tui.screens.settings", "dicomtui.tui.dialogs", "dicomtui.tui.filters"]
+       "dicomtui.tui.screens.settings", "dicomtui.tui.dialogs", "dicomtui.tui.filters",
+       "dicomtui.tui.screens.facilities", "dicomtui.tui.screens.access",
+       "dicomtui.tui.forms"]
 
 
 @pytest.mark.parametrize("module", TUI)

@@ -29,6 +29,7 @@ def sync_rows(table: DataTable, rows: dict[str, tuple]) -> None:
                     if old != new:
                         table.update_cell(key, column, new, update_width=True)
     table._shown_rows = dict(rows)
+    _redraw_once_measured(table)
 
 
 def _rebuild(table: DataTable, rows: dict[str, tuple]) -> None:
@@ -41,6 +42,14 @@ def _rebuild(table: DataTable, rows: dict[str, tuple]) -> None:
             row = list(rows).index(chosen)
         table.move_cursor(row=min(max(row, 0), len(rows) - 1))
     table._shown_rows = dict(rows)
+    _redraw_once_measured(table)
+
+
+def _redraw_once_measured(table: DataTable) -> None:
+    """DataTable measures new cells when idle, but keeps the lines it drew before that
+    (Textual 8.2.8): a wider cell then stays cut to the old width. Its next callbacks
+    run right after that idle pass; dropping its caches there redraws at the new width."""
+    table.call_next(table.notify_style_update)
 
 
 def selected_key(table: DataTable) -> str | None:

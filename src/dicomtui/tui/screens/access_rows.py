@@ -37,8 +37,8 @@ def policy_line(values: dict) -> Text:
 
 
 def caller_row(caller: AllowedCaller) -> tuple:
-    state = (Text("allowed", style="green") if caller.active
-             else Text("denied", style="bold red"))
+    state = (Text("allowed", style="green") if caller.active  # same width: see
+             else Text("denied ", style="bold red"))  # facility_rows.STATE_WIDTH
     where = Text(address(caller.ip)) if caller.ip else Text("any", style="dim")
     return (caller.ae_title, state, where, caller.description)
 

@@ -12,6 +12,7 @@ from dicomtui.tui import format as fmt
 COLUMNS = ("facility", "AE title", "port", "listener", "images", "studies", "seen")
 MIN_NAME = 12
 SPARE = 2 + 2 * len(COLUMNS)  # a vertical scrollbar, and the padding around each cell
+STATE_WIDTH = len("listening")
 LISTENER_STYLE = {"listening": "green", "stopped": "dim", "error": "bold red"}
 EMPTY = ("No facilities yet: each is a sending site with its own AE title and port.\n"
          "Press a to add one, or run `dicomtui facility add NAME`.")
@@ -33,7 +34,10 @@ def facility_row(facility: Facility, today: date) -> tuple:
     """The table cells of one facility (the state is a word, coloured)."""
     return (Text(facility.name), facility.ae_title,
             Text(str(facility.port), justify="right"),
-            Text(facility.listener, style=LISTENER_STYLE.get(facility.listener, "")),
+            # padded: a state word that grows (stopped -> listening) in a cell update
+            # was seen cut to the column's old width
+            Text(facility.listener.ljust(STATE_WIDTH),
+                 style=LISTENER_STYLE.get(facility.listener, "")),
             Text(f"{facility.instances_today:,}", justify="right"),
             Text(f"{facility.studies_today:,}", justify="right"),
             _seen(facility.last_seen, today))
