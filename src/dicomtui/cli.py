@@ -14,6 +14,7 @@ from dicomtui import __version__, commands
 from dicomtui.locations import default_data_dir
 from dicomtui.commands import UsageError
 from dicomtui.settings import SettingError
+from dicomtui.service.phi import PHI_FILTER
 
 EPILOG = """\
 settings come from (highest first): command-line option, DICOMTUI_<NAME> environment
@@ -79,6 +80,7 @@ def cli_settings(args: argparse.Namespace) -> dict:
 
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(PHI_FILTER)  # deidentify_logs: the engine turns it on or off
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

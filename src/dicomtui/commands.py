@@ -75,6 +75,7 @@ def _send_args(p: argparse.ArgumentParser) -> None:
 
 
 from dicomtui.site_commands import ae_args, cmd_ae, cmd_facility, facility_args  # noqa: E402
+from dicomtui.privacy_commands import anon_args, cmd_anon, cmd_restore, restore_args  # noqa: E402,F401,E501
 
 REGISTRY = {
     "serve": ("run the receiver headless (for systemd)", _serve_args),
@@ -87,6 +88,8 @@ REGISTRY = {
     "facility": ("facilities: list, add, edit, remove, and their remote-PACS config",
                  facility_args),
     "ae": ("allowed callers: list, allow, deny, remove calling AE titles", ae_args),
+    "anon": ("the anonymization map: list subject codes, export, make a key", anon_args),
+    "restore": ("re-identify anonymized files or a folder with the map", restore_args),
 }
 
 

@@ -123,6 +123,7 @@ class Facility:
     instances_today: int = 0
     studies_today: int = 0
     last_seen: str | None = None  # ISO 8601 of the last association or instance
+    anonymize: str = "default"  # "on" | "off" | "default" (= the anonymize setting)
 
 
 @dataclass
@@ -144,6 +145,34 @@ class PacsConfig:
     hostname: str
     addresses: list[str] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list)
+
+
+ANONYMIZE_CHOICES = ("default", "on", "off")
+MASK = "\u2022" * 6  # what a masked original identity shows as
+
+
+@dataclass
+class AnonSubject:
+    """One subject code of the anonymization map; the originals are MASK unless the
+    caller asked to reveal them (an audited action)."""
+
+    code: str  # "sub-001"
+    studies: int = 0
+    instances: int = 0
+    first_seen: str | None = None  # ISO 8601
+    last_seen: str | None = None
+    patient_name: str = MASK
+    patient_id: str = MASK
+    issuer: str = MASK
+    revealed: bool = False
+
+
+@dataclass
+class AnonExport:
+    """What `export_anonymization` wrote."""
+
+    path: str
+    subjects: int
 
 
 TRANSACTION_TYPES = ("association", "echo", "store")

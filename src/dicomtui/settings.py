@@ -98,6 +98,15 @@ SPECS: tuple[Spec, ...] = (
          "neither ours nor a facility's", restart=False),
     Spec("auto_create_facilities", bool, False, "an unknown calling AE becomes a new "
          "facility (with its own AE title and port)", restart=False),
+    Spec("anonymize", bool, False, "anonymize every instance before it is written "
+         "(PS3.15 Basic Profile; a facility can say on/off instead)", restart=False),
+    Spec("anonymize_uids", bool, False, "when anonymizing, replace Study/Series/SOP "
+         "Instance UIDs and references too (the originals go to the map)", restart=False),
+    Spec("anonymization_key_file", str, "", "file holding the Fernet key that encrypts "
+         "the anonymization map (empty = not encrypted; mode 0600 either way)",
+         restart=False),
+    Spec("deidentify_logs", bool, True, "mask patient names and IDs in application logs",
+         restart=False),
     Spec("autostart", bool, True, "the console starts the receiver when it opens "
          "(off: start it with s)", restart=False),
 )

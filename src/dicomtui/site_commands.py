@@ -9,7 +9,7 @@ import json
 from dicomtui import views
 from dicomtui.dicom.aetitle import ascii_fold
 from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.models import to_dict
+from dicomtui.models import ANONYMIZE_CHOICES, to_dict
 
 
 def facility_args(p: argparse.ArgumentParser) -> None:
@@ -42,6 +42,9 @@ def _facility_options(p: argparse.ArgumentParser) -> None:
                    help="its AE title (default: generated from the name)")
     p.add_argument("--caller", dest="callers", action="append", metavar="AE",
                    help="a calling AE title that belongs to it (repeatable)")
+    p.add_argument("--anonymize", choices=ANONYMIZE_CHOICES,
+                   help="anonymize its instances: on, off, or default (= the anonymize "
+                   "setting)")
 
 
 def _port(text: str) -> int:
@@ -75,14 +78,14 @@ def ae_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_facility(args) -> int:
     from dicomtui.commands import backend_for
-    with _errors(), backend_for(args) as backend:
+    with errors(), backend_for(args) as backend:
         if args.action == "list":
             items = backend.facilities()
             print(json.dumps(to_dict(items), indent=2) if args.json
                   else views.facilities(items))
         elif args.action == "add":
             made = backend.add_facility(args.name, args.facility_port, args.facility_ae,
-                                        args.callers)
+                                        args.callers, args.anonymize)
             print(f"facility {made.name!r} added: AE title {made.ae_title}, port "
                   f"{made.port}" + _listening(made, backend))
             if args.facility_ae is None and not any(ch.isascii() and ch.isalnum()
@@ -93,9 +96,11 @@ def cmd_facility(args) -> int:
             print(views.pacs_config(backend.pacs_config(), made.name))
         elif args.action == "edit":
             changed = backend.update_facility(args.name, args.facility_ae,
-                                              args.facility_port, args.callers)
+                                              args.facility_port, args.callers,
+                                              args.anonymize)
             print(f"facility {changed.name!r}: AE title {changed.ae_title}, port "
-                  f"{changed.port}" + _listening(changed, backend))
+                  f"{changed.port}, anonymize {changed.anonymize}"
+                  + _listening(changed, backend))
         elif args.action == "remove":
             gone = backend.remove_facility(args.name)
             print(f"facility {gone.name!r} removed (AE title {gone.ae_title}, port "
@@ -123,7 +128,7 @@ def _listening(facility, backend) -> str:
 
 def cmd_ae(args) -> int:
     from dicomtui.commands import backend_for
-    with _errors(), backend_for(args) as backend:
+    with errors(), backend_for(args) as backend:
         if args.action == "list":
             items = backend.callers()
             require = next(v.value for v in backend.settings()
@@ -144,7 +149,7 @@ def cmd_ae(args) -> int:
     return 0
 
 
-class _errors:
+class errors:
     """Bad input exits 2, anything refused or missing exits 1, one line each."""
 
     def __enter__(self):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import humanize
 
-from dicomtui.models import (AllowedCaller, Facility, PacsConfig, SettingValue,
+from dicomtui.models import (AllowedCaller, AnonSubject, Facility, PacsConfig, SettingValue,
                              StatusSnapshot)
 
 
@@ -125,9 +125,30 @@ def facilities(items: list[Facility]) -> str:
         lines.append(f"{f.name:<{width}}  {f.ae_title:<16}  {f.port:>5}  {state:<9}  "
                      f"{f.instances_today:>6}  {f.studies_today:>7}  "
                      f"{clock(f.last_seen) or '-':<9}  {', '.join(f.calling_aes) or '-'}")
+        if f.anonymize != "default":
+            lines.append(f"{'':<{width}}  anonymize: {f.anonymize}")
         if f.error:
             lines.append(f"{'':<{width}}  listener error: {f.error}")
     return "\n".join(lines)
+
+
+def anon_subjects(items: list[AnonSubject]) -> str:
+    """The `dicomtui anon list` table."""
+    if not items:
+        return "no subjects: nothing has been anonymized yet"
+    lines = [f"{'code':<9}  {'studies':>7}  {'instances':>9}  {'first seen':<16}  "
+             f"{'last seen':<16}  patient name / ID / issuer"]
+    for s in items:
+        lines.append(f"{s.code:<9}  {s.studies:>7}  {s.instances:>9}  "
+                     f"{_stamp(s.first_seen):<16}  {_stamp(s.last_seen):<16}  "
+                     f"{s.patient_name} / {s.patient_id} / {s.issuer or '-'}")
+    if not items[0].revealed:
+        lines.append("(identities masked; --reveal shows them, and is logged)")
+    return "\n".join(lines)
+
+
+def _stamp(iso: str | None) -> str:
+    return iso[:16].replace("T", " ") if iso else "-"
 
 
 def pacs_config(config: PacsConfig, only: str | None = None) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig,
-                             SettingValue, StatusSnapshot, TransactionFilter)
+from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch,
+                             Facility, PacsConfig, SettingValue, StatusSnapshot,
+                             TransactionFilter)
 
 
 class BackendError(RuntimeError):
@@ -48,14 +49,17 @@ class Backend(Protocol):
     def facilities(self) -> list[Facility]: ...
 
     def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None) -> Facility:
+                     calling_aes: list[str] | None = None,
+                     anonymize: str | None = None) -> Facility:
         """AE title generated from the name and the next free port unless given;
         InvalidRequest says what is wrong. Starts its listener if the receiver runs."""
 
     def update_facility(self, name: str, ae_title: str | None = None,
                         port: int | None = None,
-                        calling_aes: list[str] | None = None) -> Facility:
-        """Change what is given (None = keep); a running listener moves live."""
+                        calling_aes: list[str] | None = None,
+                        anonymize: str | None = None) -> Facility:
+        """Change what is given (None = keep); a running listener moves live.
+        `anonymize`: "on", "off" or "default" (follow the anonymize setting)."""
 
     def remove_facility(self, name: str) -> Facility:
         """Stops its listener (NotFound if there is no such facility)."""
@@ -74,5 +78,14 @@ class Backend(Protocol):
 
     def remove_caller(self, ae_title: str) -> AllowedCaller:
         """Forget a caller (NotFound if unknown)."""
+
+    # -- anonymization map -------------------------------------------------------------
+    def anon_subjects(self, search: str = "", reveal: bool = False) -> list[AnonSubject]:
+        """Subject codes (those containing `search`, any case); originals masked unless
+        `reveal` (each reveal is logged as a warning, without the identities)."""
+
+    def export_anonymization(self, path: str) -> AnonExport:
+        """Write the map's identities (code, originals, counts) as JSON to `path`
+        (mode 0600, a new file: InvalidRequest if it exists or cannot be written)."""
 
     def close(self) -> None: ...

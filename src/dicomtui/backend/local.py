@@ -7,8 +7,9 @@ from datetime import datetime
 import contextlib
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig, SettingValue,
-                             StatusSnapshot, TransactionFilter)
+from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch, Facility,
+                             PacsConfig, SettingValue, StatusSnapshot, TransactionFilter)
+from dicomtui.service.privacy import PrivacyError
 from dicomtui.service.access import CallerError, CallerMissing
 from dicomtui.service.engine import Engine, EngineError
 from dicomtui.service.facilities import FacilityError, FacilityMissing
@@ -21,7 +22,7 @@ def _translated():
     """The engine's own errors as the Backend's: bad input, unknown name, failure."""
     try:
         yield
-    except (FacilityError, CallerError) as exc:
+    except (FacilityError, CallerError, PrivacyError) as exc:
         raise InvalidRequest(str(exc)) from None
     except (FacilityMissing, CallerMissing) as exc:
         raise NotFound(exc.args[0]) from None
@@ -93,15 +94,19 @@ class LocalBackend:
         return self.engine.facility_list()
 
     def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None) -> Facility:
+                     calling_aes: list[str] | None = None,
+                     anonymize: str | None = None) -> Facility:
         with _translated():
-            return self.engine.add_facility(name, port, ae_title, calling_aes)
+            return self.engine.add_facility(name, port, ae_title, calling_aes,
+                                            anonymize=anonymize)
 
     def update_facility(self, name: str, ae_title: str | None = None,
                         port: int | None = None,
-                        calling_aes: list[str] | None = None) -> Facility:
+                        calling_aes: list[str] | None = None,
+                        anonymize: str | None = None) -> Facility:
         with _translated():
-            return self.engine.update_facility(name, ae_title, port, calling_aes)
+            return self.engine.update_facility(name, ae_title, port, calling_aes,
+                                               anonymize)
 
     def remove_facility(self, name: str) -> Facility:
         with _translated():
@@ -125,6 +130,14 @@ class LocalBackend:
     def remove_caller(self, ae_title: str) -> AllowedCaller:
         with _translated():
             return self.engine.remove_caller(ae_title)
+
+    def anon_subjects(self, search: str = "", reveal: bool = False) -> list[AnonSubject]:
+        with _translated():
+            return self.engine.anon_subjects(search, reveal)
+
+    def export_anonymization(self, path: str) -> AnonExport:
+        with _translated():
+            return self.engine.export_anonymization(path)
 
     def close(self) -> None:
         self.engine.close()

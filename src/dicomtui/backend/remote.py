@@ -9,8 +9,9 @@ from urllib.parse import quote
 import httpx
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig, SettingValue,
-                             StatusSnapshot, TransactionFilter, from_dict, to_dict)
+from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch, Facility,
+                             PacsConfig, SettingValue, StatusSnapshot, TransactionFilter,
+                             from_dict, to_dict)
 
 BASE_URL = "http://dicomtui"  # the host name is a placeholder: the socket is the address
 
@@ -64,18 +65,31 @@ class RemoteBackend:
         return [from_dict(Facility, f) for f in self._call("GET", "/facilities")["facilities"]]
 
     def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None) -> Facility:
-        body = {"name": name, "port": port, "ae_title": ae_title, "calling_aes": calling_aes}
+                     calling_aes: list[str] | None = None,
+                     anonymize: str | None = None) -> Facility:
+        body = {"name": name, "port": port, "ae_title": ae_title, "calling_aes": calling_aes,
+                "anonymize": anonymize}
         return from_dict(Facility, self._call("POST", "/facilities", json=body))
 
     def update_facility(self, name: str, ae_title: str | None = None,
                         port: int | None = None,
-                        calling_aes: list[str] | None = None) -> Facility:
-        body = {"ae_title": ae_title, "port": port, "calling_aes": calling_aes}
+                        calling_aes: list[str] | None = None,
+                        anonymize: str | None = None) -> Facility:
+        body = {"ae_title": ae_title, "port": port, "calling_aes": calling_aes,
+                "anonymize": anonymize}
         return from_dict(Facility, self._call("PATCH", _url("facilities", name), json=body))
 
     def remove_facility(self, name: str) -> Facility:
         return from_dict(Facility, self._call("DELETE", _url("facilities", name)))
+
+    def anon_subjects(self, search: str = "", reveal: bool = False) -> list[AnonSubject]:
+        body = {"search": search, "reveal": reveal}
+        answer = self._call("POST", "/anonymization/subjects", json=body)
+        return [from_dict(AnonSubject, s) for s in answer["subjects"]]
+
+    def export_anonymization(self, path: str) -> AnonExport:
+        answer = self._call("POST", "/anonymization/export", json={"path": path})
+        return from_dict(AnonExport, answer)
 
     def pacs_config(self) -> PacsConfig:
         return from_dict(PacsConfig, self._call("GET", "/pacs-config"))

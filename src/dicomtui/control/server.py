@@ -89,7 +89,7 @@ class Request:
         value = self.obj().get(key)
         if value is None:
             return None
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise InvalidRequest(f'"{key}" must be a {kind.__name__}')
         return value
 
@@ -119,10 +119,10 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("GET", "/facilities", lambda b, r: {"facilities": to_dict(b.facilities())}),
     ("POST", "/facilities", lambda b, r: to_dict(b.add_facility(
         r.text("name"), r.optional("port", int), r.optional("ae_title", str),
-        r.optional("calling_aes", list)))),
+        r.optional("calling_aes", list), r.optional("anonymize", str)))),
     ("PATCH", "/facilities/{name}", lambda b, r: to_dict(b.update_facility(
         r.params["name"], r.optional("ae_title", str), r.optional("port", int),
-        r.optional("calling_aes", list)))),
+        r.optional("calling_aes", list), r.optional("anonymize", str)))),
     ("DELETE", "/facilities/{name}", lambda b, r: to_dict(b.remove_facility(
         r.params["name"]))),
     ("GET", "/pacs-config", lambda b, r: to_dict(b.pacs_config())),
@@ -131,6 +131,11 @@ ROUTES: list[tuple[str, str, Route]] = [
         r.params["ae"], r.optional("ip", str), r.optional("description", str)))),
     ("POST", "/callers/{ae}/deny", lambda b, r: to_dict(b.deny_caller(r.params["ae"]))),
     ("DELETE", "/callers/{ae}", lambda b, r: to_dict(b.remove_caller(r.params["ae"]))),
+    # POST: a search term and a reveal flag are not for URLs and proxy logs.
+    ("POST", "/anonymization/subjects", lambda b, r: {"subjects": to_dict(b.anon_subjects(
+        r.optional("search", str) or "", bool(r.optional("reveal", bool))))}),
+    ("POST", "/anonymization/export", lambda b, r: to_dict(
+        b.export_anonymization(r.text("path")))),
 ]
 
 

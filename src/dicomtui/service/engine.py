@@ -33,6 +33,8 @@ from dicomtui.service.records import (base_record, called_ae_of, outcome_of, pee
 from dicomtui.service.scp import Listener as ScpListener
 from dicomtui.service.scp import ListenerError, make_ae
 from dicomtui.service.settings_store import SettingsStore
+from dicomtui.service.phi import PHI_FILTER
+from dicomtui.service.privacy import Privacy
 from dicomtui.service.sites import Sites
 from dicomtui.service.store import StorageWriter, StorePolicy, scan_usage
 
@@ -47,7 +49,7 @@ class EngineError(RuntimeError):
     """The engine cannot do what was asked; the message says what to do."""
 
 
-class Engine(Sites):
+class Engine(Sites, Privacy):
     """One receiver over one data dir: lock, settings, DB, storage and the listeners."""
 
     def __init__(self, data_dir: Path, cli_settings: Mapping | None = None,
@@ -73,6 +75,8 @@ class Engine(Sites):
         self._recognised: dict[int, str] = {}  # id(assoc) -> facility, until it ends
         self._sites_lock = threading.RLock()
         self._log_handler = RingLogHandler(self.ring)
+        self._log_handler.addFilter(PHI_FILTER)
+        self._init_privacy()
         self._close_lock = threading.Lock()
         self.is_open = False
 
@@ -112,7 +116,9 @@ class Engine(Sites):
             for problem in table.load(self.db):
                 self._warn(problem)
             self.writer.register(kind, table.write_batch, lambda: flush_database(self.db))
+        self.writer.register("anon", self._anon_write, self._anon_flush)
         self.writer.start()
+        self._apply_privacy_settings()
         self.store_policy = self._policy()
         self._refresh_access()
 
@@ -141,6 +147,7 @@ class Engine(Sites):
                 return
             self.stop()
             self.writer.stop()
+            self._close_anon_map()
             flush_database(self.db)
             self._detach_logging()
             self._lock.release()
@@ -192,6 +199,7 @@ class Engine(Sites):
                               f"({self.writer.stats().get('last_error')})")
         self.store_policy = self._policy()
         self._refresh_access()
+        self._apply_privacy_settings()
 
     def _running_settings(self):
         return self._running if self._listener is not None else None

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from dicomtui.db.snapshot_table import SnapshotTable
 from dicomtui.dicom.aetitle import ae_title_problem, generate_ae_title
-from dicomtui.models import Facility
+from dicomtui.models import ANONYMIZE_CHOICES, Facility
 from dicomtui.service.events import now_iso
 from dicomtui.service.ports import port_in_use
 
@@ -47,7 +47,8 @@ class FacilityRegistry(SnapshotTable):
                         port=int(doc["port"]),
                         calling_aes=[str(a) for a in doc.get("calling_aes", [])],
                         created=str(doc.get("created", "")),
-                        auto_created=bool(doc.get("auto_created", False)))
+                        auto_created=bool(doc.get("auto_created", False)),
+                        anonymize=_check_anonymize(str(doc.get("anonymize", "default"))))
 
     def _keep(self, facility: Facility) -> None:
         self._by_name[facility.name.casefold()] = facility
@@ -57,7 +58,8 @@ class FacilityRegistry(SnapshotTable):
         with self._lock:
             return [{"name": f.name, "ae_title": f.ae_title, "port": f.port,
                      "calling_aes": list(f.calling_aes), "created": f.created,
-                     "auto_created": f.auto_created} for f in self._by_name.values()]
+                     "auto_created": f.auto_created, "anonymize": f.anonymize}
+                    for f in self._by_name.values()]
 
     # -- reading -----------------------------------------------------------------------
     def all(self) -> list[Facility]:
@@ -72,6 +74,11 @@ class FacilityRegistry(SnapshotTable):
             raise FacilityMissing(f"no facility named {name!r} (see `dicomtui facility "
                                   "list`)")
         return replace(facility, calling_aes=list(facility.calling_aes))
+
+    def anonymize_of(self, name: str) -> str:
+        """The facility's anonymize choice ("default" for unknown or none)."""
+        facility = self._by_name.get(name.casefold())
+        return facility.anonymize if facility is not None else "default"
 
     def ae_titles(self) -> set[str]:
         with self._lock:
@@ -95,7 +102,7 @@ class FacilityRegistry(SnapshotTable):
     # -- changing ----------------------------------------------------------------------
     def add(self, name: str, port: int | None, ae_title: str | None,
             calling_aes: list[str] | None, reserved: Reserved,
-            auto_created: bool = False) -> Facility:
+            auto_created: bool = False, anonymize: str | None = None) -> Facility:
         """Validate and add a facility; FacilityError says what is wrong."""
         name = _check_name(name)
         with self._lock:
@@ -112,12 +119,14 @@ class FacilityRegistry(SnapshotTable):
             port = (self._check_port(port, None, reserved) if port is not None
                     else self._free_port(reserved))
             facility = Facility(name, ae_title, port, _check_callers(calling_aes or []),
-                                now_iso(), auto_created)
+                                now_iso(), auto_created,
+                                anonymize=_check_anonymize(anonymize or "default"))
             self._by_name[name.casefold()] = facility
             return replace(facility, calling_aes=list(facility.calling_aes))
 
     def update(self, name: str, ae_title: str | None, port: int | None,
-               calling_aes: list[str] | None, reserved: Reserved) -> tuple[Facility, Facility]:
+               calling_aes: list[str] | None, reserved: Reserved,
+               anonymize: str | None = None) -> tuple[Facility, Facility]:
         """Change what is given; (before, after)."""
         with self._lock:
             before = self.get(name)
@@ -128,6 +137,8 @@ class FacilityRegistry(SnapshotTable):
                 after.port = self._check_port(port, before.name, reserved)
             if calling_aes is not None:
                 after.calling_aes = _check_callers(calling_aes)
+            if anonymize is not None:
+                after.anonymize = _check_anonymize(anonymize)
             self._by_name[before.name.casefold()] = after
             return before, replace(after, calling_aes=list(after.calling_aes))
 
@@ -200,6 +211,14 @@ def _check_name(name: str) -> str:
     if name.casefold() == UNKNOWN:
         raise FacilityError(f"{UNKNOWN!r} is reserved for associations nobody recognised")
     return name
+
+
+def _check_anonymize(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in ANONYMIZE_CHOICES:
+        raise FacilityError(f"anonymize must be one of {', '.join(ANONYMIZE_CHOICES)} "
+                            f"(got {value!r})")
+    return choice
 
 
 def _check_callers(calling_aes: list[str]) -> list[str]:

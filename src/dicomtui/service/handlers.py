@@ -13,8 +13,12 @@ from datetime import datetime
 
 from pydicom.dataset import Dataset
 
+from dicomtui.dicom.anonymize import AnonymizeError
 from dicomtui.dicom.filemeta import file_header
 from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
+from dicomtui.service.events import now_iso
+from dicomtui.service.phi import KNOWN_PHI, PHI_FILTER
+from dicomtui.service.privacy import AnonymizationUnavailable
 from dicomtui.service.scp import prefer_requestor_syntaxes
 from dicomtui.service.store import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, StoreResult
 
@@ -40,25 +44,47 @@ def _store(event, engine) -> tuple[Identity, StoreResult]:
     ident = Identity()
     if engine.stopping:
         return ident, StoreResult(OUT_OF_RESOURCES, "refused: the service is shutting down")
+    facility = engine.facility_of(event.assoc)
+    anonymize = engine.anonymizes(facility)
     try:
         stream = event.request.DataSet
         syntax = str(event.context.transfer_syntax)
         ident = identify(stream, syntax)
         if not ident.sop_class_uid:  # take the negotiated one rather than refuse
             ident = replace(ident, sop_class_uid=str(event.context.abstract_syntax))
-        header = file_header(ident.sop_class_uid, ident.sop_uid, syntax,
-                             event.assoc.requestor.ae_title)
         policy = engine.store_policy
-        facility = engine.facility_of(event.assoc) if policy.by_facility else None
+        folder_facility = facility if policy.by_facility else None
         with stream.getbuffer() as body:
+            if anonymize:
+                done = engine.anonymizer().apply(
+                    body, syntax, ident, event.assoc.requestor.ae_title,
+                    engine.settings.anonymize_uids, now_iso())
+                ident, header, body = done.ident, done.data, b""
+            else:
+                if PHI_FILTER.enabled:
+                    KNOWN_PHI.note(ident.patient_id, ident.patient_name)
+                header = file_header(ident.sop_class_uid, ident.sop_uid, syntax,
+                                     event.assoc.requestor.ae_title)
             result = engine.storage.store(ident, header, body, policy, datetime.now(),
-                                          facility)
+                                          folder_facility)
     except UnreadableDataset as exc:
         result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
+    except (AnonymizationUnavailable, AnonymizeError) as exc:
+        result = StoreResult(PROCESSING_FAILURE, f"refused: cannot anonymize: {exc}")
     except Exception as exc:  # never let pynetdicom swallow it silently
         LOG.exception("storing an instance failed unexpectedly")
         result = StoreResult(PROCESSING_FAILURE, f"internal error: {exc}")
+    if anonymize and result.status != 0x0000 and ident.patient_id:
+        ident = _without_identity(ident, engine.settings.anonymize_uids)
     return ident, result
+
+
+def _without_identity(ident: Identity, uids: bool) -> Identity:
+    """What a failed anonymized store may log: nothing that names the patient."""
+    if ident.patient_id.startswith("sub-") and ident.patient_id == ident.patient_name:
+        return ident  # already anonymized: only writing failed
+    hidden = replace(ident, patient_id="", patient_name="", accession="", study_date="")
+    return replace(hidden, sop_uid="", study_uid="", series_uid="") if uids else hidden
 
 
 def _answer(result: StoreResult):

@@ -36,11 +36,12 @@ class Sites:
 
     def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
                      calling_aes: list[str] | None = None,
-                     auto_created: bool = False) -> Facility:
+                     auto_created: bool = False,
+                     anonymize: str | None = None) -> Facility:
         """Add, save, and start its listener if the receiver runs (FacilityError)."""
         with self._sites_lock:
             facility = self.facilities.add(name, port, ae_title, calling_aes,
-                                           self._reserved(), auto_created)
+                                           self._reserved(), auto_created, anonymize)
             self._save_facilities()
             LOG.info("facility %r added: AE title %s, port %d%s", facility.name,
                      facility.ae_title, facility.port,
@@ -51,10 +52,11 @@ class Sites:
 
     def update_facility(self, name: str, ae_title: str | None = None,
                         port: int | None = None,
-                        calling_aes: list[str] | None = None) -> Facility:
+                        calling_aes: list[str] | None = None,
+                        anonymize: str | None = None) -> Facility:
         with self._sites_lock:
             before, after = self.facilities.update(name, ae_title, port, calling_aes,
-                                                   self._reserved())
+                                                   self._reserved(), anonymize)
             self._save_facilities()
             moved = (before.port, before.ae_title) != (after.port, after.ae_title)
             if moved and self._is_running():
@@ -63,6 +65,8 @@ class Sites:
             if moved:
                 LOG.info("facility %r changed: AE title %s, port %d", after.name,
                          after.ae_title, after.port)
+            if before.anonymize != after.anonymize:
+                LOG.info("facility %r: anonymize %s", after.name, after.anonymize)
         return self._with_state(after)
 
     def remove_facility(self, name: str) -> Facility:

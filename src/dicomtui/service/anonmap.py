@@ -1,0 +1,267 @@
+"""The anonymization map: subject codes, and the originals needed to re-identify.
+
+`anonymization.json` (mode 0600, Fernet-encrypted when a key is set) holds one document
+per subject (code, original PatientID/issuer/name, counts) and per study (the originals
+its first instance had: the values most instances share). What differs per instance
+(times, instance UIDs, references) goes to one small file per study under
+`anonymization/`, so recording an instance never rewrites a file that grows with the
+archive (DESIGN.md, Data).
+
+A new subject or study is saved before the instance is acknowledged, so a code is never
+handed out twice, even after a crash; per-instance values are saved by the DB writer
+within a second, like the rest of the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tinydb import TinyDB
+
+from dicomtui.db.sealed import PRIVATE, SealedStorage, SealError, read_sealed
+from dicomtui.db.storage import CorruptDatabase, ExplicitFlush, flush_database
+from dicomtui.dicom.anonymize import Originals
+
+KEEP = "="  # in a per-instance diff: this attribute was not changed in this instance
+MAX_OPEN_STUDIES = 64
+
+
+class MapError(Exception):
+    """The map cannot answer (unreadable, wrong key, unknown code); says which."""
+
+
+class AnonymizationMap:
+    """Thread-safe: handlers allocate codes, the DB writer saves, front ends read."""
+
+    def __init__(self, path: Path, key: bytes | None = None, writable: bool = True) -> None:
+        self.path = Path(path)
+        self.writable = writable
+        self.folder = self.path.with_name(self.path.stem)  # anonymization/
+        self.key = key
+        self._lock = threading.RLock()
+        self._db = _open_db(self.path, key)
+        self._codes: dict[tuple, str] = {}
+        self._subjects: dict[str, tuple[int, dict]] = {}
+        self._studies: dict[str, tuple[int, dict]] = {}
+        self._dirty: set[tuple[str, str]] = set()  # (table, code or study UID)
+        self._open: dict[int, TinyDB] = {}
+        self._touched: set[int] = set()
+        self._index: dict[int, dict[str, dict]] = {}  # file -> sop -> values (reads)
+        self._load()
+
+    # -- loading -------------------------------------------------------------------
+    def _load(self) -> None:
+        for doc in self._db.table("subjects").all():
+            self._subjects[doc["code"]] = (doc.doc_id, dict(doc))
+            self._codes[_key_of(doc)] = doc["code"]
+        for doc in self._db.table("studies").all():
+            self._studies[_study_key(doc["subject"], doc["uid"])] = (doc.doc_id, dict(doc))
+        meta = self._db.table("meta")
+        if not meta.all() and self.writable:
+            meta.insert({"uid_secret": secrets.token_hex(16), "version": 1})
+            self._save()
+        self.uid_secret = meta.all()[0]["uid_secret"] if meta.all() else ""
+        if self.key is not None and self.writable:
+            self._seal_plain_files()
+
+    def _seal_plain_files(self) -> None:
+        """A key set on a map that was plain: encrypt every file of it now."""
+        files = [self.path] + sorted(self.folder.glob("study-*.json"))
+        for path in files:
+            if path.is_file() and path.read_bytes().lstrip().startswith(b"{"):
+                data = read_sealed(path, None)
+                SealedStorage(path, key=self.key).write(data or {})
+
+    # -- recording (handler threads) -------------------------------------------------
+    def subject_for(self, key: tuple[str, str, str], name: str, now: str) -> str:
+        """The code of this patient; a new one is saved before it is returned."""
+        with self._lock:
+            code = self._codes.get(key)
+            if code is not None:
+                return code
+            code = self._next_code()
+            doc = {"code": code, "patient_id": key[0], "issuer": key[1],
+                   "patient_name": name, "first_seen": now, "last_seen": now,
+                   "studies": 0, "instances": 0}
+            doc_id = self._insert_saved("subjects", doc)
+            self._subjects[code], self._codes[key] = (doc_id, doc), code
+            return code
+
+    def add_instance(self, code: str, study_uid: str, sop_uid: str,
+                     originals: Originals, now: str) -> dict | None:
+        """Keep the originals of one instance; the per-instance part is returned for
+        the DB writer (None when the study's shared values already say everything)."""
+        with self._lock:
+            entry = self._studies.get(_study_key(code, study_uid))
+            new_study = entry is None
+            if new_study:
+                entry = self._new_study(code, study_uid, originals, now)
+            study = entry[1]
+            subject = self._subjects[code][1]
+            subject["instances"] += 1
+            subject["studies"] += int(new_study)
+            subject["last_seen"] = study["last_seen"] = now
+            study["instances"] += 1
+            self._dirty.update({("subjects", code),
+                                ("studies", _study_key(code, study_uid))})
+            diff = _diff(study["common"], originals)
+            return {"file": study["file"], "sop": sop_uid, "values": diff}
+
+    def _new_study(self, code: str, uid: str, originals: Originals, now: str):
+        doc = {"uid": uid, "subject": code, "file": len(self._studies) + 1,
+               "common": originals, "first_seen": now, "last_seen": now, "instances": 0}
+        doc_id = self._insert_saved("studies", doc)
+        self._studies[_study_key(code, uid)] = (doc_id, doc)
+        return doc_id, doc
+
+    def _insert_saved(self, table: str, doc: dict) -> int:
+        """Insert and save now; a failed save takes the document back out."""
+        doc_id = self._db.table(table).insert(doc)
+        try:
+            self._save()
+        except BaseException:
+            self._db.table(table).remove(doc_ids=[doc_id])
+            raise
+        return doc_id
+
+    def _next_code(self) -> str:
+        n = len(self._subjects) + 1
+        while f"sub-{n:03d}" in self._subjects:
+            n += 1
+        return f"sub-{n:03d}"
+
+    # -- saving (the DB writer thread) -------------------------------------------------
+    def write_batch(self, batch: list[dict]) -> None:
+        """Writer sink: per-instance values into their study files, counts into the map."""
+        with self._lock:
+            by_file: dict[int, list[dict]] = {}
+            for item in batch:
+                by_file.setdefault(item["file"], []).append(
+                    {"sop": item["sop"], "values": item["values"]})
+            for file, docs in by_file.items():
+                self._study_db(file).table("instances").insert_multiple(docs)
+                self._touched.add(file)
+                self._index.pop(file, None)
+            self._apply_counts()
+
+    def flush(self) -> None:
+        """Save what write_batch and the counters changed."""
+        with self._lock:
+            self._apply_counts()
+            for file in sorted(self._touched):
+                flush_database(self._open[file])
+            self._touched.clear()
+            self._save()
+            if len(self._open) > MAX_OPEN_STUDIES:
+                for db in self._open.values():
+                    db.close()
+                self._open.clear()
+
+    def _apply_counts(self) -> None:
+        for table, key in self._dirty:
+            source = self._subjects if table == "subjects" else self._studies
+            doc_id, doc = source[key]
+            self._db.table(table).update(_counts(doc), doc_ids=[doc_id])
+        self._dirty.clear()
+
+    def _save(self) -> None:
+        flush_database(self._db)
+
+    def _study_db(self, file: int) -> TinyDB:
+        db = self._open.get(file)
+        if db is None:
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+            db = self._open[file] = _open_db(self.folder / f"study-{file:06d}.json",
+                                            self.key)
+        return db
+
+    # -- reading (front ends, restore) -----------------------------------------------
+    def subjects(self) -> list[dict]:
+        with self._lock:
+            return [dict(doc) for _, doc in self._subjects.values()]
+
+    @property
+    def uids(self) -> int:
+        return len(self._studies)
+
+    def originals_for(self, code: str, study_uid: str, sop_uid: str) -> Originals:
+        """Everything `restore` needs for one instance; MapError names what is missing."""
+        with self._lock:
+            if code not in self._subjects:
+                raise MapError(f"subject code {code!r} is not in this map")
+            entry = self._studies.get(_study_key(code, study_uid))
+            if entry is None:
+                raise MapError(f"study {study_uid} of {code} is not in this map")
+            study = entry[1]
+            values = self._instances(study["file"]).get(sop_uid)
+        if values is None:
+            raise MapError(f"instance {sop_uid} of {code} is not in this map (was it "
+                           "received in the last second before a crash?)")
+        merged = {**study["common"], **values}
+        return {k: v for k, v in merged.items() if v != KEEP}
+
+    def _instances(self, file: int) -> dict[str, dict]:
+        index = self._index.get(file)
+        if index is None:
+            docs = self._study_db(file).table("instances").all()
+            index = self._index[file] = {d["sop"]: d["values"] for d in docs}
+        return index
+
+    def export(self, path: Path) -> int:
+        """Write the identities (code, originals, counts) as JSON to a new 0600 file."""
+        rows = sorted(self.subjects(), key=lambda d: d["code"])
+        payload = orjson.dumps({"subjects": rows}, option=orjson.OPT_INDENT_2)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return len(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self.flush()
+            for db in self._open.values():
+                db.close()
+            self._open.clear()
+
+
+def _open_db(path: Path, key: bytes | None) -> TinyDB:
+    try:
+        data = read_sealed(path, key)
+    except SealError as exc:
+        raise MapError(str(exc)) from None
+    except CorruptDatabase as exc:
+        raise MapError(f"{path} is damaged ({exc}); it is left as it is, since a new map "
+                       "would hand out subject codes again. Restore it from a backup")
+    except OSError as exc:
+        raise MapError(f"cannot read {path}: {exc.strerror or exc}") from None
+    db = TinyDB(str(path), storage=ExplicitFlush(SealedStorage), key=key)
+    if data is not None:
+        db.storage.cache = data
+    return db
+
+
+def _diff(common: Originals, originals: Originals) -> dict[str, Any]:
+    """What this instance's originals say beyond the study's shared ones."""
+    diff = {k: v for k, v in originals.items() if common.get(k, KEEP) != v}
+    diff.update({k: KEEP for k in common if k not in originals})
+    return diff
+
+
+def _study_key(code: str, study_uid: str) -> str:
+    return f"{code}|{study_uid}"
+
+
+def _counts(doc: dict) -> dict:
+    return {k: doc[k] for k in ("instances", "studies", "last_seen") if k in doc}
+
+
+def _key_of(doc: dict) -> tuple[str, str, str]:
+    pid = doc.get("patient_id", "")
+    return pid, doc.get("issuer", ""), "" if pid else doc.get("patient_name", "")
