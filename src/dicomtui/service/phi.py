@@ -13,14 +13,17 @@ import re
 import threading
 from collections import OrderedDict
 
+from dicomtui.dicom.deid_profile import action_for
+
 MASK = "***"
 _MIN_LEN = 3  # shorter pieces (sex, initials) would mask half of every line
-# A dataset dump line for a patient attribute (group 0010) or any person name (PN):
-# "(0010,0010) Patient's Name   PN: 'DOE^JOHN'" (pydicom) and
-# "(0010,0010) PN [DOE^JOHN]   # 1 PatientName" (pynetdicom).
-_DUMP = re.compile(r"(\((?:0010,[0-9A-Fa-f]{4}|[0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)[^\n]*?\bPN)"
-                   r"\)?[^\n]*?(?:\b(?:PN|LO|SH|LT|ST|UT|UC|DA|DT|TM|AS|CS|SQ)\b:?|\)))"
-                   r"([^\n#]*)")
+# Dataset dump lines, pynetdicom's "(0010,0010) PN [DOE^JOHN]   # 1 PatientName" and
+# pydicom's "(0010,0010) Patient's Name   PN: 'DOE^JOHN'": the value is masked when the
+# attribute is one the confidentiality profile removes or replaces, or a person name.
+_NETDICOM_LINE = re.compile(r"^(\s*\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) ([A-Z]{2}) )"
+                            r"(.*?)(\s+#.*)?$", re.MULTILINE)
+_PYDICOM_LINE = re.compile(r"^(\s*\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) .*? ([A-Z]{2}): )"
+                           r"(.*?)()$", re.MULTILINE)
 _FIELD = re.compile(r"((?:Patient(?:'s)?[ _]?(?:Name|ID|BirthDate|Birth Date)|"
                     r"patient_(?:id|name)|OtherPatientIDs|OtherPatientNames)"
                     r"['\"]?\s*[:=]\s*)('[^'\n]*'|\"[^\"\n]*\"|[^,;\n\}\)\]]*)",
@@ -64,13 +67,25 @@ KNOWN_PHI = KnownValues()
 
 def mask(text: str, known: KnownValues = KNOWN_PHI) -> str:
     """`text` with patient identities replaced by MASK."""
-    text = _DUMP.sub(lambda m: f"{m.group(1)} {MASK} " if m.group(2).strip()
-                     else m.group(0), text)
+    text = _NETDICOM_LINE.sub(_masked_line, text)
+    text = _PYDICOM_LINE.sub(_masked_line, text)
     text = _FIELD.sub(lambda m: f"{m.group(1)}{MASK}"
                       if m.group(2).strip(" '\"") else m.group(0), text)
     if known._values:
         text = _TOKEN.sub(lambda m: _masked_token(m.group(0), known), text)
     return text
+
+
+def _masked_line(m: re.Match) -> str:
+    tag = int(m.group(2) + m.group(3), 16)
+    value = m.group(5)
+    if not value.strip() or "no value" in value or value.strip() in ("''", '""'):
+        return m.group(0)
+    private = (tag >> 16) % 2 == 1 and tag & 0xFFFF > 0xFF  # not the creator's name
+    if (m.group(4) == "PN" or tag >> 16 == 0x0010 or private
+            or action_for(tag) in ("X", "Z", "D")):
+        return f"{m.group(1)}{MASK}{m.group(6) or ''}"
+    return m.group(0)
 
 
 def _masked_token(token: str, known: KnownValues) -> str:
