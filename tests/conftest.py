@@ -77,6 +77,10 @@ class Service:
         return run_cli("--data-dir", str(self.data_dir), *args, env=self.env,
                        timeout=timeout)
 
+    def stderr(self) -> str:
+        """Everything the service wrote to stderr (call after stop())."""
+        return self.proc.stderr.read() if self.proc.stderr else ""
+
     def stop(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
