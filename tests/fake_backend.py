@@ -6,12 +6,15 @@ screens, snapshots); the console is also tested against a real engine and servic
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from dataclasses import replace
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
 from dicomtui.dicom.aetitle import ae_title_problem, generate_ae_title
-from dicomtui.models import (AllowedCaller, AssociationInfo, Counters, Event, EventBatch,
+from dicomtui.models import (ANONYMIZE_CHOICES, MASK, AllowedCaller, AnonExport,
+                             AnonSubject, AssociationInfo, Counters, Event, EventBatch,
                              Facility, Listener, PacsConfig, SettingValue, StatusSnapshot,
                              TransactionFilter)
 from dicomtui.settings import SPEC_BY_NAME, SPECS, SettingError, parse_networks, parse_value
@@ -76,6 +79,22 @@ def sample_facilities() -> list[Facility]:
                      "2026-11-20T09:00:00+00:00", listener="error", error=PORT_IN_USE)]
 
 
+def sample_subjects() -> list[AnonSubject]:
+    """The anonymization map, revealed (the fake masks what it hands out)."""
+    return [AnonSubject("sub-001", 3, 412, "2026-11-02T09:12:00+00:00",
+                        "2026-11-23T08:14:58+00:00", "DOE^JOHN", "PID-0001", "MAINHOSP",
+                        True),
+            AnonSubject("sub-002", 1, 96, "2026-11-20T10:03:00+00:00",
+                        "2026-11-22T17:40:03+00:00", "ROE^JANE", "PID-0002", "MAINHOSP",
+                        True),
+            AnonSubject("sub-003", 2, 1_208, "2026-11-21T14:30:00+00:00",
+                        "2026-11-23T07:55:10+00:00", "MUSTERMANN^ERIKA", "STM-77031",
+                        "STMARYS", True),
+            AnonSubject("sub-010", 1, 24, "2026-11-23T06:01:00+00:00",
+                        "2026-11-23T06:02:40+00:00", "NGUYEN^VAN AN", "WS-000417",
+                        "WESTSIDE", True)]
+
+
 def sample_callers() -> list[AllowedCaller]:
     return [AllowedCaller("CT_SCANNER1", "CT room 1", "10.1.2.3/32", True),
             AllowedCaller("MR_ROOM2", "MR, second floor", "", True),
@@ -137,6 +156,10 @@ class FakeBackend:
         self.gate: threading.Event | None = None  # when set, status() waits on it
         self.sites = {f.name: f for f in sample_facilities()}
         self.allowed = {c.ae_title: c for c in sample_callers()}
+        self.subjects = sample_subjects()
+        self.reveals: list[str] = []  # the search of each anon_subjects(reveal=True)
+        self.exports: list[str] = []
+        self.reveal_gate: threading.Event | None = None  # when set, reveals wait on it
 
     def status(self) -> StatusSnapshot:
         if self.gate is not None:
@@ -202,7 +225,8 @@ class FakeBackend:
                        for f in self.sites.values()), key=lambda f: f.port)
 
     def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None) -> Facility:
+                     calling_aes: list[str] | None = None,
+                     anonymize: str | None = None) -> Facility:
         name = " ".join((name or "").split())
         if not name:
             raise InvalidRequest("a facility name must not be empty")
@@ -216,13 +240,15 @@ class FakeBackend:
         facility = Facility(name, self._check_ae(ae_title, None),
                             self._check_port(port, None) if port is not None
                             else self._free_port(), _check_callers(calling_aes or []),
-                            "2026-11-23T08:15:00+00:00", listener="listening")
+                            "2026-11-23T08:15:00+00:00", listener="listening",
+                            anonymize=_check_anonymize(anonymize or "default"))
         self.sites[name] = facility
         return replace(facility)
 
     def update_facility(self, name: str, ae_title: str | None = None,
                         port: int | None = None,
-                        calling_aes: list[str] | None = None) -> Facility:
+                        calling_aes: list[str] | None = None,
+                        anonymize: str | None = None) -> Facility:
         before = self._facility(name)
         after = replace(before)
         if ae_title is not None and ae_title.strip() != before.ae_title:
@@ -231,6 +257,8 @@ class FakeBackend:
             after.port = self._check_port(port, before.name)
         if calling_aes is not None:
             after.calling_aes = _check_callers(calling_aes)
+        if anonymize is not None:
+            after.anonymize = _check_anonymize(anonymize)
         self.sites[before.name] = after
         return replace(after)
 
@@ -295,6 +323,32 @@ class FakeBackend:
             raise NotFound(f"no allowed caller {ae_title.strip()!r}")
         return self.allowed.pop(ae_title.strip())
 
+    # -- anonymization map ---------------------------------------------------------------
+    def anon_subjects(self, search: str = "", reveal: bool = False) -> list[AnonSubject]:
+        if reveal:
+            self.reveals.append(search)
+            if self.reveal_gate is not None:
+                self.reveal_gate.wait(10)
+        found = [s for s in self.subjects if search.casefold() in s.code.casefold()]
+        return [replace(s) if reveal else replace(s, patient_name=MASK, patient_id=MASK,
+                                                   issuer=MASK, revealed=False)
+                for s in found]
+
+    def export_anonymization(self, path: str) -> AnonExport:
+        if os.path.exists(path):
+            raise InvalidRequest(f"{path} already exists: choose a new file name (an "
+                                 "export never overwrites)")
+        rows = [{"code": s.code, "patient_name": s.patient_name, "patient_id": s.patient_id,
+                 "issuer": s.issuer, "studies": s.studies, "instances": s.instances}
+                for s in self.subjects]
+        try:
+            with open(path, "x", encoding="utf-8") as out:
+                json.dump({"subjects": rows}, out)
+        except OSError as exc:
+            raise InvalidRequest(f"cannot write {path}: {exc.strerror}") from None
+        self.exports.append(path)
+        return AnonExport(path, len(rows))
+
     def close(self) -> None:
         self.calls.append("close")
         self.closed.set()
@@ -306,6 +360,13 @@ def _check_callers(calling_aes: list[str]) -> list[str]:
         if problem:
             raise InvalidRequest(f"calling AE title {ae!r} {problem}")
     return list(dict.fromkeys(ae.strip() for ae in calling_aes))
+
+
+def _check_anonymize(value: str) -> str:
+    if value not in ANONYMIZE_CHOICES:
+        raise InvalidRequest(f"anonymize must be one of {', '.join(ANONYMIZE_CHOICES)} "
+                             f"(got {value!r})")
+    return value
 
 
 def _network(text: str) -> str:

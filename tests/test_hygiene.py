@@ -52,7 +52,7 @@ def test_engine_layers_never_import_front_ends(module):
 TUI = ["dicomtui.tui.app", "dicomtui.tui.screens.status", "dicomtui.tui.screens.log",
        "dicomtui.tui.screens.settings", "dicomtui.tui.dialogs", "dicomtui.tui.filters",
        "dicomtui.tui.screens.facilities", "dicomtui.tui.screens.access",
-       "dicomtui.tui.forms"]
+       "dicomtui.tui.forms", "dicomtui.tui.screens.anonymization"]
 
 
 @pytest.mark.parametrize("module", TUI)

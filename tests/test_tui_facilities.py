@@ -72,7 +72,48 @@ def test_add_generates_the_ae_title_and_port_and_says_them():
 
     drive(console(fake), scenario)
     added = fake.sites["Northgate Radiology"]
-    assert (added.ae_title, added.port) == ("NORTHGATERADIOLO", 11116)
+    assert (added.ae_title, added.port, added.anonymize) == ("NORTHGATERADIOLO", 11116,
+                                                             "default")
+
+
+def test_add_with_anonymize_on_sends_it_and_the_panel_says_it():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await on_facilities(pilot)
+        await wait_for_text(pilot, "anonymize   default: off (the anonymize setting")
+        await open_form(pilot, "a")
+        await pilot.press(*"Northgate Radiology", "tab", "tab", "tab")
+        assert "◂ default ▸" in screen_text(pilot.app)
+        await pilot.press("right")
+        await wait_for_text(pilot, "◂ on ▸")
+        await pilot.press("enter")
+        await closed(pilot)
+        await wait_for(pilot, lambda: notified(pilot.app, "port 11116, anonymize on"),
+                       what="the toast")
+        await wait_for_text(pilot, "anonymize   on")
+
+    drive(console(fake), scenario)
+    assert fake.sites["Northgate Radiology"].anonymize == "on"
+
+
+def test_edit_turns_anonymization_off_for_one_facility():
+    fake = FakeBackend()
+    fake.stored["anonymize"] = True
+
+    async def scenario(pilot):
+        await on_facilities(pilot)
+        await wait_for_text(pilot, "anonymize   default: on")
+        await pilot.press("down")
+        await open_form(pilot, "enter")
+        await pilot.press("tab", "tab", "tab", "left", "enter")
+        await closed(pilot)
+        await wait_for(pilot, lambda: notified(pilot.app, "anonymize off"), what="toast")
+        await wait_for_text(pilot, "anonymize   off")
+
+    drive(console(fake), scenario)
+    edited = fake.sites["St. Mary's Clinic"]
+    assert (edited.anonymize, edited.ae_title, edited.port) == ("off", "STMARYSCLINIC", 11114)
 
 
 def test_add_shows_the_rule_it_broke_in_the_dialog_and_adds_nothing():

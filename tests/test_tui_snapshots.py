@@ -14,6 +14,7 @@ from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
 from dicomtui.tui.forms import FormDialog
 from dicomtui.tui.rates import RateHistory
 from dicomtui.tui.screens.access import AccessScreen
+from dicomtui.tui.screens.anonymization import AnonymizationScreen
 from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen
 from dicomtui.tui.screens.settings import SettingsScreen
@@ -75,6 +76,13 @@ async def access_ready(pilot):
     await pilot.pause(0.2)
 
 
+async def anonymization_ready(pilot):
+    await pilot.press("8")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnonymizationScreen)
+                   and pilot.app.screen.is_loaded, what="subjects")
+    await pilot.pause(0.2)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_status_screen(snap_compare, size):
     assert snap_compare(status_app(), terminal_size=size, run_before=status_ready)
@@ -101,6 +109,13 @@ def test_facilities_screen(snap_compare, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_access_screen(snap_compare, size):
     assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=access_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_anonymization_screen(snap_compare, size):
+    """Masked: the originals never show without a confirmed reveal."""
+    assert snap_compare(console(FakeBackend()), terminal_size=size,
+                        run_before=anonymization_ready)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -170,6 +185,11 @@ def test_allow_a_refused_caller_dialog(snap_compare):
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
                         run_before=dialog(ready, "a", FormDialog))
+
+
+def test_reveal_confirmation(snap_compare):
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=dialog(anonymization_ready, "v", Confirm))
 
 
 def test_require_calling_ae_warning(snap_compare):

@@ -29,6 +29,7 @@ from dicomtui.tui.dialogs import Confirm, HelpScreen
 from dicomtui.tui.rates import RateHistory
 from dicomtui.tui.widgets import our_bindings
 from dicomtui.tui.screens.access import AccessScreen
+from dicomtui.tui.screens.anonymization import AnonymizationScreen
 from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen, fetch_tail
 from dicomtui.tui.screens.settings import SettingsScreen
@@ -51,15 +52,16 @@ def _wall_clock() -> datetime:
 
 
 class DicomTUI(App):
-    """Status, Log, Facilities, Access and Settings of one receiver, local or attached
-    to a service."""
+    """Status, Log, Facilities, Access, Anonymization and Settings of one receiver,
+    local or attached to a service."""
 
     TITLE = "dicomtui"
     CSS_PATH = [styles_dir() / name for name in
                 ("app.tcss", "status.tcss", "log.tcss", "facilities.tcss", "access.tcss",
-                 "settings.tcss")]
+                 "anonymization.tcss", "settings.tcss")]
     MODES = {"status": StatusScreen, "log": LogScreen, "facilities": FacilitiesScreen,
-             "access": AccessScreen, "settings": SettingsScreen}
+             "access": AccessScreen, "anonymization": AnonymizationScreen,
+             "settings": SettingsScreen}
     DEFAULT_MODE = "status"
     SCREENS_GROUP = Binding.Group("Screen", compact=True)
     BINDINGS = [
@@ -80,6 +82,9 @@ class DicomTUI(App):
                 "what their PACS enters"),
         Binding("5", "show('access')", "Access", id="screen.access", group=SCREENS_GROUP,
                 tooltip="who may associate: policy, allowed callers, refusals"),
+        Binding("8", "show('anonymization')", "Anonymization", id="screen.anonymization",
+                group=SCREENS_GROUP, tooltip="the anonymization policy and subject codes; "
+                "reveal (asks, logged), export"),
         Binding("9", "show('settings')", "Settings", id="screen.settings",
                 group=SCREENS_GROUP, tooltip="effective settings, their source; edit them"),
     ]

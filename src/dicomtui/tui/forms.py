@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
@@ -26,12 +27,52 @@ Call = Callable[[Any], Any]  # backend -> result, run in a thread worker
 
 @dataclass(frozen=True)
 class Field:
-    """One line of a form: a label and a text box (`name` is its id)."""
+    """One line of a form: a label and a text box (`name` is its id), or a choice of
+    `choices` (the placeholder then says what they mean)."""
 
     name: str
     label: str
     value: str = ""
     placeholder: str = ""
+    choices: tuple[str, ...] = ()
+
+
+class Choice(Static, can_focus=True):
+    """One of a few words, changed with left/right or space: a Select would open a
+    list over the form, and Enter must still save it."""
+
+    BINDINGS = [Binding("right,space", "step(1)", "Next", show=False),
+                Binding("left", "step(-1)", "Previous", show=False),
+                Binding("enter", "submit", "Save", show=False)]
+
+    class Submitted(Message):
+        """Enter on a choice: the form saves, as Enter in a text box does."""
+
+    def __init__(self, choices: tuple[str, ...], chosen: str, hint: str = "",
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.choices, self.hint = choices, hint
+        self.chosen = chosen if chosen in choices else choices[0]
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def action_step(self, step: int) -> None:
+        index = self.choices.index(self.chosen)
+        self.chosen = self.choices[(index + step) % len(self.choices)]
+        self._show()
+
+    def on_click(self) -> None:
+        self.action_step(1)
+
+    def action_submit(self) -> None:
+        self.post_message(self.Submitted())
+
+    def _show(self) -> None:
+        text = Text.assemble("◂ ", (self.chosen, "bold"), " ▸")
+        if self.hint:
+            text.append(f"  {self.hint}", style="dim")
+        self.update(text)
 
 
 def backend_change(backend, call: Call, said: Callable[[Any], str]) -> msg.ChangeDone:
@@ -68,6 +109,7 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
     """Fields, Enter saves through the Backend, Esc cancels; dismisses with the result."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
+    errors_in_place = False  # True: every failure is shown in the form, which stays open
 
     def __init__(self, title: str, detail: str | Text, fields: list[Field]) -> None:
         super().__init__(classes="dialog-screen")
@@ -82,8 +124,12 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
             for field in self.fields:
                 with Horizontal(classes="form-row"):
                     yield Label(field.label, classes="form-label")
-                    yield Input(field.value, placeholder=field.placeholder,
-                                id=f"form-{field.name}", select_on_focus=True)
+                    if field.choices:
+                        yield Choice(field.choices, field.value, field.placeholder,
+                                     id=f"form-{field.name}")
+                    else:
+                        yield Input(field.value, placeholder=field.placeholder,
+                                    id=f"form-{field.name}", select_on_focus=True)
             yield Static(id="edit-error")
             yield Label("[b]Enter[/b] save    [b]Tab[/b] next field    [b]Esc[/b] cancel",
                         classes="dialog-keys")
@@ -97,10 +143,16 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
         return "saved"
 
     def values(self) -> dict[str, str]:
-        return {f.name: self.query_one(f"#form-{f.name}", Input).value for f in self.fields}
+        return {f.name: self._value(f) for f in self.fields}
+
+    def _value(self, field: Field) -> str:
+        if field.choices:
+            return self.query_one(f"#form-{field.name}", Choice).chosen
+        return self.query_one(f"#form-{field.name}", Input).value
 
     @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
+    @on(Choice.Submitted)
+    def _submitted(self, event: Input.Submitted | Choice.Submitted) -> None:
         event.stop()
         if self.saving:
             return
@@ -123,7 +175,7 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
     def _done(self, message: msg.ChangeDone) -> None:
         message.stop()
         self.saving = False
-        if message.invalid:
+        if message.invalid or (message.error and self.errors_in_place):
             self._rejected(message.error)
         elif message.error:
             self.notify(message.error, title="not saved", severity="error", timeout=10)

@@ -7,8 +7,8 @@ from typing import Any
 
 from textual.message import Message
 
-from dicomtui.models import (AllowedCaller, EventBatch, Facility, PacsConfig, SettingValue,
-                             StatusSnapshot)
+from dicomtui.models import (AllowedCaller, AnonSubject, EventBatch, Facility, PacsConfig,
+                             SettingValue, StatusSnapshot)
 
 
 @dataclass
@@ -73,6 +73,7 @@ class FacilitiesLoaded(Message):
 
     facilities: list[Facility]
     config: PacsConfig | None = None
+    anonymize: bool | None = None  # the anonymize setting, read with the config
     error: str = ""
 
 
@@ -84,6 +85,26 @@ class AccessLoaded(Message):
     callers: list[AllowedCaller] = field(default_factory=list)
     refused: list[dict] = field(default_factory=list)
     cursor: int | None = None  # the newest transaction id read (see fetch_refused)
+    error: str = ""
+
+
+@dataclass
+class AnonLoaded(Message):
+    """The anonymization settings and the subjects matching `search`, masked."""
+
+    settings: list[SettingValue] = field(default_factory=list)
+    subjects: list[AnonSubject] = field(default_factory=list)
+    search: str = ""
+    error: str = ""
+
+
+@dataclass
+class AnonRevealed(Message):
+    """Every subject with its originals, asked for by reveal number `reveal`; stale
+    once the screen has masked them again since."""
+
+    reveal: int
+    subjects: list[AnonSubject] = field(default_factory=list)
     error: str = ""
 
 

@@ -11,7 +11,8 @@ from dicomtui.tui import format as fmt
 
 SCREEN_TABS = (("1", "status", "Status"), ("2", "log", "Log"),
                ("4", "facilities", "Facilities"), ("5", "access", "Access"),
-               ("9", "settings", "Settings"))
+               ("8", "anonymization", "Anonymization"), ("9", "settings", "Settings"))
+TAB_WIDTHS = ("full", "short", "compact")  # tried in turn until the header fits
 
 
 class ModeBar(Static):
@@ -30,19 +31,25 @@ class ModeBar(Static):
         line.append(f" {state.upper()} ", style=fmt.STATE_STYLE.get(state, "bold"))
         line.append("  ")
         current = getattr(app, "current_mode", None)
-        tabs = _tabs(current, short=False)
-        if line.cell_len + tabs.cell_len > self.size.width:
-            tabs = _tabs(current, short=True)  # 80 columns: the other screens by number
+        for width in TAB_WIDTHS:  # 80 columns: the other screens by number
+            tabs = _tabs(current, width)
+            if line.cell_len + tabs.cell_len <= self.size.width:
+                break
         return line + tabs
 
 
-def _tabs(current: str | None, short: bool) -> Text:
+def _tabs(current: str | None, width: str) -> Text:
+    """The screen tabs, the current one named; the others named ("full"), by number
+    ("short"), or by number without spacing ("compact")."""
     tabs = Text()
     for key, mode, title in SCREEN_TABS:
         if mode == current:
             tabs.append(f" {key} {title} ", style="bold reverse")
+        elif width == "compact":
+            tabs.append(f"{key} " if tabs else f" {key} ", style="dim")
         else:
-            tabs.append(f" {key} " if short else f" {key} {title} ", style="dim")
+            tabs.append(f" {key} " if width == "short" else f" {key} {title} ",
+                        style="dim")
     return tabs
 
 

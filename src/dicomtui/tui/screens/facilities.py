@@ -27,7 +27,8 @@ class FacilitiesScreen(PolledScreen):
         Binding("a", "add", "Add", id="facilities.add",
                 tooltip="a new facility: AE title and port generated unless given"),
         Binding("e", "edit", "Edit", id="facilities.edit",
-                tooltip="AE title, port, calling AE titles of the selected one (or Enter)"),
+                tooltip="AE title, port, calling AEs, anonymize of the selected one "
+                        "(or Enter)"),
         Binding("d", "remove", "Remove", id="facilities.remove",
                 tooltip="remove the selected facility (asks first; its listener stops)"),
     ]
@@ -36,6 +37,7 @@ class FacilitiesScreen(PolledScreen):
         super().__init__()
         self.facility_list: list[Facility] = []
         self.config: PacsConfig | None = None
+        self.anonymize: bool | None = None  # the setting "default" facilities follow
         self._select: str | None = None  # a facility to put the cursor on once shown
 
     def compose(self) -> ComposeResult:
@@ -65,17 +67,19 @@ class FacilitiesScreen(PolledScreen):
         try:
             facilities = backend.facilities()
             config = backend.pacs_config() if with_config else None
+            anonymize = anonymize_setting(backend) if with_config else None
         except Exception as exc:
             self.post_message(msg.FacilitiesLoaded([], error=reason(exc)))
             return
-        self.post_message(msg.FacilitiesLoaded(facilities, config))
+        self.post_message(msg.FacilitiesLoaded(facilities, config, anonymize))
 
     @on(msg.FacilitiesLoaded)
     def _loaded(self, message: msg.FacilitiesLoaded) -> None:
         if not self.loaded(message.error):
             return
         self.facility_list = message.facilities
-        self.config = message.config or self.config
+        if message.config is not None:
+            self.config, self.anonymize = message.config, message.anonymize
         self._show_rows()
         table = self.query_one(DataTable)
         if self._select in table.rows:
@@ -97,7 +101,7 @@ class FacilitiesScreen(PolledScreen):
         panel = self.query_one("#facilities-panel", Static)
         chosen = self.selected()
         if chosen is not None:
-            show(panel, pacs_panel(chosen, self.config), layout=True)
+            show(panel, pacs_panel(chosen, self.config, self.anonymize), layout=True)
         elif self.is_loaded:
             show(panel, Text(EMPTY, style="dim"), layout=True)
         else:
@@ -137,3 +141,9 @@ class FacilitiesScreen(PolledScreen):
             self._select = message.result.name
         self.config = None  # the listeners changed: read the configuration again
         super().changed(message)
+
+
+def anonymize_setting(backend) -> bool | None:
+    """The anonymize setting (None: this receiver has none)."""
+    found = [v.value for v in backend.settings() if v.name == "anonymize"]
+    return bool(found[0]) if found else None

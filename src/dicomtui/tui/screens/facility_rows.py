@@ -53,8 +53,10 @@ def _seen(iso: str | None, today: date) -> str:
     return shown[:5] if shown else "-"
 
 
-def pacs_panel(facility: Facility, config: PacsConfig | None) -> Text:
-    """What the remote PACS admin types in to send to this facility."""
+def pacs_panel(facility: Facility, config: PacsConfig | None,
+               anonymize: bool | None = None) -> Text:
+    """What the remote PACS admin types in to send to this facility, and whether what
+    it sends is anonymized (`anonymize`: the setting a "default" facility follows)."""
     text = Text("Configuration for remote PACS: ", style="bold")
     text.append(facility.name, style="bold")
     lines = [("AE title", facility.ae_title),
@@ -68,11 +70,24 @@ def pacs_panel(facility: Facility, config: PacsConfig | None) -> Text:
     text.append("\n  calling AEs ")
     text.append(", ".join(facility.calling_aes) or "none registered (e: add)",
                 style="" if facility.calling_aes else "dim")
+    text.append("\n  anonymize   ")
+    text.append_text(anonymize_words(facility.anonymize, anonymize))
     if facility.listener == "error":
         text.append(f"\n  listener error: {facility.error or 'unknown'}", style="bold red")
     elif facility.listener != "listening":
         text.append(f"\n  listener {facility.listener}: it listens while the receiver "
                     "runs (s)", style="dim")
+    return text
+
+
+def anonymize_words(choice: str, setting: bool | None) -> Text:
+    """'on', 'off', or 'default: on (the anonymize setting)'."""
+    if choice in ("on", "off"):
+        return Text(choice, style="bold")
+    text = Text("default", style="bold")
+    if setting is not None:
+        text.append(f": {'on' if setting else 'off'}")
+    text.append(" (the anonymize setting; e: change)", style="dim")
     return text
 
 

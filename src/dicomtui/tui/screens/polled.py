@@ -7,6 +7,7 @@ time: ticks that come while a read is out are skipped, a change asks for one mor
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 from textual import on, work
@@ -22,11 +23,14 @@ class PolledScreen(Screen):
     """Subclasses implement `read(backend)` as a thread worker posting one message,
     and call `loaded(error)` first thing when that message arrives."""
 
+    READ_EVERY = 0.0  # seconds between reads on poll ticks (0: every tick)
+
     def __init__(self) -> None:
         super().__init__()
         self.is_loaded = False
         self._reading = self._read_again = False
         self._read_error = ""
+        self._read_at = float("-inf")
 
     def on_screen_resume(self) -> None:
         self.load()
@@ -35,7 +39,8 @@ class PolledScreen(Screen):
         if not self.is_mounted:
             return
         self.query_one(ModeBar).refresh()
-        self.load()
+        if time.monotonic() - self._read_at >= self.READ_EVERY:
+            self.load()
 
     def load(self, after_change: bool = False) -> None:
         if self.app.backend is None:
@@ -43,7 +48,7 @@ class PolledScreen(Screen):
         if self._reading:
             self._read_again = self._read_again or after_change
             return
-        self._reading = True
+        self._reading, self._read_at = True, time.monotonic()
         self.read(self.app.backend)
 
     def read(self, backend) -> None:
