@@ -42,7 +42,8 @@ from typing import Iterator
 
 HOST = "127.0.0.1"
 BARE_SCP = Path(__file__).with_name("bare_scp.py")
-AE_TITLES = {"dicomtui": "DICOMTUI", "bare": "BARE"}
+# dicomtui-anon: dicomtui with anonymize on (the slow path: full decode and re-encode)
+AE_TITLES = {"dicomtui": "DICOMTUI", "dicomtui-anon": "DICOMTUI", "bare": "BARE"}
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 SEED = 1
@@ -119,10 +120,12 @@ def free_port() -> int:
 def server_command(target: str, port: int, workdir: Path,
                    fsync: bool) -> tuple[list[str], Path]:
     """The command line that starts `target`, and where it stores received files."""
-    if target == "dicomtui":
+    if target.startswith("dicomtui"):
         data = workdir / "data"
         command = [sys.executable, "-m", "dicomtui", "serve", "--data-dir", str(data),
                    "--host", HOST, "--port", str(port), "--ae-title", AE_TITLES[target]]
+        if target == "dicomtui-anon":
+            command += ["--set", "anonymize=true"]
         return command + ([] if fsync else ["--set", "fsync=false"]), data / "storage"
     out = workdir / "out"
     command = [sys.executable, str(BARE_SCP), "--port", str(port), "--out", str(out),
@@ -386,7 +389,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if not set(args.senders) <= {"nodelay", "stock"} or not args.senders:
         parser.error("--senders takes nodelay and/or stock")
     if not set(args.targets) <= set(AE_TITLES) or not 1 <= len(args.targets) <= 2:
-        parser.error("--targets takes dicomtui and/or bare")
+        parser.error("--targets takes two of dicomtui, dicomtui-anon and bare")
     if min(args.concurrency, default=0) < 1 or args.runs < 1:
         parser.error("--concurrency and --runs need values >= 1")
 
