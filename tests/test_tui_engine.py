@@ -277,3 +277,59 @@ def test_console_adds_a_facility_that_listens_and_allows_a_refused_caller(tmp_pa
                                                                True)
     finally:
         engine.close()
+
+
+def test_console_anonymization_screen_on_a_real_engine(tmp_path):
+    """Screen 8 on a real engine: an anonymized image shows as its subject code, the
+    identity appears only after v and yes, leaving the screen masks it again, and x
+    exports the map to a new 0600 file."""
+    import os
+    import stat
+
+    from dicomtui.tui.dialogs import Confirm
+    from dicomtui.tui.forms import FormDialog
+    from dicomtui.tui.screens.anonymization import AnonymizationScreen
+
+    data_dir, port = tmp_path / "data", free_port()
+    export = tmp_path / "research-map.json"
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING", timeout=20)
+        backend = pilot.app.backend
+        await asyncio.to_thread(backend.set_setting, "anonymize", "true")
+        ds = fresh_ct(PatientID="CONSOLE-PID-9", PatientName="CONSOLE^CLARA")
+        await asyncio.to_thread(send, port, [ds])
+        await pilot.press("8")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnonymizationScreen))
+        text = await wait_for_text(pilot, "sub-001", timeout=15)
+        assert "CONSOLE-PID-9" not in text and "CLARA" not in text
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
+        await pilot.press("y")
+        text = await wait_for_text(pilot, "CONSOLE-PID-9", timeout=15)
+        await pilot.press("1")
+        await pilot.press("8")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnonymizationScreen))
+        text = await wait_for_text(pilot, "sub-001")
+        assert "CONSOLE-PID-9" not in text
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FormDialog))
+        dialog = pilot.app.screen
+        from textual.widgets import Input
+        field = dialog.query(Input).first()
+        field.value = str(export)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: export.exists(), what="the export file")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnonymizationScreen))
+        assert notified(pilot.app, "Exported 1")
+        await pilot.press("q")
+
+    drive(local_console(data_dir, port), scenario, size=(120, 30))
+    assert stat.S_IMODE(os.stat(export).st_mode) == 0o600
+    assert "CONSOLE-PID-9" in export.read_text()
+    (stored,) = stored_files(data_dir / "storage")
+    assert b"CONSOLE-PID-9" not in stored.read_bytes()
+    stores = TransactionLog(data_dir / "log").query(types=["store"])
+    assert [r["patient_id"] for r in stores] == ["sub-001"]
+    log_text = "\n".join(p.read_text() for p in (data_dir / "log").glob("*.json"))
+    assert "CONSOLE-PID-9" not in log_text
