@@ -8,11 +8,14 @@ import pytest
 CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sender",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.backend.local", "dicomtui.backend.remote", "dicomtui.control.server",
-        "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites"]
+        "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites",
+        "dicomtui.privacy_commands", "dicomtui.service.privacy", "dicomtui.service.restore"]
 PURE = ["dicomtui.dicom.identify", "dicomtui.dicom.layout", "dicomtui.dicom.paths",
         "dicomtui.dicom.filemeta", "dicomtui.dicom.aetitle", "dicomtui.dicom.synthetic",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
-        "dicomtui.settings", "dicomtui.db.snapshot_table"]
+        "dicomtui.settings", "dicomtui.db.snapshot_table", "dicomtui.dicom.anonymize",
+        "dicomtui.dicom.deid_profile", "dicomtui.db.sealed", "dicomtui.service.anonmap",
+        "dicomtui.service.anonymizer", "dicomtui.service.phi", "dicomtui.service.restore"]
 
 
 def _loaded_after_import(module: str) -> set[str]:
@@ -35,7 +38,8 @@ def test_pure_layers_never_import_pynetdicom(module):
 
 ENGINE = ["dicomtui.service.engine", "dicomtui.service.sender", "dicomtui.db.txlog",
           "dicomtui.dicom.identify", "dicomtui.service.sites", "dicomtui.service.access",
-          "dicomtui.service.facilities"]
+          "dicomtui.service.facilities", "dicomtui.service.privacy",
+          "dicomtui.service.anonmap", "dicomtui.service.restore", "dicomtui.service.phi"]
 
 
 @pytest.mark.parametrize("module", ENGINE)
