@@ -49,3 +49,10 @@ async def wait_for_text(pilot, text: str, timeout: float = 10.0) -> str:
 def notified(app, text: str) -> bool:
     """True when a notification (toast) currently shown holds `text`."""
     return any(text in n.message for n in app._notifications)
+
+
+async def opened(pilot, dialog_class):
+    """Wait until the dialog is drawn (its keys line); its text."""
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, dialog_class)
+                   and "Esc" in screen_text(pilot.app), what=dialog_class.__name__)
+    return screen_text(pilot.app)

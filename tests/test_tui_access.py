@@ -3,7 +3,7 @@ title, address and setting rules): callers, refusals, and the policy switches.""
 
 from __future__ import annotations
 
-from console import console, drive, notified, wait_for, wait_for_text
+from console import console, drive, notified, opened, wait_for, wait_for_text
 from fake_backend import FakeBackend, record, refused
 from screen_text import screen_text
 
@@ -21,13 +21,6 @@ async def on_access(pilot):
                    and pilot.app.screen.is_loaded, what="the access screen")
     await wait_for_text(pilot, "ANGIO_LAB")
     return pilot.app.screen
-
-
-async def opened(pilot, dialog_class):
-    """Wait until the dialog is drawn (its keys line); its text."""
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, dialog_class)
-                   and "Esc" in screen_text(pilot.app), what=dialog_class.__name__)
-    return screen_text(pilot.app)
 
 
 async def back(pilot):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
-from console import console, drive, notified, wait_for, wait_for_text
+from console import console, drive, notified, opened, wait_for, wait_for_text
 from fake_backend import FakeBackend
 from screen_text import screen_text
 
@@ -26,13 +26,6 @@ async def on_anonymization(pilot):
                    and pilot.app.screen.is_loaded, what="the anonymization screen")
     await wait_for_text(pilot, "sub-010")
     return pilot.app.screen
-
-
-async def opened(pilot, dialog_class):
-    """Wait until the dialog is drawn (its keys line); its text."""
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, dialog_class)
-                   and "Esc" in screen_text(pilot.app), what=dialog_class.__name__)
-    return screen_text(pilot.app)
 
 
 async def back(pilot):

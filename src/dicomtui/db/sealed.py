@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from dicomtui.db.storage import AtomicJSONStorage, CorruptDatabase, atomic_write, check_tables
+from dicomtui.db.storage import AtomicJSONStorage, atomic_write, parse_tables
 
 PRIVATE = 0o600
 
@@ -65,12 +65,7 @@ def read_sealed(path: Path, key: bytes | None) -> dict | None:
         return None
     if not raw.lstrip().startswith(b"{"):
         raw = _open(raw, key, path)
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise CorruptDatabase(f"JSON error at byte {exc.pos}: {exc.msg}") from None
-    check_tables(data)
-    return data
+    return parse_tables(raw)
 
 
 def _open(token: bytes, key: bytes | None, path: Path) -> bytes:

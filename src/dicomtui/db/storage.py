@@ -100,8 +100,11 @@ def read_checked(path: Path) -> dict | None:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         return None
-    if not raw.strip():
-        return None
+    return parse_tables(raw) if raw.strip() else None
+
+
+def parse_tables(raw: bytes) -> dict:
+    """JSON bytes as TinyDB tables; CorruptDatabase says what is wrong."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
