@@ -308,3 +308,4 @@ def test_debug_dataset_dumps_are_masked_when_receiving_without_anonymizing(engin
     console = "\n".join(e.message for e in engine.ring.since(0).events)
     assert "PatientName" in console
     assert "PLAIN-77" not in console and "VISIBLE" not in console
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -57,16 +58,19 @@ def anonymize(ds: Dataset, subject: str, uid_secret: str | None = None) -> Origi
     """
     cleaner = _Cleaner(uid_secret)
     originals: Originals = {}
-    for elem in list(ds):
-        tag = int(elem.tag)
-        if tag in (PATIENT_NAME, PATIENT_ID):
+    for tag in list(ds.keys()):
+        number = int(tag)
+        if number in (PATIENT_NAME, PATIENT_ID):
             continue
-        if elem.tag.is_private:  # removed, not kept (see the module docstring)
-            del ds[elem.tag]
+        if tag.is_private:  # removed, not kept (see the module docstring)
+            del ds[tag]
             continue
-        before = _json(elem) if _may_change(elem, tag) else None
-        if cleaner.element(ds, elem, tag):
-            originals[_key(tag)] = before
+        if not _may_change(ds, number):
+            continue  # left as it came: not even decoded
+        elem = ds[tag]
+        before = _json(elem)
+        if cleaner.element(ds, elem, number):
+            originals[_key(number)] = before
     _mark(ds, subject, uid_secret is None, originals)
     return originals
 
@@ -88,8 +92,22 @@ def new_uid(secret: str, original: str) -> str:
     return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, f'{secret}:{original}').int}"
 
 
-def _may_change(elem: DataElement, tag: int) -> bool:
-    return elem.VR == "SQ" or action_for(tag) is not None or tag & 0xFFFF == 0
+def _may_change(ds: Dataset, tag: int) -> bool:
+    """Whether the profile may touch this top-level attribute, from its tag and VR alone
+    (deciding it must not decode every value: most are kept as they came)."""
+    return action_for(tag) is not None or tag & 0xFFFF == 0 or _vr(ds, tag) in ("SQ",
+                                                                                 "UN")
+
+
+def _vr(ds: Dataset, tag: int) -> str:
+    raw = ds.get_item(tag)
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
 
 
 class _Cleaner:

@@ -18,7 +18,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.uid import UID
 
-from dicomtui.dicom.anonymize import anonymize, subject_key
+from dicomtui.dicom.anonymize import AnonymizeError, anonymize, subject_key
 from dicomtui.dicom.filemeta import file_header
 from dicomtui.dicom.identify import Identity, UnreadableDataset
 from dicomtui.service.anonmap import AnonymizationMap
@@ -48,7 +48,12 @@ class Anonymizer:
         name = str(ds.get("PatientName", "") or "")
         KNOWN_PHI.note(key[0], name, key[1])
         code = self.map.subject_for(key, name, now)
-        originals = anonymize(ds, code, self.map.uid_secret if replace_uids else None)
+        try:
+            originals = anonymize(ds, code, self.map.uid_secret if replace_uids else None)
+        except AnonymizeError:
+            raise
+        except Exception as exc:  # a value pydicom cannot decode: refuse, write nothing
+            raise UnreadableDataset(f"dataset cannot be anonymized: {exc}") from exc
         sop, study = str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", ""))
         data = (file_header(ident.sop_class_uid, sop, syntax, source_ae)
                 + encode(ds, syntax))
@@ -69,8 +74,6 @@ def decode(body, syntax: str) -> Dataset:
         if uid.is_deflated:
             raw = zlib.decompress(raw, -zlib.MAX_WBITS)
         ds = read_dataset(BytesIO(raw), uid.is_implicit_VR, uid.is_little_endian)
-        for _ in ds.iterall():  # decode now: a bad value must fail here, not half-way
-            pass
     except Exception as exc:  # pydicom raises many kinds on garbage input
         raise UnreadableDataset(f"dataset cannot be parsed for anonymization: {exc}") \
             from exc

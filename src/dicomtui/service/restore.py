@@ -116,6 +116,8 @@ def _write_tree(plan: list[tuple[Path, dict]], source: Path, target: Path,
 
 def _restore_file(path: Path, originals: dict, out: Path) -> None:
     ds = dcmread(path)
+    for _ in ds.iterall():  # decode all: a file read in another VR encoding than its
+        pass                # meta says must not be written back half raw
     restore(ds, originals)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(out, enforce_file_format=True)
