@@ -71,6 +71,39 @@ class EventBatch:
     dropped: int = 0  # events that fell out of the ring buffer before being read
 
 
+UPLOAD_STATES = ("queued", "uploading", "done", "failed", "cancelled")
+
+
+@dataclass
+class UploadItem:
+    """One zip in the upload queue; the queue is durable (TinyDB), so an item survives
+    restarts and crashes. `bytes_sent` counts the current attempt (in memory)."""
+
+    id: int
+    path: str  # the zip file
+    study_uid: str = ""
+    size: int = 0
+    state: str = "queued"  # one of UPLOAD_STATES
+    attempts: int = 0
+    bytes_sent: int = 0
+    next_attempt: str | None = None  # ISO 8601: when a queued item is due again
+    last_error: str = ""  # the server's message, or what went wrong on the way
+    created: str = ""
+    finished: str | None = None  # when it reached done, failed or cancelled
+    source: str = "auto"  # "auto" (a completed study) | "manual" (dicomtui upload)
+    version: int = 1  # a study completed again after late instances: 2, 3, ...
+
+
+@dataclass
+class UploadSummary:
+    """Counts of the upload queue by state, for the status views."""
+
+    queued: int = 0
+    uploading: int = 0
+    failed: int = 0
+    done: int = 0
+
+
 @dataclass
 class StatusSnapshot:
     """Everything the status views show, taken at one moment."""
@@ -92,6 +125,7 @@ class StatusSnapshot:
     last_errors: list[Event] = field(default_factory=list)
     error: str = ""
     warnings: list[str] = field(default_factory=list)
+    uploads: UploadSummary = field(default_factory=UploadSummary)
 
 
 @dataclass

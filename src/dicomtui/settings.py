@@ -107,6 +107,38 @@ SPECS: tuple[Spec, ...] = (
          restart=False),
     Spec("deidentify_logs", bool, True, "mask patient names and IDs in application logs",
          restart=False),
+    Spec("study_timeout", float, 60.0, "seconds without a new instance after which a "
+         "study is complete", "must be a number of seconds from 1 to 86400",
+         _int_range(1, 86400), restart=False),
+    Spec("study_max_age", float, 5400.0, "seconds after its first instance at which a "
+         "study is complete at the latest (5400 = 90 minutes)",
+         "must be a number of seconds from 1 to 604800", _int_range(1, 604800),
+         restart=False),
+    Spec("zip_studies", bool, False, "zip each completed study into zip_dir",
+         restart=False),
+    Spec("zip_dir", str, "", "where study zips go (empty = <data-dir>/zips)",
+         restart=False),
+    Spec("auto_upload", bool, False, "queue each study zip for upload to api_url "
+         "(needs zip_studies)", restart=False),
+    Spec("api_url", str, "http://localhost:8000/api", "base URL of the upload API",
+         "must start with http:// or https://",
+         lambda v: v.startswith(("http://", "https://")), restart=False),
+    Spec("api_username", str, "", "user name for POST {api_url}/users/login/",
+         restart=False),
+    Spec("api_password", str, "", "password for the login (DICOMTUI_API_PASSWORD)",
+         restart=False, secret=True),
+    Spec("api_token", str, "", "a bearer token to use instead of logging in",
+         restart=False, secret=True),
+    Spec("max_retries", int, 3, "retries of a failed upload before it is marked failed",
+         "must be an integer from 0 to 100", _int_range(0, 100), restart=False),
+    Spec("retry_delay", float, 5.0, "seconds before the first retry (doubling, with "
+         "jitter)", "must be a number of seconds from 0 to 3600", _int_range(0, 3600),
+         restart=False),
+    Spec("upload_timeout", float, 60.0, "seconds an upload may wait for the server",
+         "must be a number of seconds from 1 to 3600", _int_range(1, 3600),
+         restart=False),
+    Spec("cleanup_after_upload", bool, False, "after a successful upload (2xx), remove "
+         "the zip and the study's files", restart=False),
     Spec("autostart", bool, True, "the console starts the receiver when it opens "
          "(off: start it with s)", restart=False),
 )

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch,
                              Facility, PacsConfig, SettingValue, StatusSnapshot,
-                             TransactionFilter)
+                             TransactionFilter, UploadItem)
 
 
 class BackendError(RuntimeError):
@@ -87,5 +87,19 @@ class Backend(Protocol):
     def export_anonymization(self, path: str) -> AnonExport:
         """Write the map's identities (code, originals, counts) as JSON to `path`
         (mode 0600, a new file: InvalidRequest if it exists or cannot be written)."""
+
+    # -- the upload queue --------------------------------------------------------------
+    def uploads(self) -> list[UploadItem]:
+        """Every item, newest first."""
+
+    def upload(self, path: str) -> UploadItem:
+        """Queue a zip, or a study folder (zipped first); InvalidRequest if it is
+        neither or does not exist."""
+
+    def retry_upload(self, item_id: int) -> UploadItem:
+        """A failed or cancelled item back to queued, due now (NotFound if unknown)."""
+
+    def cancel_upload(self, item_id: int) -> UploadItem:
+        """Stop trying (an upload in progress is abandoned); InvalidRequest if done."""
 
     def close(self) -> None: ...

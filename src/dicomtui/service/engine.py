@@ -35,6 +35,7 @@ from dicomtui.service.scp import ListenerError, make_ae
 from dicomtui.service.settings_store import SettingsStore
 from dicomtui.service.phi import PHI_FILTER
 from dicomtui.service.privacy import Privacy
+from dicomtui.service.shipping import Shipping
 from dicomtui.service.sites import Sites
 from dicomtui.service.store import StorageWriter, StorePolicy, scan_usage
 
@@ -49,7 +50,7 @@ class EngineError(RuntimeError):
     """The engine cannot do what was asked; the message says what to do."""
 
 
-class Engine(Sites, Privacy):
+class Engine(Sites, Privacy, Shipping):
     """One receiver over one data dir: lock, settings, DB, storage and the listeners."""
 
     def __init__(self, data_dir: Path, cli_settings: Mapping | None = None,
@@ -118,6 +119,7 @@ class Engine(Sites, Privacy):
             self.writer.register(kind, table.write_batch, lambda: flush_database(self.db))
         self.writer.register("anon", self._anon_write, self._anon_flush)
         self.writer.start()
+        self._open_shipping()
         self._apply_privacy_settings()
         self.store_policy = self._policy()
         self._refresh_access()
@@ -148,6 +150,7 @@ class Engine(Sites, Privacy):
             self.stop()
             self.writer.stop()
             self._close_anon_map()
+            self._close_shipping()
             flush_database(self.db)
             self._detach_logging()
             self._lock.release()
@@ -235,6 +238,7 @@ class Engine(Sites, Privacy):
         self._set_state("running", f"listening on {s.host}:{listener.port} as {s.ae_title}")
         with self._sites_lock:
             self._start_facilities()
+        self._start_shipping()
 
     def _make_listener(self, facility: str | None, ae_title: str, port: int) -> ScpListener:
         s = self._running_or_current()
@@ -257,6 +261,7 @@ class Engine(Sites, Privacy):
         for assoc in assocs:
             assoc.join(timeout=5)
         self._listener, self.started_at = None, None
+        self._stop_shipping()
         self.writer.flush()
         self._set_state("stopped", "receiver stopped")
 
@@ -362,6 +367,8 @@ class Engine(Sites, Privacy):
             if info is not None and ok:
                 info.instances += 1
                 info.bytes += result.size
+        if ok:
+            self.study_stored(ident.study_uid, result.path, result.size, facility)
         if info is not None:
             record["association"] = info.id
         self._record(record, persist=self.settings.log_instances or not ok)
@@ -401,7 +408,8 @@ class Engine(Sites, Privacy):
             storage_used_bytes=self.storage.used_bytes,
             quota_bytes=self.store_policy.quota_bytes,
             last_errors=self.ring.problems(10),
-            error=self.error, warnings=list(self.warnings))
+            error=self.error, warnings=list(self.warnings),
+            uploads=self.uploads.summary())
 
     def state_word(self) -> str:
         return "error" if self.state == "error" else "stopped"
