@@ -76,6 +76,8 @@ def _send_args(p: argparse.ArgumentParser) -> None:
 
 from dicomtui.site_commands import ae_args, cmd_ae, cmd_facility, facility_args  # noqa: E402
 from dicomtui.privacy_commands import anon_args, cmd_anon, cmd_restore, restore_args  # noqa: E402,F401,E501
+from dicomtui.upload_commands import (cmd_cancel, cmd_retry, cmd_upload, cmd_uploads,  # noqa: E402,F401,E501
+                                      item_args, upload_args, uploads_args)
 
 REGISTRY = {
     "serve": ("run the receiver headless (for systemd)", _serve_args),
@@ -90,6 +92,11 @@ REGISTRY = {
     "ae": ("allowed callers: list, allow, deny, remove calling AE titles", ae_args),
     "anon": ("the anonymization map: list subject codes, export, make a key", anon_args),
     "restore": ("re-identify anonymized files or a folder with the map", restore_args),
+    "uploads": ("the upload queue: each study zip, its state, tries and last error",
+                uploads_args),
+    "upload": ("queue a study folder or zip for upload by hand", upload_args),
+    "retry": ("queue a failed or cancelled upload again", item_args),
+    "cancel": ("stop trying an upload", item_args),
 }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import humanize
 
 from dicomtui.models import (AllowedCaller, AnonSubject, Facility, PacsConfig, SettingValue,
-                             StatusSnapshot)
+                             StatusSnapshot, UploadItem)
 
 
 def size(n: int | None) -> str:
@@ -35,6 +36,9 @@ def status(snap: StatusSnapshot) -> str:
     lines.append(_storage_line(snap))
     lines.append(_counters_line("since start", snap.counters))
     lines.append(_counters_line("today", snap.today))
+    u = snap.uploads
+    lines.append(f"  uploads: {u.queued} queued, {u.uploading} uploading, {u.failed} "
+                 f"failed, {u.done} done")
     lines.append(f"  associations: {len(snap.associations)} active")
     for a in snap.associations:
         lines.append(f"    #{a.id} {a.calling_ae} ({a.peer}) -> {a.called_ae} since "
@@ -144,6 +148,24 @@ def anon_subjects(items: list[AnonSubject]) -> str:
                      f"{s.patient_name} / {s.patient_id} / {s.issuer or '-'}")
     if not items[0].revealed:
         lines.append("(identities masked; --reveal shows them, and is logged)")
+    return "\n".join(lines)
+
+
+def uploads(items: list[UploadItem]) -> str:
+    """The `dicomtui uploads` table, newest first."""
+    if not items:
+        return ("no uploads yet (zip_studies and auto_upload queue completed studies; "
+                "`dicomtui upload PATH` queues one by hand)")
+    lines = [f"{'id':>4}  {'state':<9}  {'size':>9}  {'tries':>5}  {'next try':<8}  "
+             "zip / last error"]
+    for i in items:
+        progress = (f" {i.bytes_sent * 100 // max(i.size, 1)}%"
+                    if i.state == "uploading" else "")
+        lines.append(f"{i.id:>4}  {i.state + progress:<9}  {size(i.size):>9}  "
+                     f"{i.attempts:>5}  {clock(i.next_attempt, False) or '-':<8}  "
+                     f"{Path(i.path).name}" + (f" (v{i.version})" if i.version > 1 else ""))
+        if i.last_error:
+            lines.append(f"{'':>4}  {i.last_error}")
     return "\n".join(lines)
 
 

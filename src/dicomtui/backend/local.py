@@ -8,7 +8,9 @@ import contextlib
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
 from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch, Facility,
-                             PacsConfig, SettingValue, StatusSnapshot, TransactionFilter)
+                             PacsConfig, SettingValue, StatusSnapshot, TransactionFilter,
+                             UploadItem)
+from dicomtui.service.shipping import QueueError, QueueMissing, ShippingError
 from dicomtui.service.privacy import PrivacyError
 from dicomtui.service.access import CallerError, CallerMissing
 from dicomtui.service.engine import Engine, EngineError
@@ -22,9 +24,9 @@ def _translated():
     """The engine's own errors as the Backend's: bad input, unknown name, failure."""
     try:
         yield
-    except (FacilityError, CallerError, PrivacyError) as exc:
+    except (FacilityError, CallerError, PrivacyError, ShippingError, QueueError) as exc:
         raise InvalidRequest(str(exc)) from None
-    except (FacilityMissing, CallerMissing) as exc:
+    except (FacilityMissing, CallerMissing, QueueMissing) as exc:
         raise NotFound(exc.args[0]) from None
     except (SitesError, EngineError) as exc:
         raise BackendError(str(exc)) from None
@@ -138,6 +140,21 @@ class LocalBackend:
     def export_anonymization(self, path: str) -> AnonExport:
         with _translated():
             return self.engine.export_anonymization(path)
+
+    def uploads(self) -> list[UploadItem]:
+        return self.engine.upload_list()
+
+    def upload(self, path: str) -> UploadItem:
+        with _translated():
+            return self.engine.upload_path(path)
+
+    def retry_upload(self, item_id: int) -> UploadItem:
+        with _translated():
+            return self.engine.retry_upload(item_id)
+
+    def cancel_upload(self, item_id: int) -> UploadItem:
+        with _translated():
+            return self.engine.cancel_upload(item_id)
 
     def close(self) -> None:
         self.engine.close()

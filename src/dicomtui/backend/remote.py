@@ -11,7 +11,7 @@ import httpx
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
 from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch, Facility,
                              PacsConfig, SettingValue, StatusSnapshot, TransactionFilter,
-                             from_dict, to_dict)
+                             UploadItem, from_dict, to_dict)
 
 BASE_URL = "http://dicomtui"  # the host name is a placeholder: the socket is the address
 
@@ -90,6 +90,18 @@ class RemoteBackend:
     def export_anonymization(self, path: str) -> AnonExport:
         answer = self._call("POST", "/anonymization/export", json={"path": path})
         return from_dict(AnonExport, answer)
+
+    def uploads(self) -> list[UploadItem]:
+        return [from_dict(UploadItem, i) for i in self._call("GET", "/uploads")["uploads"]]
+
+    def upload(self, path: str) -> UploadItem:
+        return from_dict(UploadItem, self._call("POST", "/uploads", json={"path": path}))
+
+    def retry_upload(self, item_id: int) -> UploadItem:
+        return from_dict(UploadItem, self._call("POST", f"/uploads/{int(item_id)}/retry"))
+
+    def cancel_upload(self, item_id: int) -> UploadItem:
+        return from_dict(UploadItem, self._call("POST", f"/uploads/{int(item_id)}/cancel"))
 
     def pacs_config(self) -> PacsConfig:
         return from_dict(PacsConfig, self._call("GET", "/pacs-config"))

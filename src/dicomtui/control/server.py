@@ -93,6 +93,13 @@ class Request:
             raise InvalidRequest(f'"{key}" must be a {kind.__name__}')
         return value
 
+    def id_param(self) -> int:
+        """The {id} of the path as a number."""
+        try:
+            return int(self.params["id"])
+        except ValueError:
+            raise InvalidRequest(f"not an id: {self.params['id']!r}") from None
+
     def shape(self, cls: type) -> Any:
         """The body rebuilt as dataclass `cls`."""
         try:
@@ -136,6 +143,10 @@ ROUTES: list[tuple[str, str, Route]] = [
         r.optional("search", str) or "", bool(r.optional("reveal", bool))))}),
     ("POST", "/anonymization/export", lambda b, r: to_dict(
         b.export_anonymization(r.text("path")))),
+    ("GET", "/uploads", lambda b, r: {"uploads": to_dict(b.uploads())}),
+    ("POST", "/uploads", lambda b, r: to_dict(b.upload(r.text("path")))),
+    ("POST", "/uploads/{id}/retry", lambda b, r: to_dict(b.retry_upload(r.id_param()))),
+    ("POST", "/uploads/{id}/cancel", lambda b, r: to_dict(b.cancel_upload(r.id_param()))),
 ]
 
 
