@@ -92,7 +92,8 @@ def test_503_twice_then_success_is_retried_with_backoff(rig, api):
     done = r.wait(item.id, "done")
     assert done.attempts == 3
     assert [s for p, s in api.state.requests if p.endswith("upload/")] == [503, 503, 201]
-    assert len(api.state.received) == 1
+    (received,) = api.state.received
+    assert received.key == f"dicomtui-{item.id}-{item.created}"  # same on every retry
 
 
 def test_retry_after_is_honoured_for_429(rig, api):

@@ -25,6 +25,7 @@ class Received:
     name: str
     data: bytes
     token: str
+    key: str = ""  # the Idempotency-Key header (recorded, not acted on)
 
     @property
     def sha(self) -> str:
@@ -136,7 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             return self._answer(400, {"detail": "multipart field 'file' is missing"})
         with self.state.lock:
-            self.state.received.append(Received(name, data, token))
+            self.state.received.append(Received(name, data, token,
+                                                self.headers.get("Idempotency-Key", "")))
         self._answer(201, {"id": len(self.state.received), "name": name})
 
     def _answer(self, status: int, payload: dict, headers: dict | None = None) -> None:

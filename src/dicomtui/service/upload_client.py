@@ -39,10 +39,15 @@ class UploadClient:
     def __init__(self, settings: Callable[[], object]) -> None:
         self._settings = settings
         self._access: str | None = None
+        self._key = ""
 
     def send(self, path: Path, progress: Callable[[int], None],
-             cancelled: Callable[[], bool]) -> Outcome:
+             cancelled: Callable[[], bool], key: str = "") -> Outcome:
+        """One attempt; `key` goes out as Idempotency-Key, the same on every retry of
+        one item, so an API that honours it can drop the copy a crash between its 2xx
+        and our record of it would send again."""
         s = self._settings()
+        self._key = key
         try:
             with _client(s) as client:
                 return self._send(client, s, path, progress, cancelled)
@@ -77,8 +82,10 @@ class UploadClient:
     def _post(self, client, s, path: Path, token, progress, cancelled) -> httpx.Response:
         with open(path, "rb") as fh:
             body = _CountingReader(fh, progress, cancelled)
-            return client.post(_url(s.api_url, "data/upload/"),
-                               headers={"Authorization": f"Bearer {token}"},
+            headers = {"Authorization": f"Bearer {token}"}
+            if self._key:
+                headers["Idempotency-Key"] = self._key
+            return client.post(_url(s.api_url, "data/upload/"), headers=headers,
                                files={"file": (path.name, body, "application/zip")})
 
     def _login(self, client, s) -> Outcome | None:

@@ -84,7 +84,8 @@ class UploadWorker:
 
         self.queue.set_sent(item_id, 0)
         started = time.monotonic()
-        outcome = self.client.send(path, progress, cancelled)
+        outcome = self.client.send(path, progress, cancelled,
+                                   key=f"dicomtui-{item.id}-{item.created}")
         self._settle(item_id, outcome, time.monotonic() - started)
 
     def _settle(self, item_id: int, outcome: Outcome, seconds: float) -> None:

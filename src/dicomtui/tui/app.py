@@ -34,6 +34,7 @@ from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen, fetch_tail
 from dicomtui.tui.screens.settings import SettingsScreen
 from dicomtui.tui.screens.status import StatusScreen
+from dicomtui.tui.screens.uploads import UploadsScreen
 
 Connector = Callable[[], object]
 LOG_EVENTS_KEPT = 2000
@@ -52,16 +53,16 @@ def _wall_clock() -> datetime:
 
 
 class DicomTUI(App):
-    """Status, Log, Facilities, Access, Anonymization and Settings of one receiver,
-    local or attached to a service."""
+    """Status, Log, Facilities, Access, Uploads, Anonymization and Settings of one
+    receiver, local or attached to a service."""
 
     TITLE = "dicomtui"
     CSS_PATH = [styles_dir() / name for name in
                 ("app.tcss", "status.tcss", "log.tcss", "facilities.tcss", "access.tcss",
-                 "anonymization.tcss", "settings.tcss")]
+                 "uploads.tcss", "anonymization.tcss", "settings.tcss")]
     MODES = {"status": StatusScreen, "log": LogScreen, "facilities": FacilitiesScreen,
-             "access": AccessScreen, "anonymization": AnonymizationScreen,
-             "settings": SettingsScreen}
+             "access": AccessScreen, "uploads": UploadsScreen,
+             "anonymization": AnonymizationScreen, "settings": SettingsScreen}
     DEFAULT_MODE = "status"
     SCREENS_GROUP = Binding.Group("Screen", compact=True)
     BINDINGS = [
@@ -82,6 +83,9 @@ class DicomTUI(App):
                 "what their PACS enters"),
         Binding("5", "show('access')", "Access", id="screen.access", group=SCREENS_GROUP,
                 tooltip="who may associate: policy, allowed callers, refusals"),
+        Binding("7", "show('uploads')", "Uploads", id="screen.uploads", group=SCREENS_GROUP,
+                tooltip="the upload queue: progress, retries; retry, cancel, upload a "
+                "folder or zip"),
         Binding("8", "show('anonymization')", "Anonymization", id="screen.anonymization",
                 group=SCREENS_GROUP, tooltip="the anonymization policy and subject codes; "
                 "reveal (asks, logged), export"),
@@ -385,11 +389,17 @@ class DicomTUI(App):
                 for _node, b in our_bindings(self.screen, self)]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        for node, binding in our_bindings(screen, self):
+        shown = list(our_bindings(screen, self))
+        for node, binding in shown:
             key = binding.key_display or binding.key
             yield SystemCommand(f"{binding.description} ({key})",
                                 binding.tooltip or binding.description,
                                 partial(self.run_action, binding.action, node))
+        for node, binding in our_bindings(self):  # an app key the screen's shadows:
+            if not any(b is binding for _n, b in shown):  # still a command, no key
+                yield SystemCommand(binding.description,
+                                    binding.tooltip or binding.description,
+                                    partial(self.run_action, binding.action, node))
         yield from super().get_system_commands(screen)
 
 

@@ -17,16 +17,17 @@ class Confirm(ModalScreen[bool]):
     BINDINGS = [Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
                 Binding("n,escape", "answer(False)", "No", id="confirm.no")]
 
-    def __init__(self, question: str, detail: str = "", yes: str = "Yes") -> None:
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes",
+                 no: str = "Cancel") -> None:
         super().__init__(classes="dialog-screen")
-        self.question, self.detail, self.yes = question, detail, yes
+        self.question, self.detail, self.yes, self.no = question, detail, yes, no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.question, classes="dialog-title")
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail")
-            yield Label(f"[b]y[/b]/Enter {self.yes}    [b]n[/b]/Esc Cancel",
+            yield Label(f"[b]y[/b]/Enter {self.yes}    [b]n[/b]/Esc {self.no}",
                         classes="dialog-keys")
 
     def action_answer(self, value: bool) -> None:
@@ -60,13 +61,14 @@ class HelpScreen(ModalScreen[None]):
 
 
 class RecordScreen(ModalScreen[None]):
-    """One transaction record, every field."""
+    """One record (a transaction unless titled otherwise), every field."""
 
     BINDINGS = [Binding("escape,enter,q", "close", "Close", id="record.close")]
 
-    def __init__(self, record: dict) -> None:
+    def __init__(self, record: dict, title: str = "") -> None:
         super().__init__(classes="dialog-screen")
         self.record = record
+        self.title_text = title or f"Transaction {record.get('id', '')}"
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
@@ -75,8 +77,7 @@ class RecordScreen(ModalScreen[None]):
         for key, value in self.record.items():
             table.add_row(key, _value(key, value))
         with Vertical(classes="dialog record"):
-            title = f"Transaction {self.record.get('id', '')}"
-            yield Label(title, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title")
             with VerticalScroll():
                 yield Static(table)
             yield Label("[b]Esc[/b] close", classes="dialog-keys")

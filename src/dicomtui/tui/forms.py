@@ -110,6 +110,7 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
     errors_in_place = False  # True: every failure is shown in the form, which stays open
+    working = ""  # said in the form while a slow save runs (e.g. zipping a folder)
 
     def __init__(self, title: str, detail: str | Text, fields: list[Field]) -> None:
         super().__init__(classes="dialog-screen")
@@ -165,6 +166,8 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
             self._rejected(str(exc))
             return
         self.saving = True
+        if self.working:
+            self._say(Text(self.working, style="dim"))
         self._save(self.app.backend, call)
 
     @work(thread=True, exclusive=True, group="form-save", exit_on_error=False)
@@ -178,6 +181,7 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
         if message.invalid or (message.error and self.errors_in_place):
             self._rejected(message.error)
         elif message.error:
+            self._say(Text(""))
             self.notify(message.error, title="not saved", severity="error", timeout=10)
             if message.missing:  # nothing left to edit
                 self.dismiss(None)
@@ -185,7 +189,10 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
             self.dismiss(message)
 
     def _rejected(self, reason: str) -> None:
-        self.query_one("#edit-error", Static).update(Text(reason, style="bold red"))
+        self._say(Text(reason, style="bold red"))
+
+    def _say(self, text: Text) -> None:
+        self.query_one("#edit-error", Static).update(text)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -8,7 +8,7 @@ from typing import Any
 from textual.message import Message
 
 from dicomtui.models import (AllowedCaller, AnonSubject, EventBatch, Facility, PacsConfig,
-                             SettingValue, StatusSnapshot)
+                             SettingValue, StatusSnapshot, UploadItem)
 
 
 @dataclass
@@ -105,6 +105,15 @@ class AnonRevealed(Message):
 
     reveal: int
     subjects: list[AnonSubject] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class UploadsLoaded(Message):
+    """The upload settings (target, switches; no secrets) and the queue, newest first."""
+
+    settings: list[SettingValue] = field(default_factory=list)
+    items: list[UploadItem] = field(default_factory=list)
     error: str = ""
 
 

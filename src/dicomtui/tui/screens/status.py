@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Sparkline, Static
 
 from dicomtui.tui import format as fmt
+from dicomtui.tui.screens.upload_rows import status_line
 from dicomtui.tui.tables import sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
@@ -31,6 +31,7 @@ class StatusScreen(Screen):
             yield Static(id="status-rate")
             yield Sparkline([], id="status-sparkline")
         yield Static(id="status-storage")
+        yield Static(id="status-uploads")
         yield Label("Active associations", classes="section")
         yield DataTable(id="status-assocs", cursor_type="row", zebra_stripes=True)
         yield Label("Last errors", classes="section")
@@ -57,6 +58,8 @@ class StatusScreen(Screen):
         show(self.query_one("#status-counters", Static), _counters(snap))
         self._show_rate()
         show(self.query_one("#status-storage", Static), _storage(snap))
+        show(self.query_one("#status-uploads", Static),
+             status_line(snap.uploads) if snap else Text(""))
         now = self.app.clock()
         sync_rows(self.query_one("#status-assocs", DataTable),
                   {str(a.id): _assoc_row(a, now) for a in (snap.associations if snap else [])})
