@@ -309,3 +309,25 @@ def test_debug_dataset_dumps_are_masked_when_receiving_without_anonymizing(engin
     assert "PatientName" in console
     assert "PLAIN-77" not in console and "VISIBLE" not in console
 
+
+
+def test_restore_a_study_zip_as_uploaded(make_engine, tmp_path):
+    engine = make_engine(anonymize="true", zip_studies="true", study_timeout="1")
+    originals = [_patient("ZIP-1", "ZIP^ZOE", study) for study in [generate_uid()] * 2]
+    send(engine.port, originals)
+    deadline = time.monotonic() + 20
+    while not list(engine.zip_dir().glob("*.zip")):
+        assert time.monotonic() < deadline, "the study was not zipped"
+        time.sleep(0.1)
+    (study_zip,) = engine.zip_dir().glob("*.zip")
+    engine.writer.flush()
+    out = tmp_path / "restored.zip"
+    report = restore_path(study_zip, out, engine.anonymizer().map)
+    assert report.restored == 2
+    import zipfile
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        back = [dcmread(BytesIO(archive.read(n))) for n in names]
+    assert {b.PatientID for b in back} == {"ZIP-1"}
+    assert sorted(b.SOPInstanceUID for b in back) == sorted(o.SOPInstanceUID
+                                                           for o in originals)

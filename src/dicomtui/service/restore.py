@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 
 from dicomtui.dicom.anonymize import restore
 from dicomtui.service.anonmap import AnonymizationMap, MapError
+from dicomtui.service.zipper import zip_folder
 
 Progress = Callable[[int, int], None]
 
@@ -39,6 +42,8 @@ def restore_path(source: Path, target: Path, amap: AnonymizationMap,
     source, target = Path(source), Path(target)
     if not source.exists():
         raise RestoreError(f"{source} does not exist")
+    if source.is_file() and zipfile.is_zipfile(source):
+        return _restore_zip(source, target, amap, progress)
     if target.exists() and not (target.is_dir() and not any(target.iterdir())):
         raise RestoreError(f"{target} already exists; give a new path (nothing is "
                            "overwritten)")
@@ -53,6 +58,28 @@ def restore_path(source: Path, target: Path, amap: AnonymizationMap,
     else:
         _write_tree(plan, source, target, progress)
     report.restored = len(plan)
+    return report
+
+
+def _restore_zip(source: Path, target: Path, amap: AnonymizationMap,
+                 progress: Progress | None) -> RestoreReport:
+    """A study zip (as uploaded) into a new zip of the restored files, same names."""
+    if target.exists():
+        raise RestoreError(f"{target} already exists; give a new path (nothing is "
+                           "overwritten)")
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".restoring-") as work:
+        unpacked, restored = Path(work) / "in", Path(work) / "out"
+        with zipfile.ZipFile(source) as archive:
+            for info in archive.infolist():
+                name = Path(info.filename)
+                if info.is_dir() or name.is_absolute() or ".." in name.parts:
+                    continue  # never outside the work folder
+                out = unpacked / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(archive.read(info))
+        report = restore_path(unpacked, restored, amap, progress)
+        size, _ = zip_folder(restored, target)
+    report.output = str(target)
     return report
 
 
