@@ -200,3 +200,17 @@ def test_an_upload_interrupted_by_a_crash_is_queued_again(tmp_path):
     again = UploadQueue(tmp_path / "uploads.json")  # what a restart reads
     assert again.get(item.id).state == "queued"
     assert "interrupted" in again.get(item.id).last_error
+
+
+def test_a_stored_password_is_masked_and_its_file_private(tmp_path):
+    import stat
+
+    from conftest import cli_env, run_cli
+    env = cli_env(tmp_path)
+    data_dir = tmp_path / "data"
+    done = run_cli("--data-dir", str(data_dir), "config", "set", "api_password",
+                   "hunter22-secret", env=env)
+    assert done.returncode == 0, done.stderr
+    shown = run_cli("--data-dir", str(data_dir), "config", "--json", env=env).stdout
+    assert "hunter22-secret" not in shown and "hunter22-secret" not in done.stdout
+    assert stat.S_IMODE(os.stat(data_dir / "dicomtui.json").st_mode) == 0o600

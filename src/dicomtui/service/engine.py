@@ -102,7 +102,8 @@ class Engine(Sites, Privacy, Shipping):
         self.is_open = True
 
     def _open_files(self) -> None:
-        self.db, warning = open_database(self.data_dir / "dicomtui.json")
+        # 0600: stored settings may hold api_password / api_token
+        self.db, warning = open_database(self.data_dir / "dicomtui.json", mode=0o600)
         self._warn(warning)
         for problem in self._settings_store.load(self.db):
             self._warn(problem)
