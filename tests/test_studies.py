@@ -197,3 +197,26 @@ def test_kill_9_during_an_upload_then_restart_uploads_every_study_once(service, 
         if path.is_file():
             assert b"s3cret-pass" not in path.read_bytes(), path
     assert os.environ.get("DICOMTUI_API_PASSWORD") is None  # only the service had it
+
+
+def test_upload_retry_and_cancel_through_a_running_service(service, api, tmp_path):
+    api.state.script = [(400, {}, {"detail": "first one refused"})]
+    env = {**cli_env(tmp_path), "DICOMTUI_API_PASSWORD": "s3cret-pass"}
+    svc = service("--set", f"api_url={api.url}", "--set", "api_username=uploader",
+                  env=env)
+    folder = tmp_path / "by-hand"
+    folder.mkdir()
+    study(1)[0].save_as(folder / "one.dcm")
+    done = svc.cli("upload", str(folder))
+    assert done.returncode == 0 and "upload 1 queued" in done.stdout, done.stderr
+    failed = wait_for(lambda: "first one refused" in svc.cli("uploads").stdout)
+    assert failed
+    assert svc.cli("retry", "1").returncode == 0
+    wait_for(lambda: '"done"' in svc.cli("uploads", "--json").stdout, what="done")
+    refused = svc.cli("cancel", "1")
+    assert refused.returncode == 2 and "already done" in refused.stderr
+    missing = svc.cli("retry", "42")
+    assert missing.returncode == 1 and "no upload with id 42" in missing.stderr
+    bad = svc.cli("upload", str(tmp_path / "nowhere"))
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+    assert len(api.state.received) == 1
