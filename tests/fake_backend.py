@@ -16,7 +16,7 @@ from dicomtui.dicom.aetitle import ae_title_problem, generate_ae_title
 from dicomtui.models import (ANONYMIZE_CHOICES, MASK, AllowedCaller, AnonExport,
                              AnonSubject, AssociationInfo, Counters, Event, EventBatch,
                              Facility, Listener, PacsConfig, SettingValue, StatusSnapshot,
-                             TransactionFilter)
+                             TransactionFilter, UploadItem, UploadSummary)
 from dicomtui.settings import SPEC_BY_NAME, SPECS, SettingError, parse_networks, parse_value
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -95,6 +95,43 @@ def sample_subjects() -> list[AnonSubject]:
                         "WESTSIDE", True)]
 
 
+NOW = "2026-11-23T08:15:00+00:00"  # tests/console.py's frozen clock
+ZIPS = "/var/lib/dicomtui/zips"
+TOO_LARGE = ("HTTP 413 Request Entity Too Large: the upload API accepts at most 200 MB per "
+             "request; ask its administrator to raise client_max_body_size")
+
+
+def sample_uploads() -> list[UploadItem]:
+    """One upload in each state, newest first, as of the frozen clock (08:15:00)."""
+    uid = "1.2.826.0.1.3680043.8.498."
+    return [
+        UploadItem(6, f"{ZIPS}/{uid}7734051.zip", f"{uid}7734051", 96_400_000, "queued",
+                   created="2026-11-23T08:14:40+00:00"),
+        UploadItem(5, f"{ZIPS}/{uid}7733920.zip", f"{uid}7733920", 88_000_000, "queued",
+                   attempts=1, next_attempt="2026-11-23T08:15:12+00:00",
+                   last_error="HTTP 503 Service Unavailable: upstream busy",
+                   created="2026-11-23T08:13:02+00:00"),
+        UploadItem(4, f"{ZIPS}/{uid}7733871.v2.zip", f"{uid}7733871", 412_000_000,
+                   "uploading", attempts=1, bytes_sent=206_000_000,
+                   created="2026-11-23T08:12:30+00:00", version=2),
+        UploadItem(3, f"{ZIPS}/{uid}7733502.zip", f"{uid}7733502", 1_240_000_000,
+                   "failed", attempts=4, last_error=TOO_LARGE,
+                   created="2026-11-23T07:40:11+00:00",
+                   finished="2026-11-23T07:58:40+00:00"),
+        UploadItem(2, "/home/ops/outgoing/mr-brain-export.zip", "", 51_200_000,
+                   "cancelled", created="2026-11-23T07:21:00+00:00",
+                   finished="2026-11-23T07:22:15+00:00", source="manual"),
+        UploadItem(1, f"{ZIPS}/{uid}7731008.zip", f"{uid}7731008", 233_500_000, "done",
+                   attempts=1, created="2026-11-23T06:02:40+00:00",
+                   finished="2026-11-23T06:03:31+00:00")]
+
+
+def upload_summary(items: list[UploadItem]) -> UploadSummary:
+    states = [item.state for item in items]
+    return UploadSummary(*(states.count(s) for s in ("queued", "uploading", "failed",
+                                                     "done")))
+
+
 def sample_callers() -> list[AllowedCaller]:
     return [AllowedCaller("CT_SCANNER1", "CT room 1", "10.1.2.3/32", True),
             AllowedCaller("MR_ROOM2", "MR, second floor", "", True),
@@ -125,7 +162,8 @@ def sample_snapshot(state: str = "running") -> StatusSnapshot:
                      Event(31, "2026-11-23T08:00:20+00:00", "transaction", "WARNING",
                            "refused", {"calling_ae": "UNKNOWN_MOD", "peer": "10.9.9.9:5000",
                                        "outcome": "refused", "reason": "rejected: calling AE "
-                                       "title not recognised"})])
+                                       "title not recognised"})],
+        uploads=upload_summary(sample_uploads()))
 
 
 def sample_events() -> list[Event]:
@@ -160,11 +198,13 @@ class FakeBackend:
         self.reveals: list[str] = []  # the search of each anon_subjects(reveal=True)
         self.exports: list[str] = []
         self.reveal_gate: threading.Event | None = None  # when set, reveals wait on it
+        self.queue = sample_uploads()
+        self.upload_calls: list[str] = []  # "upload PATH", "retry 3", "cancel 4"
 
     def status(self) -> StatusSnapshot:
         if self.gate is not None:
             self.gate.wait(10)
-        return replace(self.snap)
+        return replace(self.snap, uploads=upload_summary(self.queue))
 
     def start(self) -> StatusSnapshot:
         self.calls.append("start")
@@ -348,6 +388,55 @@ class FakeBackend:
             raise InvalidRequest(f"cannot write {path}: {exc.strerror}") from None
         self.exports.append(path)
         return AnonExport(path, len(rows))
+
+    # -- the upload queue: the engine's rules and words ------------------------------------
+    def uploads(self) -> list[UploadItem]:
+        return sorted((replace(i) for i in self.queue), key=lambda i: -i.id)
+
+    def upload(self, path: str) -> UploadItem:
+        self.upload_calls.append(f"upload {path}")
+        if not os.path.isabs(path):
+            raise InvalidRequest(f"give an absolute path (got {path!r})")
+        if os.path.isfile(path):
+            if not path.lower().endswith(".zip"):
+                raise InvalidRequest(f"{path} is not a .zip; give a zip or a study folder")
+            zip_path, size = path, os.path.getsize(path)
+        elif os.path.isdir(path):
+            size = sum(os.path.getsize(os.path.join(top, name))
+                       for top, _dirs, names in os.walk(path) for name in names)
+            if not size:
+                raise InvalidRequest(f"{path} has no files to upload")
+            zip_path = f"{ZIPS}/{os.path.basename(path)}-20261123T081500.zip"
+        else:
+            raise InvalidRequest(f"{path} does not exist")
+        item = UploadItem(max((i.id for i in self.queue), default=0) + 1, zip_path,
+                          size=size, created=NOW, source="manual")
+        self.queue.append(item)
+        return replace(item)
+
+    def retry_upload(self, item_id: int) -> UploadItem:
+        self.upload_calls.append(f"retry {item_id}")
+        item = self._upload(item_id)
+        if item.state not in ("failed", "cancelled"):
+            raise InvalidRequest(f"upload {item_id} is {item.state}; only failed or "
+                                 "cancelled uploads can be retried")
+        item.state, item.attempts, item.next_attempt, item.finished = "queued", 0, None, None
+        return replace(item)
+
+    def cancel_upload(self, item_id: int) -> UploadItem:
+        self.upload_calls.append(f"cancel {item_id}")
+        item = self._upload(item_id)
+        if item.state in ("done", "cancelled"):
+            raise InvalidRequest(f"upload {item_id} is already {item.state}")
+        item.state, item.next_attempt, item.finished = "cancelled", None, NOW
+        item.bytes_sent = 0
+        return replace(item)
+
+    def _upload(self, item_id: int) -> UploadItem:
+        found = [i for i in self.queue if i.id == item_id]
+        if not found:
+            raise NotFound(f"no upload with id {item_id} (see `dicomtui uploads`)")
+        return found[0]
 
     def close(self) -> None:
         self.calls.append("close")

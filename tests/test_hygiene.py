@@ -9,13 +9,18 @@ CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sender",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.backend.local", "dicomtui.backend.remote", "dicomtui.control.server",
         "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites",
-        "dicomtui.privacy_commands", "dicomtui.service.privacy", "dicomtui.service.restore"]
+        "dicomtui.privacy_commands", "dicomtui.service.privacy", "dicomtui.service.restore",
+        "dicomtui.upload_commands", "dicomtui.service.shipping",
+        "dicomtui.service.upload_worker", "dicomtui.service.studies"]
 PURE = ["dicomtui.dicom.identify", "dicomtui.dicom.layout", "dicomtui.dicom.paths",
         "dicomtui.dicom.filemeta", "dicomtui.dicom.aetitle", "dicomtui.dicom.synthetic",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.settings", "dicomtui.db.snapshot_table", "dicomtui.dicom.anonymize",
         "dicomtui.dicom.deid_profile", "dicomtui.db.sealed", "dicomtui.service.anonmap",
-        "dicomtui.service.anonymizer", "dicomtui.service.phi", "dicomtui.service.restore"]
+        "dicomtui.service.anonymizer", "dicomtui.service.phi", "dicomtui.service.restore",
+        "dicomtui.service.upload_client", "dicomtui.service.upload_queue",
+        "dicomtui.service.upload_worker", "dicomtui.service.studies",
+        "dicomtui.service.zipper"]
 
 
 def _loaded_after_import(module: str) -> set[str]:
@@ -39,7 +44,8 @@ def test_pure_layers_never_import_pynetdicom(module):
 ENGINE = ["dicomtui.service.engine", "dicomtui.service.sender", "dicomtui.db.txlog",
           "dicomtui.dicom.identify", "dicomtui.service.sites", "dicomtui.service.access",
           "dicomtui.service.facilities", "dicomtui.service.privacy",
-          "dicomtui.service.anonmap", "dicomtui.service.restore", "dicomtui.service.phi"]
+          "dicomtui.service.anonmap", "dicomtui.service.restore", "dicomtui.service.phi",
+          "dicomtui.service.shipping", "dicomtui.service.upload_worker"]
 
 
 @pytest.mark.parametrize("module", ENGINE)
@@ -56,7 +62,9 @@ def test_engine_layers_never_import_front_ends(module):
 TUI = ["dicomtui.tui.app", "dicomtui.tui.screens.status", "dicomtui.tui.screens.log",
        "dicomtui.tui.screens.settings", "dicomtui.tui.dialogs", "dicomtui.tui.filters",
        "dicomtui.tui.screens.facilities", "dicomtui.tui.screens.access",
-       "dicomtui.tui.forms", "dicomtui.tui.screens.anonymization"]
+       "dicomtui.tui.forms", "dicomtui.tui.screens.anonymization",
+       "dicomtui.tui.screens.uploads", "dicomtui.tui.screens.upload_rows",
+       "dicomtui.tui.screens.upload_dialogs"]
 
 
 @pytest.mark.parametrize("module", TUI)

@@ -39,8 +39,28 @@ def test_attached_header_names_the_service_pid_and_uptime_and_never_autostarts()
     async def scenario(pilot):
         return await wait_for_text(pilot, "attached to service pid 4242, up 3 h 12 m")
 
-    drive(console(fake), scenario)
+    drive(console(fake), scenario, size=(120, 30))
     assert "start" not in fake.calls
+
+
+def test_the_attached_header_fits_80_columns_on_every_screen():
+    """Narrow, the uptime goes first (Status shows it), then "to service"; every tab
+    keeps its number."""
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING")
+        headers = {}
+        for key in "1245789":
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            headers[key] = screen_text(pilot.app).splitlines()[0]
+        return headers
+
+    headers = drive(console(FakeBackend(mode="service")), scenario)
+    assert "attached to service pid 4242   RUNNING" in headers["1"]
+    assert "attached pid 4242   RUNNING" in headers["8"]  # the longest tab name
+    for key, header in headers.items():
+        assert header.rstrip().endswith(("9", "9 Settings")), header
+        assert all(number in header for number in "1245789"), header
 
 
 def test_no_start_and_autostart_false_leave_a_local_receiver_stopped():

@@ -18,6 +18,7 @@ from dicomtui.tui.screens.anonymization import AnonymizationScreen
 from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen
 from dicomtui.tui.screens.settings import SettingsScreen
+from dicomtui.tui.screens.uploads import UploadsScreen
 
 SIZES = [(80, 24), (160, 48)]
 
@@ -83,6 +84,13 @@ async def anonymization_ready(pilot):
     await pilot.pause(0.2)
 
 
+async def uploads_ready(pilot):
+    await pilot.press("7")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, UploadsScreen)
+                   and pilot.app.screen.is_loaded, what="uploads")
+    await pilot.pause(0.2)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_status_screen(snap_compare, size):
     assert snap_compare(status_app(), terminal_size=size, run_before=status_ready)
@@ -116,6 +124,12 @@ def test_anonymization_screen(snap_compare, size):
     """Masked: the originals never show without a confirmed reveal."""
     assert snap_compare(console(FakeBackend()), terminal_size=size,
                         run_before=anonymization_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_uploads_screen(snap_compare, size):
+    """One upload in each state: a progress bar, a retry countdown, a cut error."""
+    assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=uploads_ready)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -190,6 +204,15 @@ def test_allow_a_refused_caller_dialog(snap_compare):
 def test_reveal_confirmation(snap_compare):
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
                         run_before=dialog(anonymization_ready, "v", Confirm))
+
+
+def test_cancel_upload_confirmation(snap_compare):
+    async def ready(pilot):
+        await uploads_ready(pilot)
+        await pilot.press("down", "down")  # upload 4, uploading
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=dialog(ready, "c", Confirm))
 
 
 def test_require_calling_ae_warning(snap_compare):

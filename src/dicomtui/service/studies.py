@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from dicomtui.db.storage import flush_database, open_database
+from dicomtui.service.background import Background
 from dicomtui.service.upload_queue import UploadQueue
 from dicomtui.service.zipper import zip_files
 
@@ -103,31 +104,21 @@ class StudyTracker:
         flush_database(self._db)
 
 
-class Completion:
+class Completion(Background):
     """The thread that completes studies, zips them and queues the zips."""
+
+    NAME = "dicomtui-studies"
 
     def __init__(self, tracker: StudyTracker, queue: UploadQueue,
                  settings: Callable[[], object], storage_root: Path,
                  zip_dir: Callable[[], Path]) -> None:
+        super().__init__()
         self.tracker, self.queue, self._settings = tracker, queue, settings
         self.storage_root = Path(storage_root)
         self._zip_dir = zip_dir
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="dicomtui-studies",
-                                        daemon=True)
-        self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        super().stop(timeout)
         self.tracker.save()
 
     def _run(self) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+from dicomtui.service.background import Background
 from dicomtui.service.events import now_iso
 from dicomtui.service.upload_client import Outcome, UploadClient
 from dicomtui.service.upload_queue import QueueMissing, UploadQueue
@@ -23,32 +23,21 @@ from dicomtui.service.upload_queue import QueueMissing, UploadQueue
 LOG = logging.getLogger("dicomtui.uploads")
 
 
-class UploadWorker:
+class UploadWorker(Background):
     """One daemon thread; start() and stop() follow the receiver."""
+
+    NAME = "dicomtui-uploads"
 
     def __init__(self, queue: UploadQueue, settings: Callable[[], object],
                  storage_root: Path, freed: Callable[[int], None]) -> None:
+        super().__init__()
         self.queue, self._settings = queue, settings
         self.client = UploadClient(settings)
         self.storage_root = Path(storage_root).resolve()
         self._freed = freed
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="dicomtui-uploads",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
+    def _wake(self) -> None:
         self.queue.wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
     def _run(self) -> None:
         while not self._stopping.is_set():
