@@ -333,3 +333,46 @@ def test_console_anonymization_screen_on_a_real_engine(tmp_path):
     assert [r["patient_id"] for r in stores] == ["sub-001"]
     log_text = "\n".join(p.read_text() for p in (data_dir / "log").glob("*.json"))
     assert "CONSOLE-PID-9" not in log_text
+
+
+def test_console_uploads_screen_on_a_real_engine(tmp_path):
+    """Screen 7 on a real engine and a real upload API: a received study completes, is
+    zipped and uploaded; a refused one shows the server's message and r retries it."""
+    from dicomtui.tui.screens.uploads import UploadsScreen
+    from upload_server import UploadApi
+
+    api = UploadApi()
+    api.state.script = [(400, {}, {"detail": "missing accession"})]
+    data_dir, port = tmp_path / "data", free_port()
+    settings = {"zip_studies": "true", "auto_upload": "true", "study_timeout": "1",
+                "api_url": api.url, "api_username": "uploader",
+                "api_password": "s3cret-pass", "retry_delay": "0.1"}
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING", timeout=20)
+        await asyncio.to_thread(send, port, [fresh_ct()])
+        await pilot.press("7")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, UploadsScreen))
+        await wait_for_text(pilot, "missing accession", timeout=20)  # the row is there
+        from dicomtui.tui.dialogs import RecordScreen
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecordScreen))
+        text = await wait_for_text(pilot, "missing accession")
+        assert "s3cret-pass" not in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, UploadsScreen))
+        await pilot.press("r")
+        await wait_for(pilot, lambda: pilot.app.screen.items
+                       and pilot.app.screen.items[0].state == "done", timeout=20,
+                       what="the retried upload done")
+        await pilot.press("1")
+        await wait_for_text(pilot, "1 done", timeout=10)
+        await pilot.press("q")
+
+    app = console_from(lambda: console_backend(args_for(data_dir, port, **settings)),
+                       poll_interval=0.1)
+    try:
+        drive(app, scenario, size=(120, 30))
+    finally:
+        api.stop()
+    assert len(api.state.received) == 1
