@@ -157,12 +157,12 @@ def test_next_free_port_skips_ports_in_use_on_the_host(make_engine):
                 sock.listen()
                 holders.append(sock)
             except OSError:
-                sock.close()  # someone else holds it (and may let go of it any time)
+                sock.close()  # in use, or TIME_WAIT from an earlier test's connections
         assert holders, "11113 and 11114 are both taken: nothing to test with"
         held = {sock.getsockname()[1] for sock in holders}
         made = engine.add_facility("Auto Port")
-        # the ports this test holds are skipped; one a lingering listener of an earlier
-        # test held during the bind above may have been freed since, and is fair game
+        # the ports this test holds are skipped. A port a plain bind refused only for
+        # TIME_WAIT connections is free to a listener (SO_REUSEADDR), so fair game
         assert made.port not in held and made.port >= 11113
         assert made.listener == "listening"
     finally:
