@@ -7,6 +7,7 @@ place and stays open, so the fix is one edit away and the words match the CLI's.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -98,6 +99,14 @@ def port_of(text: str) -> int | None:
     if not text.isdigit():
         raise ValueError(f"port must be an integer from 1 to 65535 (got {text!r})")
     return int(text)
+
+
+def path_of(text: str, missing: str) -> str:
+    """The absolute path typed (~ expanded); ValueError(`missing`) when nothing was."""
+    typed = text.strip()
+    if not typed:
+        raise ValueError(missing)
+    return os.path.abspath(os.path.expanduser(typed))
 
 
 def words_of(text: str) -> list[str]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 
 from dicomtui.models import AnonExport
-from dicomtui.tui.forms import Call, Field, FormDialog
+from dicomtui.tui.forms import Call, Field, FormDialog, path_of
 
 EXPORT_PATH = "~/dicomtui-anonymization-map.json"
 
@@ -24,10 +23,7 @@ class ExportMap(FormDialog):
             [Field("path", "File", EXPORT_PATH, "a new file; ~ is your home")])
 
     def request(self, values: dict[str, str]) -> Call:
-        typed = values["path"].strip()
-        if not typed:
-            raise ValueError("type the path of a new file to write")
-        path = os.path.abspath(os.path.expanduser(typed))
+        path = path_of(values["path"], "type the path of a new file to write")
         return lambda backend: backend.export_anonymization(path)
 
     def said(self, result: AnonExport) -> str:

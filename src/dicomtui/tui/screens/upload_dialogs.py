@@ -6,7 +6,7 @@ import os
 
 from dicomtui.models import UploadItem
 from dicomtui.tui import format as fmt
-from dicomtui.tui.forms import Call, Field, FormDialog
+from dicomtui.tui.forms import Call, Field, FormDialog, path_of
 
 
 class UploadPath(FormDialog):
@@ -23,10 +23,7 @@ class UploadPath(FormDialog):
             [Field("path", "Path", placeholder="a study folder or a .zip; ~ is your home")])
 
     def request(self, values: dict[str, str]) -> Call:
-        typed = values["path"].strip()
-        if not typed:
-            raise ValueError("type the path of a study folder or a .zip")
-        path = os.path.abspath(os.path.expanduser(typed))
+        path = path_of(values["path"], "type the path of a study folder or a .zip")
         return lambda backend: backend.upload(path)
 
     def said(self, result: UploadItem) -> str:
