@@ -355,6 +355,13 @@ class FakeBackend:
             description=current.description if description is None else description)
         return replace(self.allowed[ae_title])
 
+    def update_caller(self, ae_title: str, ip: str | None = None,
+                      description: str | None = None) -> AllowedCaller:
+        current = self.allowed.get(ae_title.strip())
+        if current is None:
+            raise NotFound(f"no allowed caller {ae_title.strip()!r}")
+        return self.allow_caller(ae_title, ip, description, active=current.active)
+
     def deny_caller(self, ae_title: str) -> AllowedCaller:
         return self.allow_caller(ae_title, active=False)
 

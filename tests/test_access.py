@@ -214,3 +214,17 @@ def test_ae_verbs_through_a_running_service_apply_at_once(service):
             break
         time.sleep(0.3)
     assert rules == ["require_calling_ae", "denied"]
+
+
+def test_editing_a_caller_keeps_it_allowed_or_denied(engine):
+    from dicomtui.service.access import CallerMissing
+    engine.allow_caller("CT_EDIT", "10.0.0.0/8", "old")
+    engine.allow_caller("US_DENIED", None, None, active=False)
+    edited = engine.update_caller("US_DENIED", ip="192.168.1.0/24", description="cart")
+    assert (edited.active, edited.ip, edited.description) == (False, "192.168.1.0/24",
+                                                              "cart")
+    assert engine.update_caller("CT_EDIT", description="CT room 1").active
+    assert engine.update_caller("CT_EDIT").ip == "10.0.0.0/8"  # None keeps
+    with pytest.raises(CallerMissing):
+        engine.update_caller("NOBODY", ip="")
+    assert "NOBODY" not in {c.ae_title for c in engine.caller_list()}

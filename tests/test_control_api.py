@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dicomtui.backend.base import BackendError, InvalidRequest
+from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
 from dicomtui.backend.remote import RemoteBackend, probe
 from dicomtui.control.server import ControlServer
 from dicomtui.models import (AssociationInfo, Counters, Event, EventBatch, Listener,
@@ -424,3 +424,31 @@ def test_engine_port_clash_on_start_is_a_backend_error(engine_api):
         with pytest.raises(BackendError, match=f"port {port} is already in use"):
             remote.start()
     assert remote.start().state == "running"  # recovers once the port is free
+
+
+def test_caller_edit_and_uploads_round_trip(sock_path, tmp_path):
+    """PATCH /callers/{ae} keeps a denied caller denied; the upload routes carry ids.
+    (Served from the console's fuller double, which has callers and uploads.)"""
+    from fake_backend import FakeBackend as ConsoleFake
+    fake = ConsoleFake()
+    server = ControlServer(fake, sock_path)
+    server.start()
+    remote = RemoteBackend(sock_path)
+    try:
+        _caller_edit_and_uploads(fake, remote, tmp_path)
+    finally:
+        remote.close()
+        server.stop()
+
+
+def _caller_edit_and_uploads(fake, remote, tmp_path) -> None:
+    edited = remote.update_caller("OLD_US", ip="10.0.0.9", description="cart")
+    assert (edited.active, edited.ip) == (False, "10.0.0.9/32")
+    with pytest.raises(NotFound):
+        remote.update_caller("NOBODY")
+    items = remote.uploads()
+    assert items and items == fake.uploads()
+    failed = next(i for i in items if i.state == "failed")
+    assert remote.retry_upload(failed.id).state == "queued"
+    with pytest.raises(InvalidRequest):
+        remote.upload(str(tmp_path / "nowhere"))

@@ -101,6 +101,23 @@ def test_edit_changes_the_address_and_keeps_the_description():
                                                      "10.1.2.7/32", True)
 
 
+def test_editing_a_denied_caller_keeps_it_denied():
+    fake = FakeBackend()
+
+    async def scenario(pilot):
+        await on_access(pilot)
+        await pilot.press("down", "down", "e")
+        text = await opened(pilot, FormDialog)
+        assert "Edit allowed caller OLD_US" in text and "stays denied" in text
+        await pilot.press(*"10.9.9.9", "enter")
+        await back(pilot)
+        await wait_for(pilot, lambda: notified(pilot.app, "OLD_US (denied) saved"))
+
+    drive(console(fake), scenario)
+    assert fake.allowed["OLD_US"] == AllowedCaller("OLD_US", "retired ultrasound",
+                                                   "10.9.9.9/32", False)
+
+
 def test_space_denies_and_allows_again():
     fake = FakeBackend()
 

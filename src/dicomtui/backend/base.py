@@ -73,6 +73,10 @@ class Backend(Protocol):
                      description: str | None = None) -> AllowedCaller:
         """Add or re-activate a caller; ip/description None = keep, "" = clear."""
 
+    def update_caller(self, ae_title: str, ip: str | None = None,
+                      description: str | None = None) -> AllowedCaller:
+        """Edit a known caller, keeping it allowed or denied (NotFound if unknown)."""
+
     def deny_caller(self, ae_title: str) -> AllowedCaller:
         """Mark a caller inactive (added as denied if unknown): always refused."""
 

@@ -125,6 +125,11 @@ class LocalBackend:
         with _translated():
             return self.engine.allow_caller(ae_title, ip, description)
 
+    def update_caller(self, ae_title: str, ip: str | None = None,
+                      description: str | None = None) -> AllowedCaller:
+        with _translated():
+            return self.engine.update_caller(ae_title, ip, description)
+
     def deny_caller(self, ae_title: str) -> AllowedCaller:
         with _translated():
             return self.engine.allow_caller(ae_title, None, None, active=False)

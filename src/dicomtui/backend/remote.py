@@ -114,6 +114,12 @@ class RemoteBackend:
         body = {"ip": ip, "description": description}
         return from_dict(AllowedCaller, self._call("PUT", _url("callers", ae_title), json=body))
 
+    def update_caller(self, ae_title: str, ip: str | None = None,
+                      description: str | None = None) -> AllowedCaller:
+        body = {"ip": ip, "description": description}
+        return from_dict(AllowedCaller, self._call("PATCH", _url("callers", ae_title),
+                                                   json=body))
+
     def deny_caller(self, ae_title: str) -> AllowedCaller:
         return from_dict(AllowedCaller,
                          self._call("POST", _url("callers", ae_title) + "/deny"))

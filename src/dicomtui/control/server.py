@@ -136,6 +136,8 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("GET", "/callers", lambda b, r: {"callers": to_dict(b.callers())}),
     ("PUT", "/callers/{ae}", lambda b, r: to_dict(b.allow_caller(
         r.params["ae"], r.optional("ip", str), r.optional("description", str)))),
+    ("PATCH", "/callers/{ae}", lambda b, r: to_dict(b.update_caller(
+        r.params["ae"], r.optional("ip", str), r.optional("description", str)))),
     ("POST", "/callers/{ae}/deny", lambda b, r: to_dict(b.deny_caller(r.params["ae"]))),
     ("DELETE", "/callers/{ae}", lambda b, r: to_dict(b.remove_caller(r.params["ae"]))),
     # POST: a search term and a reveal flag are not for URLs and proxy logs.

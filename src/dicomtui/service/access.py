@@ -140,15 +140,19 @@ class CallerList(SnapshotTable):
                           key=lambda c: c.ae_title)
 
     def allow(self, ae_title: str, ip: str | None, description: str | None,
-              active: bool = True) -> AllowedCaller:
-        """Add or update; None keeps the current ip/description, "" clears it."""
+              active: bool | None = True, must_exist: bool = False) -> AllowedCaller:
+        """Add or update; None keeps the current ip/description/active, "" clears."""
         ae_title = _check_ae(ae_title)
         ip = check_network(ip) if ip is not None else None
         if description is not None:
             description = _check_description(description)
         with self._lock:
-            current = self._by_ae.get(ae_title) or AllowedCaller(ae_title, created=now_iso())
-            updated = replace(current, active=active,
+            current = self._by_ae.get(ae_title)
+            if current is None and must_exist:
+                raise CallerMissing(f"no allowed caller {ae_title!r} (see `dicomtui ae "
+                                    "list`)")
+            current = current or AllowedCaller(ae_title, created=now_iso())
+            updated = replace(current, active=current.active if active is None else active,
                               ip=current.ip if ip is None else ip,
                               description=(current.description if description is None
                                            else description))

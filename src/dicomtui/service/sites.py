@@ -148,6 +148,18 @@ class Sites:
                  f" from {caller.ip}" if caller.ip and active else "")
         return caller
 
+    def update_caller(self, ae_title: str, ip: str | None = None,
+                      description: str | None = None) -> AllowedCaller:
+        """Change where a known caller may call from and what it is; allowed stays
+        allowed and denied stays denied (CallerMissing if unknown)."""
+        with self._sites_lock:
+            caller = self.callers.allow(ae_title, ip, description, active=None,
+                                        must_exist=True)
+            self._save_callers()
+        LOG.info("calling AE %s changed%s", caller.ae_title,
+                 f": from {caller.ip}" if caller.ip else "")
+        return caller
+
     def remove_caller(self, ae_title: str) -> AllowedCaller:
         with self._sites_lock:
             caller = self.callers.remove(ae_title)

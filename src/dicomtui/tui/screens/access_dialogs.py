@@ -16,7 +16,8 @@ NOT_LIFTED = {"allowed_ips": "its address is not in allowed_ips (i edits it)",
 
 
 class CallerForm(FormDialog):
-    """Saving calls allow_caller: it adds the caller, or updates and re-allows it."""
+    """A new or refused caller is saved with allow_caller; an edit with update_caller,
+    which keeps a denied caller denied (space is what allows or denies)."""
 
     def __init__(self, title: str, detail: str, fields: list[Field],
                  ae_title: str | None = None) -> None:
@@ -35,8 +36,7 @@ class CallerForm(FormDialog):
     @classmethod
     def edit(cls, caller: AllowedCaller) -> CallerForm:
         detail = ("Where it may call from, and what it is." if caller.active else
-                  f"{caller.ae_title} is denied now: saving allows it again (space "
-                  "toggles without editing).")
+                  f"{caller.ae_title} is denied and stays denied (space allows it).")
         return cls(f"Edit allowed caller {caller.ae_title}", detail,
                    [Field("ip", "From", address(caller.ip), IP_HINT),
                     Field("description", "Description", caller.description, "optional")],
@@ -57,10 +57,16 @@ class CallerForm(FormDialog):
                           f"allowed from refused association {when}")])
 
     def request(self, values: dict[str, str]) -> Call:
-        ae_title = self.ae_title if self.ae_title is not None else values["ae_title"]
         ip, description = values["ip"].strip(), values["description"].strip()
+        if self.ae_title is not None:
+            ae_title = self.ae_title
+            return lambda backend: backend.update_caller(ae_title, ip=ip,
+                                                         description=description)
+        ae_title = values["ae_title"]
         return lambda backend: backend.allow_caller(ae_title, ip=ip, description=description)
 
     def said(self, result: AllowedCaller) -> str:
         where = address(result.ip) if result.ip else "any address"
+        if not result.active:
+            return f"{result.ae_title} (denied) saved: from {where}"
         return f"{result.ae_title} allowed from {where}"
