@@ -214,3 +214,34 @@ def test_a_stored_password_is_masked_and_its_file_private(tmp_path):
     shown = run_cli("--data-dir", str(data_dir), "config", "--json", env=env).stdout
     assert "hunter22-secret" not in shown and "hunter22-secret" not in done.stdout
     assert stat.S_IMODE(os.stat(data_dir / "dicomtui.json").st_mode) == 0o600
+
+
+def test_a_large_zip_is_streamed_not_loaded_into_memory(api, tmp_path):
+    """A 400 MB zip goes out while the uploading process grows by far less than that."""
+    import subprocess
+    import sys
+    api.state.discard = True
+    api.state.tokens.add("big-token")
+    big = tmp_path / "big.zip"
+    with open(big, "wb") as fh:  # sparse: no disk space used
+        fh.truncate(400 * 1024 * 1024)
+    script = f"""
+import resource, sys
+from pathlib import Path
+from dicomtui.service.upload_client import UploadClient
+from dicomtui.settings import resolve
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+settings = resolve({{"api_url": "{api.url}", "api_token": "big-token"}})
+sent = [0]
+outcome = UploadClient(lambda: settings).send(Path("{big}"), lambda n: sent.__setitem__(0, sent[0] + n), lambda: False)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(outcome.kind, sent[0], (after - before) // 1024)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    kind, sent, grew_mb = done.stdout.split()
+    assert kind == "done" and int(sent) == 400 * 1024 * 1024
+    assert api.state.discarded and api.state.discarded[0] > 400 * 1024 * 1024
+    assert int(grew_mb) < 64, f"the uploader grew by {grew_mb} MB"
+    print(f"400 MB upload: the uploader grew by {grew_mb} MB")

@@ -40,6 +40,8 @@ class ApiState:
     script: list = field(default_factory=list)  # ints, or (status, headers, body)
     delay: float = 0.0
     read_pause: float = 0.0
+    discard: bool = False  # count the body's bytes instead of keeping them (big uploads)
+    discarded: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     logins: int = 0
     requests: list[tuple[str, int]] = field(default_factory=list)
@@ -79,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:
+        if self.state.discard and self.path == "/api/data/upload/":
+            return self._count_body()
         body = self._body()
         if body is None:
             return  # the client went away mid-body
@@ -106,6 +110,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             return None
         return b"".join(chunks)
+
+    def _count_body(self) -> None:
+        left = int(self.headers.get("Content-Length", "0"))
+        total = 0
+        while left:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                return
+            total += len(chunk)
+            left -= len(chunk)
+        with self.state.lock:
+            self.state.discarded.append(total)
+        self._answer(201, {"bytes": total})
 
     def _login(self, body: bytes) -> None:
         try:
