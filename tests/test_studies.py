@@ -80,6 +80,7 @@ def test_a_completed_study_is_zipped_uploaded_once_and_then_cleaned(make_engine,
     assert item.study_uid == uid and item.attempts == 1
     wait_for(lambda: not stored_files(engine.storage.root), what="cleanup")
     assert not Path(item.path).exists()
+    assert engine.snapshot("local").storage_used_bytes == 0  # the usage follows
     assert engine.snapshot("local").uploads.done == 1
 
 

@@ -172,6 +172,19 @@ def backend_for(args, need_service: bool = False):
         local.close()
 
 
+@contextlib.contextmanager
+def verb_backend(args):
+    """backend_for(args) for a verb: bad input exits 2, anything refused or missing 1,
+    each as one line."""
+    try:
+        with backend_for(args) as backend:
+            yield backend
+    except InvalidRequest as exc:
+        raise UsageError(str(exc)) from None
+    except BackendError as exc:
+        raise Failed(str(exc)) from None
+
+
 def _open_local(args):
     from dicomtui.backend.local import LocalBackend
     from dicomtui.service.engine import Engine, EngineError

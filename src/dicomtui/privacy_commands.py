@@ -101,8 +101,7 @@ def _progress_done() -> None:
 
 
 def cmd_anon(args) -> int:
-    from dicomtui.commands import Failed, backend_for
-    from dicomtui.site_commands import errors
+    from dicomtui.commands import Failed, verb_backend
     if args.action == "keygen":
         from dicomtui.db.sealed import SealError, new_key_file
         try:
@@ -113,7 +112,7 @@ def cmd_anon(args) -> int:
               "an encrypted map cannot be read.\nUse it with `dicomtui config set "
               f"anonymization_key_file {path}`")
         return 0
-    with errors(), backend_for(args) as backend:
+    with verb_backend(args) as backend:
         if args.action == "list":
             subjects = backend.anon_subjects(args.search, args.reveal)
             print(json.dumps(to_dict(subjects), indent=2) if args.json

@@ -8,7 +8,6 @@ import json
 
 from dicomtui import views
 from dicomtui.dicom.aetitle import ascii_fold
-from dicomtui.backend.base import BackendError, InvalidRequest
 from dicomtui.models import ANONYMIZE_CHOICES, to_dict
 
 
@@ -77,8 +76,8 @@ def ae_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_facility(args) -> int:
-    from dicomtui.commands import backend_for
-    with errors(), backend_for(args) as backend:
+    from dicomtui.commands import verb_backend
+    with verb_backend(args) as backend:
         if args.action == "list":
             items = backend.facilities()
             print(json.dumps(to_dict(items), indent=2) if args.json
@@ -127,8 +126,8 @@ def _listening(facility, backend) -> str:
 
 
 def cmd_ae(args) -> int:
-    from dicomtui.commands import backend_for
-    with errors(), backend_for(args) as backend:
+    from dicomtui.commands import verb_backend
+    with verb_backend(args) as backend:
         if args.action == "list":
             items = backend.callers()
             require = next(v.value for v in backend.settings()
@@ -148,17 +147,3 @@ def cmd_ae(args) -> int:
             print(f"calling AE {caller.ae_title} removed from the list")
     return 0
 
-
-class errors:
-    """Bad input exits 2, anything refused or missing exits 1, one line each."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        from dicomtui.commands import Failed, UsageError
-        if isinstance(exc, InvalidRequest):
-            raise UsageError(str(exc)) from None
-        if isinstance(exc, BackendError):
-            raise Failed(str(exc)) from None
-        return False

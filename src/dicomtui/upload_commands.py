@@ -28,18 +28,16 @@ def item_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_uploads(args) -> int:
-    from dicomtui.commands import backend_for
-    from dicomtui.site_commands import errors
-    with errors(), backend_for(args) as backend:
+    from dicomtui.commands import verb_backend
+    with verb_backend(args) as backend:
         items = backend.uploads()
         print(json.dumps(to_dict(items), indent=2) if args.json else views.uploads(items))
     return 0
 
 
 def cmd_upload(args) -> int:
-    from dicomtui.commands import backend_for
-    from dicomtui.site_commands import errors
-    with errors(), backend_for(args) as backend:
+    from dicomtui.commands import verb_backend
+    with verb_backend(args) as backend:
         item = backend.upload(str(Path(args.path).expanduser().absolute()))
         print(f"upload {item.id} queued: {item.path} ({views.size(item.size)})"
               + ("" if backend.mode == "service" else
@@ -48,18 +46,16 @@ def cmd_upload(args) -> int:
 
 
 def cmd_retry(args) -> int:
-    from dicomtui.commands import backend_for
-    from dicomtui.site_commands import errors
-    with errors(), backend_for(args) as backend:
+    from dicomtui.commands import verb_backend
+    with verb_backend(args) as backend:
         item = backend.retry_upload(args.id)
         print(f"upload {item.id} queued again ({Path(item.path).name})")
     return 0
 
 
 def cmd_cancel(args) -> int:
-    from dicomtui.commands import backend_for
-    from dicomtui.site_commands import errors
-    with errors(), backend_for(args) as backend:
+    from dicomtui.commands import verb_backend
+    with verb_backend(args) as backend:
         item = backend.cancel_upload(args.id)
         print(f"upload {item.id} cancelled ({Path(item.path).name}); `dicomtui retry "
               f"{item.id}` queues it again")

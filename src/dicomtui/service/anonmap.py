@@ -185,10 +185,6 @@ class AnonymizationMap:
         with self._lock:
             return [dict(doc) for _, doc in self._subjects.values()]
 
-    @property
-    def uids(self) -> int:
-        return len(self._studies)
-
     def originals_for(self, code: str, study_uid: str, sop_uid: str) -> Originals:
         """Everything `restore` needs for one instance; MapError names what is missing."""
         with self._lock:

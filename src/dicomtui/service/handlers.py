@@ -46,6 +46,7 @@ def _store(event, engine) -> tuple[Identity, StoreResult]:
         return ident, StoreResult(OUT_OF_RESOURCES, "refused: the service is shutting down")
     facility = engine.facility_of(event.assoc)
     anonymize = engine.anonymizes(facility)
+    anonymized = False  # set once `ident` names only the subject code
     try:
         stream = event.request.DataSet
         syntax = str(event.context.transfer_syntax)
@@ -60,6 +61,7 @@ def _store(event, engine) -> tuple[Identity, StoreResult]:
                     body, syntax, ident, event.assoc.requestor.ae_title,
                     engine.settings.anonymize_uids, now_iso())
                 ident, header, body = done.ident, done.data, b""
+                anonymized = True
             else:
                 if PHI_FILTER.enabled:
                     KNOWN_PHI.note(ident.patient_id, ident.patient_name)
@@ -74,15 +76,13 @@ def _store(event, engine) -> tuple[Identity, StoreResult]:
     except Exception as exc:  # never let pynetdicom swallow it silently
         LOG.exception("storing an instance failed unexpectedly")
         result = StoreResult(PROCESSING_FAILURE, f"internal error: {exc}")
-    if anonymize and result.status != 0x0000 and ident.patient_id:
+    if anonymize and not anonymized:
         ident = _without_identity(ident, engine.settings.anonymize_uids)
     return ident, result
 
 
 def _without_identity(ident: Identity, uids: bool) -> Identity:
-    """What a failed anonymized store may log: nothing that names the patient."""
-    if ident.patient_id.startswith("sub-") and ident.patient_id == ident.patient_name:
-        return ident  # already anonymized: only writing failed
+    """What a store that failed before anonymizing may log: nothing naming the patient."""
     hidden = replace(ident, patient_id="", patient_name="", accession="", study_date="")
     return replace(hidden, sop_uid="", study_uid="", series_uid="") if uids else hidden
 

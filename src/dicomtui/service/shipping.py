@@ -36,8 +36,7 @@ class Shipping:
         self.completion = Completion(self.studies, self.uploads, settings,
                                      self.storage.root, self.zip_dir)
         self.upload_worker = UploadWorker(self.uploads, settings, self.storage.root,
-                                          lambda n: self.storage.set_used(
-                                              max(0, self.storage.used_bytes - n)))
+                                          self.storage.release)
 
     def _start_shipping(self) -> None:
         self.completion.start()

@@ -64,6 +64,10 @@ class StorageWriter:
     def used_bytes(self) -> int:
         return self._used
 
+    def release(self, size: int) -> None:
+        """Files under the root were removed (upload cleanup): count them free."""
+        self._add_usage(-size)
+
     def set_used(self, used: int) -> None:
         with self._usage_lock:
             self._used = used

@@ -84,11 +84,6 @@ class StudyTracker:
             self._dirty |= bool(done)
         return done
 
-    def open_studies(self) -> list[OpenStudy]:
-        with self._lock:
-            return [OpenStudy(**{**asdict(s), "files": list(s.files)})
-                    for s in self._open.values()]
-
     def save(self) -> None:
         """Save the open studies and completed versions if anything changed."""
         with self._lock:
