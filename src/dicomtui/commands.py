@@ -78,6 +78,9 @@ from dicomtui.site_commands import ae_args, cmd_ae, cmd_facility, facility_args 
 from dicomtui.privacy_commands import anon_args, cmd_anon, cmd_restore, restore_args  # noqa: E402,F401,E501
 from dicomtui.upload_commands import (cmd_cancel, cmd_retry, cmd_upload, cmd_uploads,  # noqa: E402,F401,E501
                                       item_args, upload_args, uploads_args)
+from dicomtui.archive_commands import (cleanup_args, cmd_cleanup, cmd_dest,  # noqa: E402,F401,E501
+                                       cmd_reindex, cmd_storage, cmd_studies, dest_args,
+                                       reindex_args, storage_args, studies_args)
 
 REGISTRY = {
     "serve": ("run the receiver headless (for systemd)", _serve_args),
@@ -97,6 +100,14 @@ REGISTRY = {
     "upload": ("queue a study folder or zip for upload by hand", upload_args),
     "retry": ("queue a failed or cancelled upload again", item_args),
     "cancel": ("stop trying an upload", item_args),
+    "studies": ("the archive: indexed studies, their state, instances and size",
+                studies_args),
+    "dest": ("C-MOVE destinations: list, add AE HOST PORT, remove AE", dest_args),
+    "storage": ("storage used, quota, free disk; usage by facility, modality and day",
+                storage_args),
+    "cleanup": ("remove the oldest studies (older than retention_days or --older-than)",
+                cleanup_args),
+    "reindex": ("rebuild the archive index from the storage tree", reindex_args),
 }
 
 

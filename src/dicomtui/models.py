@@ -209,7 +209,155 @@ class AnonExport:
     subjects: int
 
 
-TRANSACTION_TYPES = ("association", "echo", "store")
+STUDY_STATES = ("receiving", "complete", "zipped", "queued", "uploading", "uploaded",
+                "failed")
+
+
+@dataclass
+class SeriesRow:
+    """One series of an indexed study: counts, never a row per instance."""
+
+    uid: str
+    number: int | None = None
+    modality: str = ""
+    description: str = ""
+    instances: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class StudyRow:
+    """One indexed study as the Studies screen and `dicomtui studies` show it."""
+
+    uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    birth_date: str = ""  # YYYYMMDD
+    sex: str = ""
+    study_date: str = ""  # YYYYMMDD as sent
+    study_time: str = ""
+    accession: str = ""
+    study_id: str = ""
+    description: str = ""
+    referring: str = ""
+    modalities: list[str] = field(default_factory=list)
+    facility: str = ""
+    instances: int = 0
+    series: int = 0
+    bytes: int = 0
+    first_received: str = ""  # ISO 8601
+    last_received: str = ""
+    state: str = "complete"  # one of STUDY_STATES
+    upload_id: int | None = None  # the newest upload item of this study, if any
+
+
+@dataclass
+class StudyQuery:
+    """What the Studies screen searches by; empty = any. Text matches any part, any
+    case, and may use * and ?."""
+
+    patient: str = ""  # name or ID
+    accession: str = ""
+    date_from: str = ""  # YYYYMMDD (study date)
+    date_to: str = ""
+    modality: str = ""
+    facility: str = ""
+    limit: int = 500  # newest first
+
+
+@dataclass
+class StudyPage:
+    """The studies matching a StudyQuery (at most its limit) and how many matched."""
+
+    studies: list[StudyRow] = field(default_factory=list)
+    total: int = 0
+
+
+@dataclass
+class Destination:
+    """A C-MOVE destination: where `AE` is found on the network."""
+
+    ae_title: str
+    host: str
+    port: int
+    description: str = ""
+    created: str = ""
+
+
+@dataclass
+class UsageRow:
+    """Storage used by one facility, modality or day."""
+
+    key: str
+    studies: int = 0
+    instances: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class StorageReport:
+    """What `dicomtui storage` and screen 6 show."""
+
+    root: str
+    used_bytes: int = 0  # files under the storage root (what the quota counts)
+    quota_bytes: int = 0  # 0 = no quota
+    disk_total: int = 0
+    disk_free: int = 0
+    studies: int = 0
+    instances: int = 0
+    indexed_bytes: int = 0
+    by_facility: list[UsageRow] = field(default_factory=list)
+    by_modality: list[UsageRow] = field(default_factory=list)
+    by_day: list[UsageRow] = field(default_factory=list)  # received, newest first
+    auto_cleanup: bool = False
+    retention_days: int = 0
+
+
+@dataclass
+class CleanupCandidate:
+    """A study cleanup would remove (or keeps, with the reason)."""
+
+    uid: str
+    patient_id: str = ""
+    study_date: str = ""
+    facility: str = ""
+    last_received: str = ""
+    instances: int = 0
+    bytes: int = 0
+    kept_because: str = ""  # empty = removed
+
+
+@dataclass
+class CleanupPlan:
+    """What a cleanup removes (oldest first) and what it must keep."""
+
+    older_than_days: float
+    remove: list[CleanupCandidate] = field(default_factory=list)
+    keep: list[CleanupCandidate] = field(default_factory=list)
+    bytes: int = 0
+
+
+JOB_KINDS = ("cleanup", "reindex", "send")
+JOB_STATES = ("running", "done", "failed", "cancelled")
+
+
+@dataclass
+class Job:
+    """Long work the engine runs in the background, with progress for a bar."""
+
+    id: int
+    kind: str  # one of JOB_KINDS
+    title: str
+    state: str = "running"  # one of JOB_STATES
+    total: int = 0
+    done: int = 0
+    message: str = ""  # the latest progress line, or the outcome
+    started: str = ""
+    finished: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+TRANSACTION_TYPES = ("association", "echo", "store", "find", "move", "get", "cleanup")
 OUTCOMES = ("ok", "warning", "failed", "refused")
 
 

@@ -139,6 +139,12 @@ SPECS: tuple[Spec, ...] = (
          restart=False),
     Spec("cleanup_after_upload", bool, False, "after a successful upload (2xx), remove "
          "the zip and the study's files", restart=False),
+    Spec("auto_cleanup", bool, False, "when the quota (max_storage_gb) is reached, "
+         "remove the oldest studies older than retention_days (never one being "
+         "received or waiting for upload)", restart=False),
+    Spec("retention_days", int, 30, "studies received longer ago than this may be "
+         "removed by cleanup and auto_cleanup", "must be a whole number of days from 0 "
+         "to 36500", _int_range(0, 36500), restart=False),
     Spec("autostart", bool, True, "the console starts the receiver when it opens "
          "(off: start it with s)", restart=False),
 )

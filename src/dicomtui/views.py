@@ -85,6 +85,16 @@ def record_line(r: dict) -> str:
                   size(r.get("bytes") or 0), f"{r.get('duration_ms', 0):.0f}ms"]
     elif r.get("type") == "association" and "instances" in r:
         parts += [f"{r['instances']} instances", size(r.get("bytes") or 0)]
+    elif r.get("type") == "find":
+        parts += [f"{r.get('level') or '?'} [{r.get('keys') or '-'}]",
+                  f"{r.get('matches', 0)} matches"]
+    elif r.get("type") in ("move", "get"):
+        parts += [f"to {r['destination']}" if r.get("destination") else "",
+                  f"{r.get('completed', 0)}/{r.get('total', 0)} sent, "
+                  f"{r.get('warning', 0)} warnings, {r.get('failed', 0)} failed"]
+    elif r.get("type") == "cleanup":
+        parts += [r.get("study_uid", ""), f"{r.get('instances', 0)} files",
+                  size(r.get("bytes") or 0)]
     if r.get("reason"):
         parts.append(r["reason"])
     return "  ".join(str(p) for p in parts)

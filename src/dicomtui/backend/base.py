@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch,
-                             Facility, PacsConfig, SettingValue, StatusSnapshot,
-                             TransactionFilter, UploadItem)
+from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, CleanupPlan,
+                             Destination, EventBatch, Facility, Job, PacsConfig,
+                             SeriesRow, SettingValue, StatusSnapshot, StorageReport,
+                             StudyPage, StudyQuery, TransactionFilter, UploadItem)
 
 
 class BackendError(RuntimeError):
@@ -105,5 +106,47 @@ class Backend(Protocol):
 
     def cancel_upload(self, item_id: int) -> UploadItem:
         """Stop trying (an upload in progress is abandoned); InvalidRequest if done."""
+
+    # -- the archive: index, destinations, storage ---------------------------------------
+    def studies(self, query: StudyQuery) -> StudyPage:
+        """Indexed studies matching `query`, newest received first, with their state."""
+
+    def series(self, study_uid: str) -> list[SeriesRow]:
+        """The series of one study by series number (NotFound if not indexed)."""
+
+    def destinations(self) -> list[Destination]:
+        """C-MOVE destinations, by AE title."""
+
+    def add_destination(self, ae_title: str, host: str, port: int,
+                        description: str = "") -> Destination:
+        """Add or replace one (InvalidRequest for a bad AE title, host or port)."""
+
+    def remove_destination(self, ae_title: str) -> Destination:
+        """NotFound if there is no such destination."""
+
+    def send_study(self, study_uid: str, ae_title: str) -> Job:
+        """Start sending a study to a destination (C-STORE sub-operations, as a C-MOVE
+        out); NotFound for an unknown study or destination. Progress: job()."""
+
+    def storage_report(self) -> StorageReport: ...
+
+    def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
+        """What cleanup would remove: studies received more than `older_than_days`
+        ago (default retention_days), oldest first; studies being received or waiting
+        for upload are kept, with the reason."""
+
+    def start_cleanup(self, older_than_days: float | None = None) -> Job:
+        """Remove what cleanup_plan() lists now, in the background; each study is
+        logged. InvalidRequest if a cleanup or reindex is already running."""
+
+    def start_reindex(self) -> Job:
+        """Rebuild the index from the storage tree in the background; unreadable files
+        are counted and logged, not fatal."""
+
+    def jobs(self) -> list[Job]:
+        """Background jobs, newest first (finished ones are kept for a while)."""
+
+    def job(self, job_id: int) -> Job:
+        """One job (NotFound if unknown)."""
 
     def close(self) -> None: ...

@@ -7,9 +7,13 @@ from datetime import datetime
 import contextlib
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch, Facility,
-                             PacsConfig, SettingValue, StatusSnapshot, TransactionFilter,
-                             UploadItem)
+from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, CleanupPlan,
+                             Destination, EventBatch, Facility, Job, PacsConfig,
+                             SeriesRow, SettingValue, StatusSnapshot, StorageReport,
+                             StudyPage, StudyQuery, TransactionFilter, UploadItem)
+from dicomtui.service.archive import ArchiveError, ArchiveMissing
+from dicomtui.service.destinations import DestinationError, DestinationMissing
+from dicomtui.service.jobs import JobError
 from dicomtui.service.shipping import QueueError, QueueMissing, ShippingError
 from dicomtui.service.privacy import PrivacyError
 from dicomtui.service.access import CallerError, CallerMissing
@@ -24,9 +28,11 @@ def _translated():
     """The engine's own errors as the Backend's: bad input, unknown name, failure."""
     try:
         yield
-    except (FacilityError, CallerError, PrivacyError, ShippingError, QueueError) as exc:
+    except (FacilityError, CallerError, PrivacyError, ShippingError, QueueError,
+            ArchiveError, DestinationError, JobError) as exc:
         raise InvalidRequest(str(exc)) from None
-    except (FacilityMissing, CallerMissing, QueueMissing) as exc:
+    except (FacilityMissing, CallerMissing, QueueMissing, ArchiveMissing,
+            DestinationMissing) as exc:
         raise NotFound(exc.args[0]) from None
     except (SitesError, EngineError) as exc:
         raise BackendError(str(exc)) from None
@@ -160,6 +166,54 @@ class LocalBackend:
     def cancel_upload(self, item_id: int) -> UploadItem:
         with _translated():
             return self.engine.cancel_upload(item_id)
+
+    def studies(self, query: StudyQuery) -> StudyPage:
+        with _translated():
+            return self.engine.study_page(query)
+
+    def series(self, study_uid: str) -> list[SeriesRow]:
+        with _translated():
+            return self.engine.series_rows(study_uid)
+
+    def destinations(self) -> list[Destination]:
+        return self.engine.destinations.all()
+
+    def add_destination(self, ae_title: str, host: str, port: int,
+                        description: str = "") -> Destination:
+        with _translated():
+            return self.engine.add_destination(ae_title, host, port, description)
+
+    def remove_destination(self, ae_title: str) -> Destination:
+        with _translated():
+            return self.engine.remove_destination(ae_title)
+
+    def send_study(self, study_uid: str, ae_title: str) -> Job:
+        with _translated():
+            return self.engine.send_study(study_uid, ae_title)
+
+    def storage_report(self) -> StorageReport:
+        return self.engine.storage_report()
+
+    def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
+        with _translated():
+            return self.engine.cleanup_plan(older_than_days)
+
+    def start_cleanup(self, older_than_days: float | None = None) -> Job:
+        with _translated():
+            return self.engine.start_cleanup(older_than_days)
+
+    def start_reindex(self) -> Job:
+        with _translated():
+            return self.engine.start_reindex()
+
+    def jobs(self) -> list[Job]:
+        return self.engine.jobs.all()
+
+    def job(self, job_id: int) -> Job:
+        found = self.engine.jobs.get(job_id)
+        if found is None:
+            raise NotFound(f"no job {job_id}")
+        return found
 
     def close(self) -> None:
         self.engine.close()

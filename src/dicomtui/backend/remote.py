@@ -9,9 +9,11 @@ from urllib.parse import quote
 import httpx
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, EventBatch, Facility,
-                             PacsConfig, SettingValue, StatusSnapshot, TransactionFilter,
-                             UploadItem, from_dict, to_dict)
+from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, CleanupPlan,
+                             Destination, EventBatch, Facility, Job, PacsConfig,
+                             SeriesRow, SettingValue, StatusSnapshot, StorageReport,
+                             StudyPage, StudyQuery, TransactionFilter, UploadItem,
+                             from_dict, to_dict)
 
 BASE_URL = "http://dicomtui"  # the host name is a placeholder: the socket is the address
 
@@ -126,6 +128,54 @@ class RemoteBackend:
 
     def remove_caller(self, ae_title: str) -> AllowedCaller:
         return from_dict(AllowedCaller, self._call("DELETE", _url("callers", ae_title)))
+
+    def studies(self, query: StudyQuery) -> StudyPage:
+        return from_dict(StudyPage, self._call("POST", "/studies", json=to_dict(query)))
+
+    def series(self, study_uid: str) -> list[SeriesRow]:
+        data = self._call("GET", _url("studies", study_uid) + "/series")
+        return [from_dict(SeriesRow, s) for s in data["series"]]
+
+    def destinations(self) -> list[Destination]:
+        return [from_dict(Destination, d)
+                for d in self._call("GET", "/destinations")["destinations"]]
+
+    def add_destination(self, ae_title: str, host: str, port: int,
+                        description: str = "") -> Destination:
+        try:
+            number = int(port)
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"port {port!r} is not a number") from None
+        body = {"host": host, "port": number, "description": description}
+        return from_dict(Destination, self._call("PUT", _url("destinations", ae_title),
+                                                 json=body))
+
+    def remove_destination(self, ae_title: str) -> Destination:
+        return from_dict(Destination, self._call("DELETE", _url("destinations", ae_title)))
+
+    def send_study(self, study_uid: str, ae_title: str) -> Job:
+        return from_dict(Job, self._call("POST", _url("studies", study_uid) + "/send",
+                                         json={"ae_title": ae_title}))
+
+    def storage_report(self) -> StorageReport:
+        return from_dict(StorageReport, self._call("GET", "/storage", timeout=60))
+
+    def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
+        return from_dict(CleanupPlan, self._call(
+            "POST", "/cleanup/plan", json={"older_than_days": older_than_days}))
+
+    def start_cleanup(self, older_than_days: float | None = None) -> Job:
+        return from_dict(Job, self._call("POST", "/cleanup",
+                                         json={"older_than_days": older_than_days}))
+
+    def start_reindex(self) -> Job:
+        return from_dict(Job, self._call("POST", "/reindex"))
+
+    def jobs(self) -> list[Job]:
+        return [from_dict(Job, j) for j in self._call("GET", "/jobs")["jobs"]]
+
+    def job(self, job_id: int) -> Job:
+        return from_dict(Job, self._call("GET", f"/jobs/{int(job_id)}"))
 
     def close(self) -> None:
         self._client.close()

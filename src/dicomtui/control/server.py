@@ -30,7 +30,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import TransactionFilter, from_dict, to_dict
+from dicomtui.models import StudyQuery, TransactionFilter, from_dict, to_dict
 
 LOG = logging.getLogger("dicomtui.control")
 
@@ -100,6 +100,14 @@ class Request:
         except ValueError:
             raise InvalidRequest(f"not an id: {self.params['id']!r}") from None
 
+    def days(self) -> float | None:
+        """The optional "older_than_days" member: a number of days or null."""
+        value = self.obj().get("older_than_days")
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (int, float))):
+            raise InvalidRequest('"older_than_days" must be a number')
+        return value
+
     def shape(self, cls: type) -> Any:
         """The body rebuilt as dataclass `cls`."""
         try:
@@ -149,6 +157,23 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("POST", "/uploads", lambda b, r: to_dict(b.upload(r.text("path")))),
     ("POST", "/uploads/{id}/retry", lambda b, r: to_dict(b.retry_upload(r.id_param()))),
     ("POST", "/uploads/{id}/cancel", lambda b, r: to_dict(b.cancel_upload(r.id_param()))),
+    ("POST", "/studies", lambda b, r: to_dict(b.studies(r.shape(StudyQuery)))),
+    ("GET", "/studies/{uid}/series", lambda b, r: {"series": to_dict(b.series(
+        r.params["uid"]))}),
+    ("POST", "/studies/{uid}/send", lambda b, r: to_dict(b.send_study(
+        r.params["uid"], r.text("ae_title")))),
+    ("GET", "/destinations", lambda b, r: {"destinations": to_dict(b.destinations())}),
+    ("PUT", "/destinations/{ae}", lambda b, r: to_dict(b.add_destination(
+        r.params["ae"], r.text("host"), r.optional("port", int),
+        r.optional("description", str) or ""))),
+    ("DELETE", "/destinations/{ae}", lambda b, r: to_dict(b.remove_destination(
+        r.params["ae"]))),
+    ("GET", "/storage", lambda b, r: to_dict(b.storage_report())),
+    ("POST", "/cleanup/plan", lambda b, r: to_dict(b.cleanup_plan(r.days()))),
+    ("POST", "/cleanup", lambda b, r: to_dict(b.start_cleanup(r.days()))),
+    ("POST", "/reindex", lambda b, r: to_dict(b.start_reindex())),
+    ("GET", "/jobs", lambda b, r: {"jobs": to_dict(b.jobs())}),
+    ("GET", "/jobs/{id}", lambda b, r: to_dict(b.job(r.id_param()))),
 ]
 
 

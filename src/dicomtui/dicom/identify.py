@@ -20,7 +20,9 @@ from dicomtui.dicom.rawscan import scan
 _LAST_TAG = 0x00200013  # InstanceNumber: everything we need sits at or before it
 _WANTED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
            "PatientID", "PatientName", "InstanceNumber", "Modality", "StudyDate",
-           "AccessionNumber")
+           "AccessionNumber", "PatientBirthDate", "PatientSex", "StudyTime", "StudyID",
+           "StudyDescription", "SeriesDescription", "SeriesNumber",
+           "ReferringPhysicianName")
 
 
 _TAGS = {int(tag_for_keyword(name)): name for name in _WANTED}
@@ -44,6 +46,15 @@ class Identity:
     modality: str = ""
     study_date: str = ""
     accession: str = ""
+    # for the archive index (C-FIND keys), read in the same walk
+    birth_date: str = ""
+    sex: str = ""
+    study_time: str = ""
+    study_id: str = ""
+    study_description: str = ""
+    series_description: str = ""
+    series_number: int | None = None
+    referring: str = ""
 
 
 def _stop(tag, vr, length) -> bool:
@@ -59,13 +70,27 @@ def identify(encoded: bytes | BinaryIO, transfer_syntax: str) -> Identity:
     values = _fast(stream, syntax)
     if values is None:
         values = _with_pydicom(stream, syntax)
-    values["instance_number"] = _as_int(values.pop("InstanceNumber"))
+    return _identity(values)
+
+
+def identity_of(ds) -> Identity:
+    """The same values from a decoded pydicom Dataset (anonymized instances, reindex)."""
+    return _identity({name: _text(ds.get(name)) for name in _WANTED})
+
+
+def _identity(values: dict[str, str]) -> Identity:
     return Identity(
         sop_class_uid=values["SOPClassUID"], sop_uid=values["SOPInstanceUID"],
         study_uid=values["StudyInstanceUID"], series_uid=values["SeriesInstanceUID"],
         patient_id=values["PatientID"], patient_name=values["PatientName"],
-        instance_number=values["instance_number"], modality=values["Modality"],
-        study_date=values["StudyDate"], accession=values["AccessionNumber"])
+        instance_number=_as_int(values["InstanceNumber"]), modality=values["Modality"],
+        study_date=values["StudyDate"], accession=values["AccessionNumber"],
+        birth_date=values["PatientBirthDate"], sex=values["PatientSex"],
+        study_time=values["StudyTime"], study_id=values["StudyID"],
+        study_description=values["StudyDescription"],
+        series_description=values["SeriesDescription"],
+        series_number=_as_int(values["SeriesNumber"]),
+        referring=values["ReferringPhysicianName"])
 
 
 def _fast(stream, syntax: UID) -> dict[str, str] | None:
@@ -111,4 +136,7 @@ def _as_int(text: str) -> int | None:
     try:
         return int(text.split("\\")[0])
     except ValueError:
-        return None
+        try:  # IS values such as "1.0" or " 3" from older modalities
+            return int(float(text.split("\\")[0]))
+        except (ValueError, OverflowError):
+            return None

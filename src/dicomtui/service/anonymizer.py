@@ -20,7 +20,7 @@ from pydicom.uid import UID
 
 from dicomtui.dicom.anonymize import AnonymizeError, anonymize, subject_key
 from dicomtui.dicom.filemeta import file_header
-from dicomtui.dicom.identify import Identity, UnreadableDataset
+from dicomtui.dicom.identify import Identity, UnreadableDataset, identity_of
 from dicomtui.service.anonmap import AnonymizationMap
 from dicomtui.service.phi import KNOWN_PHI
 
@@ -58,11 +58,9 @@ class Anonymizer:
         data = (file_header(ident.sop_class_uid, sop, syntax, source_ae)
                 + encode(ds, syntax))
         self._queue(self.map.add_instance(code, study, sop, originals, now))
-        stored = replace(ident, patient_id=code, patient_name=code, sop_uid=sop,
-                         study_uid=study,
-                         series_uid=str(ds.get("SeriesInstanceUID", "")),
-                         accession=str(ds.get("AccessionNumber", "") or ""),
-                         study_date=str(ds.get("StudyDate", "") or ""))
+        # everything the index and the log see comes from the anonymized dataset
+        stored = replace(identity_of(ds), sop_class_uid=ident.sop_class_uid,
+                         patient_id=code, patient_name=code)
         return Anonymized(stored, data, code)
 
 

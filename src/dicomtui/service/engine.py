@@ -21,10 +21,11 @@ from dicomtui.models import AssociationInfo, Counters, Listener, StatusSnapshot
 from dicomtui.db.storage import flush_database, open_database
 from dicomtui.db.txlog import TransactionLog
 from dicomtui.db.writer import DBWriter
-from dicomtui.service import handlers
+from dicomtui.service import handlers, qr_handlers
 from dicomtui.service.events import EventRing, RingLogHandler, now_iso
 from dicomtui.service.lock import DataDirLock, DataDirLocked
 from dicomtui.service.access import AccessPolicy, CallerList
+from dicomtui.service.archive import Archive
 from dicomtui.service.facilities import FacilityRegistry
 from dicomtui.service.facility_stats import FacilityStats
 from dicomtui.service.listeners import ListenerSet
@@ -50,7 +51,7 @@ class EngineError(RuntimeError):
     """The engine cannot do what was asked; the message says what to do."""
 
 
-class Engine(Sites, Privacy, Shipping):
+class Engine(Sites, Privacy, Shipping, Archive):
     """One receiver over one data dir: lock, settings, DB, storage and the listeners."""
 
     def __init__(self, data_dir: Path, cli_settings: Mapping | None = None,
@@ -119,6 +120,7 @@ class Engine(Sites, Privacy, Shipping):
                 self._warn(problem)
             self.writer.register(kind, table.write_batch, lambda: flush_database(self.db))
         self.writer.register("anon", self._anon_write, self._anon_flush)
+        self._open_archive()
         self.writer.start()
         self._open_shipping()
         self._apply_privacy_settings()
@@ -149,6 +151,7 @@ class Engine(Sites, Privacy, Shipping):
             if not self.is_open:
                 return
             self.stop()
+            self._finish_jobs()
             self.writer.stop()
             self._close_anon_map()
             self._close_shipping()
@@ -240,6 +243,10 @@ class Engine(Sites, Privacy, Shipping):
         with self._sites_lock:
             self._start_facilities()
         self._start_shipping()
+        if self._index_empty_but_files():
+            LOG.warning("the archive index is empty but storage holds DICOM files: "
+                        "rebuilding it (reindex) in the background")
+            self.start_reindex()
 
     def _make_listener(self, facility: str | None, ae_title: str, port: int) -> ScpListener:
         s = self._running_or_current()
@@ -280,6 +287,9 @@ class Engine(Sites, Privacy, Shipping):
         """The handlers of one listener; a facility's listener tells requests its name."""
         from pynetdicom import evt
         bind = [(evt.EVT_C_ECHO, handlers.handle_echo), (evt.EVT_C_STORE, self._store),
+                (evt.EVT_C_FIND, qr_handlers.handle_find),
+                (evt.EVT_C_MOVE, qr_handlers.handle_move),
+                (evt.EVT_C_GET, qr_handlers.handle_get),
                 (evt.EVT_ACCEPTED, handlers.handle_accepted),
                 (evt.EVT_REJECTED, handlers.handle_rejected),
                 (evt.EVT_RELEASED, handlers.handle_released),
@@ -369,6 +379,7 @@ class Engine(Sites, Privacy, Shipping):
                 info.instances += 1
                 info.bytes += result.size
         if ok:
+            self.index_stored(ident, result, facility, syntax)
             self.study_stored(ident.study_uid, result.path, result.size, facility)
         if info is not None:
             record["association"] = info.id
@@ -376,6 +387,25 @@ class Engine(Sites, Privacy, Shipping):
         if not ok:
             LOG.warning("store from %s refused (0x%04X): %s", record["calling_ae"],
                         result.status, result.reason)
+
+    def record_query(self, kind: str, assoc, status: int, reason: str, extra: dict) -> None:
+        """One C-FIND, C-MOVE or C-GET, with its counts."""
+        record = qr_handlers.record_fields(kind, assoc, status, reason, extra)
+        record["facility"] = self.facility_of(assoc)
+        info = self._assocs.get(id(assoc))
+        if info is not None:
+            record["association"] = info.id
+        self._record(record)
+        if record["outcome"] not in ("ok", "warning"):
+            LOG.warning("%s from %s refused (0x%04X): %s", kind.upper(),
+                        record["calling_ae"], status, reason)
+
+    def _finish_jobs(self, timeout: float = 30.0) -> None:
+        """Closing: ask running jobs to stop and give them a moment to."""
+        self.jobs.cancel_all()
+        deadline = time.monotonic() + timeout
+        for job in self.jobs.running():
+            self.jobs.wait(job.id, max(0.1, deadline - time.monotonic()))
 
     def _record(self, record: dict, persist: bool = True) -> None:
         if persist:

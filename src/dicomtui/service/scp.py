@@ -6,8 +6,21 @@ import errno
 import socketserver
 import threading
 
-from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification
+from pynetdicom import (ALL_TRANSFER_SYNTAXES, AE, DEFAULT_TRANSFER_SYNTAXES,
+                        AllStoragePresentationContexts, evt)
+from pynetdicom.sop_class import (PatientRootQueryRetrieveInformationModelFind,
+                                  PatientRootQueryRetrieveInformationModelGet,
+                                  PatientRootQueryRetrieveInformationModelMove,
+                                  StudyRootQueryRetrieveInformationModelFind,
+                                  StudyRootQueryRetrieveInformationModelGet,
+                                  StudyRootQueryRetrieveInformationModelMove, Verification)
+
+QUERY_RETRIEVE = (PatientRootQueryRetrieveInformationModelFind,
+                  PatientRootQueryRetrieveInformationModelMove,
+                  PatientRootQueryRetrieveInformationModelGet,
+                  StudyRootQueryRetrieveInformationModelFind,
+                  StudyRootQueryRetrieveInformationModelMove,
+                  StudyRootQueryRetrieveInformationModelGet)
 
 from dicomtui.service.netio import TunedServer
 
@@ -17,7 +30,11 @@ class ListenerError(RuntimeError):
 
 
 def make_ae(settings, ae_title: str | None = None) -> AE:
-    """An AE accepting every storage SOP class pynetdicom knows, in every syntax."""
+    """An AE accepting every storage SOP class pynetdicom knows, in every syntax, and
+    Query/Retrieve (Patient and Study Root: FIND, MOVE, GET).
+
+    Storage contexts accept both roles: a C-GET requester proposes itself as the storage
+    SCP (role selection, PS3.7 D.3.3.4), and a plain sender still gets the default."""
     ae = AE(ae_title=ae_title or settings.ae_title)
     ae.maximum_pdu_size = settings.max_pdu
     ae.acse_timeout = settings.acse_timeout
@@ -27,7 +44,10 @@ def make_ae(settings, ae_title: str | None = None) -> AE:
     ae.require_called_aet = False
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
     for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES,
+                                 scu_role=True, scp_role=True)
+    for sop_class in QUERY_RETRIEVE:
+        ae.add_supported_context(sop_class, DEFAULT_TRANSFER_SYNTAXES)
     return ae
 
 
@@ -78,7 +98,8 @@ def _bind_message(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
-EVENTS = (evt.EVT_C_ECHO, evt.EVT_C_STORE, evt.EVT_ACCEPTED, evt.EVT_REJECTED,
+EVENTS = (evt.EVT_C_ECHO, evt.EVT_C_STORE, evt.EVT_C_FIND, evt.EVT_C_MOVE, evt.EVT_C_GET,
+          evt.EVT_ACCEPTED, evt.EVT_REJECTED,
           evt.EVT_RELEASED, evt.EVT_ABORTED, evt.EVT_CONN_CLOSE)
 
 

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from dicomtui.db.storage import fsync_dir
 from dicomtui.dicom.identify import Identity
@@ -59,6 +60,9 @@ class StorageWriter:
         self._usage_lock = threading.Lock()
         self._dir_locks = [threading.Lock() for _ in range(64)]
         self._dirs = DirectoryIndex()
+        # called with the bytes needed when the quota is reached (auto_cleanup); True
+        # if it freed space, and the store tries once more
+        self.on_full: Callable[[int], bool] | None = None
 
     @property
     def used_bytes(self) -> int:
@@ -82,6 +86,8 @@ class StorageWriter:
             return StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
         size = len(header) + len(body)
         refusal = self._reserve(size, policy.quota_bytes)
+        if refusal and self.on_full is not None and self.on_full(size):
+            refusal = self._reserve(size, policy.quota_bytes)
         if refusal:
             return StoreResult(OUT_OF_RESOURCES, refusal)
         try:

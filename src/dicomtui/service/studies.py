@@ -71,6 +71,11 @@ class StudyTracker:
             study.last, study.bytes = now, study.bytes + size
             self._dirty = True
 
+    def open_uids(self) -> set[str]:
+        """Studies still receiving (not complete yet)."""
+        with self._lock:
+            return set(self._open)
+
     def due(self, timeout: float, max_age: float) -> list[OpenStudy]:
         """Take the studies that are complete now (each is handed out once)."""
         now = time.time()
