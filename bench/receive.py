@@ -43,7 +43,10 @@ from typing import Iterator
 HOST = "127.0.0.1"
 BARE_SCP = Path(__file__).with_name("bare_scp.py")
 # dicomtui-anon: dicomtui with anonymize on (the slow path: full decode and re-encode)
-AE_TITLES = {"dicomtui": "DICOMTUI", "dicomtui-anon": "DICOMTUI", "bare": "BARE"}
+# dicomtui-10k: dicomtui whose index already holds 10,000 studies (~1M instances' worth)
+AE_TITLES = {"dicomtui": "DICOMTUI", "dicomtui-anon": "DICOMTUI", "dicomtui-10k": "DICOMTUI",
+             "bare": "BARE"}
+_INDEX_TEMPLATE: list[Path] = []  # built once per invocation, copied into each run
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 SEED = 1
@@ -146,6 +149,8 @@ def running_server(target: str, fsync: bool) -> Iterator[Server]:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{target}-"))
     port = free_port()
     command, storage = server_command(target, port, workdir, fsync)
+    if target == "dicomtui-10k":
+        shutil.copytree(index_template(), workdir / "data" / "index")
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -159,6 +164,16 @@ def running_server(target: str, fsync: bool) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def index_template() -> Path:
+    """An index of 10,000 synthetic studies (bench/archive_scale.py), built once."""
+    if not _INDEX_TEMPLATE:
+        from archive_scale import build_index
+        folder = Path(tempfile.mkdtemp(prefix="bench-index-")) / "index"
+        build_index(folder, 10_000)
+        _INDEX_TEMPLATE.append(folder)
+    return _INDEX_TEMPLATE[0]
 
 
 def wait_until_ready(proc: subprocess.Popen, port: int, ae_title: str,

@@ -58,6 +58,8 @@ def _as_text(raw: Any) -> str:
 
 def _any(value: Any, test: Callable[[str], bool]) -> bool:
     """Multi-valued attributes (ModalitiesInStudy) match when any value does."""
+    if type(value) is str:  # the common case, first
+        return value != "" and test(value)
     if isinstance(value, (list, tuple, set)):
         return any(test(str(v)) for v in value)
     if value is None or value == "":

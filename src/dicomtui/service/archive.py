@@ -17,7 +17,7 @@ from pathlib import Path
 from dicomtui.dicom.matching import text_search
 from dicomtui.models import (CleanupPlan, Destination, Job, SeriesRow, StorageReport,
                              StudyPage, StudyQuery, StudyRow, UsageRow)
-from dicomtui.service.archive_index import ArchiveIndex
+from dicomtui.service.archive_index import ArchiveIndex, copy_doc
 from dicomtui.service.destinations import DestinationList
 from dicomtui.service.events import now_iso
 from dicomtui.service.jobs import JobBoard, Reporter
@@ -92,10 +92,10 @@ class Archive:
     # -- studies ------------------------------------------------------------------------
     def study_page(self, query: StudyQuery) -> StudyPage:
         tests = _study_tests(query)
-        docs = [d for d in self.index.all_studies() if all(t(d) for t in tests)]
+        docs = [d for d in self.index.live_docs() if all(t(d) for t in tests)]
         docs.sort(key=lambda d: d["last_received"], reverse=True)
         states = self._study_states()
-        rows = [self._row(d, states) for d in docs[:max(1, query.limit)]]
+        rows = [self._row(copy_doc(d), states) for d in docs[:max(1, query.limit)]]
         return StudyPage(rows, len(docs))
 
     def series_rows(self, study_uid: str) -> list[SeriesRow]:

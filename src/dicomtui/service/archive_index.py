@@ -203,12 +203,18 @@ class ArchiveIndex:
     def study(self, uid: str) -> dict | None:
         with self.lock:
             doc = self.studies.get(uid)
-            return _copy(doc) if doc else None
+            return copy_doc(doc) if doc else None
 
     def all_studies(self) -> list[dict]:
         """Shallow copies safe to read outside the lock (series dicts are copied)."""
         with self.lock:
-            return [_copy(d) for d in self.studies.values()]
+            return [copy_doc(d) for d in self.studies.values()]
+
+    def live_docs(self) -> list[dict]:
+        """The documents themselves, for a read-only scan: the receive path may change
+        their values meanwhile, so copy what you keep (copy_doc)."""
+        with self.lock:
+            return list(self.studies.values())
 
     def instances(self, study_uid: str) -> list[Instance]:
         """The study's instances, the newest line per SOP Instance UID."""
@@ -225,8 +231,9 @@ class ArchiveIndex:
         return list(latest.values())
 
 
-def _copy(doc: dict) -> dict:
-    return {**doc, "series": {k: dict(v) for k, v in doc["series"].items()}}
+def copy_doc(doc: dict) -> dict:
+    series = list(doc["series"].items())  # one step: safe against a concurrent add
+    return {**doc, "series": {k: dict(v) for k, v in series}}
 
 
 def _read_lines(path: Path, pending: Iterable[bytes]) -> Iterable[list]:

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from dicomtui.dicom.matching import QueryError, matcher_for
-from dicomtui.service.archive_index import ArchiveIndex, Instance
+from dicomtui.service.archive_index import ArchiveIndex, Instance, copy_doc
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 UNIQUE = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID",
@@ -68,7 +68,8 @@ ATTRIBUTES: dict[str, tuple[int, Callable[[Entity], Any]]] = {
 
 
 def modalities(doc: dict) -> list[str]:
-    return sorted({s["modality"] for s in doc["series"].values() if s["modality"]})
+    # list() copies in one step, so a series added meanwhile cannot break the loop
+    return sorted({s["modality"] for s in list(doc["series"].values()) if s["modality"]})
 
 
 @dataclass
@@ -120,12 +121,12 @@ def parse(identifier: Dataset, model: str) -> Query:
 
 def find(index: ArchiveIndex, query: Query, facility: str | None) -> Iterator[Entity]:
     """The entities at the query's level whose values match every key."""
-    studies = [d for d in index.all_studies()
-               if facility is None or d.get("facility") == facility]
     if query.level == "PATIENT":
+        studies = [copy_doc(d) for d in index.live_docs()
+                   if facility is None or d.get("facility") == facility]
         yield from _matching(patients(studies), query, 0)
         return
-    matched = list(_matching((Entity(d) for d in studies), query, 1))
+    matched = [Entity(copy_doc(d)) for d in _matching_docs(index, query, facility)]
     if query.level == "STUDY":
         yield from matched
         return
@@ -142,6 +143,19 @@ def find(index: ArchiveIndex, query: Query, facility: str | None) -> Iterator[En
                 entity = Entity(parent.doc, parent.series_uid, parent.series, inst)
                 if _matches(entity, query, 3):
                     yield entity
+
+
+def _matching_docs(index: ArchiveIndex, query: Query, facility: str | None) -> list[dict]:
+    """Study documents matching the study-level keys, tested in place (a copy of every
+    study would cost more than the test); values are read atomically under the GIL."""
+    probe, found = Entity({}), []
+    for doc in index.live_docs():
+        if facility is not None and doc.get("facility") != facility:
+            continue
+        probe.doc = doc
+        if _matches(probe, query, 1):
+            found.append(doc)
+    return found
 
 
 def _matching(entities, query: Query, rank: int) -> Iterator[Entity]:
