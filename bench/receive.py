@@ -347,13 +347,13 @@ def median_rate(results: list[Measurement], target: str,
 
 def table(results: list[Measurement], cases: list[Case], targets: list[str]) -> str:
     header = f"{'size':6}{'sender':8}{'conc':>5}{'images':>7}"
-    header += "".join(f"{t + ' img/s':>16}{'MB/s':>8}" for t in targets)
+    header += "".join(f"{t + ' img/s':>20}{'MB/s':>8}" for t in targets)
     header += f"{'ratio a/b':>11}" if len(targets) == 2 else ""
     lines = [header, "-" * len(header)]
     for case in cases:
         rates = [median_rate(results, target, case) for target in targets]
         line = f"{case.size:6}{case.sender:8}{case.concurrency:>5}{len(case.files):>7}"
-        line += "".join(f"{r[0]:>16.1f}{r[1]:>8.1f}" if r else f"{'ERROR':>16}{'':>8}"
+        line += "".join(f"{r[0]:>20.1f}{r[1]:>8.1f}" if r else f"{'ERROR':>20}{'':>8}"
                         for r in rates)
         if len(targets) == 2:
             line += f"{rates[0][0] / rates[1][0]:>11.2f}" if all(rates) else f"{'-':>11}"
