@@ -82,6 +82,7 @@ def test_a_completed_study_is_zipped_uploaded_once_and_then_cleaned(make_engine,
     assert not Path(item.path).exists()
     assert engine.snapshot("local").storage_used_bytes == 0  # the usage follows
     assert engine.snapshot("local").uploads.done == 1
+    wait_for(lambda: engine.index.study(str(uid)) is None, what="the index to follow")
 
 
 def test_nothing_is_cleaned_while_the_upload_has_not_succeeded(make_engine, api):

@@ -89,6 +89,16 @@ class Archive:
             during.append(args)
         self.writer.put("index", None)
 
+    def study_files_removed(self, study_uid: str) -> None:
+        """cleanup_after_upload removed a study's files: an index entry whose files are
+        all gone goes too (C-FIND must not offer what C-MOVE cannot send)."""
+        instances = self.index.instances(study_uid)
+        if instances and not any((self.storage.root / i.path).exists() for i in instances):
+            self.index.remove(study_uid)
+            self.writer.put("index", None)
+            LOG.info("study %s left the index: its files were removed after upload",
+                     study_uid)
+
     # -- studies ------------------------------------------------------------------------
     def study_page(self, query: StudyQuery) -> StudyPage:
         tests = _study_tests(query)

@@ -36,7 +36,7 @@ class Shipping:
         self.completion = Completion(self.studies, self.uploads, settings,
                                      self.storage.root, self.zip_dir)
         self.upload_worker = UploadWorker(self.uploads, settings, self.storage.root,
-                                          self.storage.release)
+                                          self.storage.release, self.study_files_removed)
 
     def _start_shipping(self) -> None:
         self.completion.start()

@@ -29,8 +29,10 @@ class UploadWorker(Background):
     NAME = "dicomtui-uploads"
 
     def __init__(self, queue: UploadQueue, settings: Callable[[], object],
-                 storage_root: Path, freed: Callable[[int], None]) -> None:
+                 storage_root: Path, freed: Callable[[int], None],
+                 removed: Callable[[str], None] = lambda study_uid: None) -> None:
         super().__init__()
+        self._removed = removed  # told the study whose files cleanup removed
         self.queue, self._settings = queue, settings
         self.client = UploadClient(settings)
         self.storage_root = Path(storage_root).resolve()
@@ -132,6 +134,8 @@ class UploadWorker(Background):
         Path(item.path).unlink(missing_ok=True)
         if freed:
             self._freed(freed)
+        if item.study_uid:
+            self._removed(item.study_uid)
         LOG.info("upload %d: removed %s and %d stored file(s) (cleanup_after_upload)",
                  item_id, Path(item.path).name, len(self.queue.files_of(item_id)))
 
