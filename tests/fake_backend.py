@@ -6,18 +6,23 @@ screens, snapshots); the console is also tested against a real engine and servic
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import threading
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
 from dicomtui.dicom.aetitle import ae_title_problem, generate_ae_title
 from dicomtui.models import (ANONYMIZE_CHOICES, MASK, AllowedCaller, AnonExport,
-                             AnonSubject, AssociationInfo, Counters, Event, EventBatch,
-                             Facility, Listener, PacsConfig, SettingValue, StatusSnapshot,
-                             TransactionFilter, UploadItem, UploadSummary)
+                             AnonSubject, AssociationInfo, CleanupCandidate, CleanupPlan,
+                             Counters, Destination, Event, EventBatch, Facility, Job,
+                             Listener, PacsConfig, SeriesRow, SettingValue, StatusSnapshot,
+                             StorageReport, StudyPage, StudyQuery, StudyRow,
+                             TransactionFilter, UploadItem, UploadSummary, UsageRow)
 from dicomtui.settings import SPEC_BY_NAME, SPECS, SettingError, parse_networks, parse_value
+from dicomtui.views import size
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -132,6 +137,87 @@ def upload_summary(items: list[UploadItem]) -> UploadSummary:
                                                      "done")))
 
 
+STUDY_ROOT = "1.2.826.0.1.3680043.8.498."
+# (uid suffix, state, patient name, patient ID, study date, facility, last received,
+#  series as (modality, description, instances, bytes), upload id)
+STUDIES = (
+    ("7734102", "receiving", "DOE^JOHN", "PID-0001", "20261123", "Main Hospital",
+     "2026-11-23T08:14:58+00:00", (("CT", "Topogram 0.6 T20f", 2, 1_100_000),
+                                   ("CT", "Thorax 1.0 B70f", 212, 111_700_000)), None),
+    ("7734051", "queued", "MUSTERMANN^ERIKA", "STM-77031", "20261123", "St. Mary's Clinic",
+     "2026-11-23T08:09:40+00:00", (("CT", "CT low dose AC", 120, 63_100_000),
+                                   ("PT", "PET WB corrected", 220, 33_300_000)), 6),
+    ("7733871", "uploading", "SMITH^ALEX", "PID-0107", "20261123", "Main Hospital",
+     "2026-11-23T08:07:30+00:00", (("MR", "localizer", 3, 400_000),
+                                   ("MR", "t1_mprage_sag 1mm", 176, 201_600_000),
+                                   ("MR", "t2_flair_tra", 48, 210_000_000)), 4),
+    ("7734077", "complete", "ROE^JANE", "PID-0002", "20261123", "St. Mary's Clinic",
+     "2026-11-23T08:02:40+00:00", (("MR", "Knee PD FS cor", 30, 12_300_000),
+                                   ("MR", "Knee T1 sag", 34, 14_000_000),
+                                   ("MR", "Knee T2 tra", 36, 36_000_000)), None),
+    ("7734063", "zipped", "NGUYEN^VAN AN", "WS-000417", "20261122", "Westside Imaging",
+     "2026-11-23T07:55:10+00:00", (("US", "Abdomen", 48, 151_000_000),), None),
+    ("7733502", "failed", "TANAKA^HIROSHI", "PID-0150", "20261122", "Main Hospital",
+     "2026-11-23T07:35:00+00:00", (("CT", "Topogram", 2, 1_000_000),
+                                   ("CT", "Abdomen 5mm", 180, 95_000_000),
+                                   ("CT", "Abdomen 1mm", 2_200, 1_144_000_000)), 3),
+    ("7731008", "uploaded", "GARCIA^LUCIA", "PID-0233", "20261121", "Main Hospital",
+     "2026-11-23T05:58:00+00:00", (("MG", "R CC", 1, 58_400_000),
+                                   ("MG", "L CC", 1, 58_400_000),
+                                   ("MG", "R MLO", 1, 58_300_000),
+                                   ("MG", "L MLO", 1, 58_400_000)), 1),
+    ("7713350", "complete", "LEE^MIN", "WS-000102", "20261015", "Westside Imaging",
+     "2026-10-15T11:20:00+00:00", (("US", "Thyroid", 36, 98_200_000),), None),
+    ("7712690", "queued", "KOWALSKI^ANNA", "PID-0058", "20261011", "Main Hospital",
+     "2026-10-11T09:45:00+00:00", (("MR", "Brain t2_tse_tra", 240, 102_800_000),
+                                   ("MR", "Brain dwi", 240, 102_800_000)), None),
+    ("7712877", "uploaded", "OKAFOR^CHIDI", "STM-70112", "20261009", "St. Mary's Clinic",
+     "2026-10-09T16:02:00+00:00", (("CR", "Chest PA", 1, 15_700_000),
+                                   ("CR", "Chest LAT", 1, 15_700_000)), None),
+    ("7712203", "uploaded", "BROWN^OLIVER", "PID-0031", "20261002", "Main Hospital",
+     "2026-10-02T14:20:00+00:00", (("CT", "Head 5mm", 32, 16_800_000),
+                                   ("CT", "Head 0.75mm", 288, 151_200_000)), None),
+)
+
+DESCRIPTIONS = {"7734102": "CT Thorax", "7734051": "PET-CT whole body",
+                "7733871": "MR Brain", "7734077": "MR Knee left", "7734063": "US Abdomen",
+                "7733502": "CT Abdomen", "7731008": "Mammography screening",
+                "7713350": "US Thyroid", "7712690": "MR Brain", "7712877": "Chest X-ray",
+                "7712203": "CT Head"}
+
+
+def sample_archive() -> tuple[list[StudyRow], dict[str, list[SeriesRow]]]:
+    """Eleven indexed studies, one in each state, newest received first (the last four
+    from October: cleanup removes three and keeps the one waiting for upload), and the
+    series of each."""
+    studies, series = [], {}
+    for tail, state, name, pid, day, site, received, parts, upload in STUDIES:
+        uid = STUDY_ROOT + tail
+        rows = [SeriesRow(f"{uid}.{n}", n, *part) for n, part in enumerate(parts, 1)]
+        series[uid] = rows
+        modalities = list(dict.fromkeys(r.modality for r in rows))
+        studies.append(StudyRow(
+            uid, pid, name, study_date=day, study_time="0742", accession=f"A{tail}",
+            description=DESCRIPTIONS[tail], modalities=modalities,
+            facility=site, instances=sum(r.instances for r in rows), series=len(rows),
+            bytes=sum(r.bytes for r in rows), first_received=received,
+            last_received=received, state=state, upload_id=upload))
+    return studies, series
+
+
+def sample_destinations() -> list[Destination]:
+    return [Destination("PACS_MAIN", "10.1.2.50", 104, "Main Hospital PACS",
+                        "2026-11-01T09:00:00+00:00"),
+            Destination("RESEARCH", "research-pacs.example.org", 11112,
+                        "research archive (anonymized)", "2026-11-10T09:00:00+00:00")]
+
+
+KEPT_BECAUSE = {"receiving": "still being received", "queued": "waiting for upload",
+                "uploading": "being uploaded"}
+JOB_STEPS = 3  # a fake job moves a third of the way with each job() call, then ends
+QUOTA = 4_000_000_000  # max_storage_gb = 4: the sample archive fills 70% of it
+
+
 def sample_callers() -> list[AllowedCaller]:
     return [AllowedCaller("CT_SCANNER1", "CT room 1", "10.1.2.3/32", True),
             AllowedCaller("MR_ROOM2", "MR, second floor", "", True),
@@ -200,6 +286,15 @@ class FakeBackend:
         self.reveal_gate: threading.Event | None = None  # when set, reveals wait on it
         self.queue = sample_uploads()
         self.upload_calls: list[str] = []  # "upload PATH", "retry 3", "cancel 4"
+        self.archive, self.series_of = sample_archive()
+        self.dests = {d.ae_title: d for d in sample_destinations()}
+        self.quota_bytes = QUOTA
+        self.study_queries: list[StudyQuery] = []
+        self.archive_calls: list[str] = []  # "send UID AE", "plan 30", "cleanup 30", ...
+        self.job_list: dict[int, Job] = {}
+        self._finishers: dict[int, object] = {}
+        self.job_hold = False  # when True, jobs stay where they are
+        self.job_failure = ""  # when set, jobs end "failed" with this message
 
     def status(self) -> StatusSnapshot:
         if self.gate is not None:
@@ -445,6 +540,172 @@ class FakeBackend:
             raise NotFound(f"no upload with id {item_id} (see `dicomtui uploads`)")
         return found[0]
 
+    # -- the archive: index, destinations, storage, background jobs ---------------------
+    def studies(self, query: StudyQuery) -> StudyPage:
+        self.study_queries.append(query)
+        found = sorted((replace(s, modalities=list(s.modalities)) for s in self.archive
+                        if _study_matches(s, query)),
+                       key=lambda s: s.last_received, reverse=True)
+        return StudyPage(found[:query.limit], len(found))
+
+    def series(self, study_uid: str) -> list[SeriesRow]:
+        self._study(study_uid)
+        return [replace(r) for r in self.series_of.get(study_uid, [])]
+
+    def destinations(self) -> list[Destination]:
+        return sorted((replace(d) for d in self.dests.values()), key=lambda d: d.ae_title)
+
+    def add_destination(self, ae_title: str, host: str, port: int,
+                        description: str = "") -> Destination:
+        problem = ae_title_problem(ae_title)
+        if problem:
+            raise InvalidRequest(f"AE title {ae_title!r} {problem}")
+        if not host.strip():
+            raise InvalidRequest("host must not be empty")
+        if not 1 <= int(port) <= 65535:
+            raise InvalidRequest(f"port {port} is out of range (1-65535)")
+        found = Destination(ae_title.strip(), host.strip(), int(port), description, NOW)
+        self.dests[found.ae_title] = found
+        return replace(found)
+
+    def remove_destination(self, ae_title: str) -> Destination:
+        if ae_title.strip() not in self.dests:
+            raise NotFound(f"no destination {ae_title.strip()!r} (see `dicomtui dest list`)")
+        return self.dests.pop(ae_title.strip())
+
+    def send_study(self, study_uid: str, ae_title: str) -> Job:
+        self.archive_calls.append(f"send {study_uid} {ae_title}")
+        study = self._study(study_uid)
+        if ae_title not in self.dests:
+            raise NotFound(f"no destination {ae_title!r} (see `dicomtui dest list`)")
+        count = study.instances
+
+        def finish():
+            return (f"sent {count:,} instances to {ae_title}",
+                    {"completed": count, "failed": 0, "warning": 0})
+
+        return self._start_job("send", f"send {study.patient_name} to {ae_title}", count,
+                               "sent {done:,} of {total:,} instances", finish)
+
+    def storage_report(self) -> StorageReport:
+        used = sum(s.bytes for s in self.archive)
+        return StorageReport(
+            "/var/lib/dicomtui/storage", used, self.quota_bytes, 2_000_000_000_000,
+            1_310_000_000_000, len(self.archive), sum(s.instances for s in self.archive),
+            used, _usage(self.archive, lambda s: [s.facility]),
+            self._modality_usage(), _usage(self.archive, lambda s: [s.last_received[:10]],
+                                           by_key=True),
+            bool(self._setting("auto_cleanup")), int(self._setting("retention_days")))
+
+    def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
+        days = self._days(older_than_days)
+        self.archive_calls.append(f"plan {days:g}")
+        cutoff = datetime.fromisoformat(NOW) - timedelta(days=days)
+        old = sorted((s for s in self.archive
+                      if datetime.fromisoformat(s.last_received) < cutoff),
+                     key=lambda s: s.last_received)
+        found = [CleanupCandidate(s.uid, s.patient_id, s.study_date, s.facility,
+                                  s.last_received, s.instances, s.bytes,
+                                  KEPT_BECAUSE.get(s.state, "")) for s in old]
+        remove = [c for c in found if not c.kept_because]
+        return CleanupPlan(days, remove, [c for c in found if c.kept_because],
+                           sum(c.bytes for c in remove))
+
+    def start_cleanup(self, older_than_days: float | None = None) -> Job:
+        plan = self.cleanup_plan(older_than_days)
+        self.archive_calls[-1] = f"cleanup {plan.older_than_days:g}"
+        self._exclusive()
+        gone = {c.uid for c in plan.remove}
+
+        def finish():
+            self.archive = [s for s in self.archive if s.uid not in gone]
+            return (f"removed {len(gone)} studies ({size(plan.bytes)})",
+                    {"studies": len(gone), "bytes": plan.bytes})
+
+        return self._start_job("cleanup", f"cleanup older than {plan.older_than_days:g} "
+                               "days", len(gone), "removed {done} of {total} studies",
+                               finish)
+
+    def start_reindex(self) -> Job:
+        self.archive_calls.append("reindex")
+        self._exclusive()
+        files = sum(s.instances for s in self.archive) + 1
+
+        def finish():
+            return (f"indexed {len(self.archive)} studies, {files - 1:,} instances; 1 "
+                    "unreadable file (see the log)",
+                    {"studies": len(self.archive), "instances": files - 1,
+                     "unreadable": 1})
+
+        return self._start_job("reindex", "reindex", files,
+                               "read {done:,} of {total:,} files", finish)
+
+    def jobs(self) -> list[Job]:
+        return [replace(j) for j in sorted(self.job_list.values(), key=lambda j: -j.id)]
+
+    def job(self, job_id: int) -> Job:
+        job = self.job_list.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        if job.state == "running" and not self.job_hold:
+            self._advance(job)
+        return replace(job, result=dict(job.result))
+
+    def _start_job(self, kind: str, title: str, total: int, words: str, finish) -> Job:
+        job = Job(len(self.job_list) + 1, kind, title, total=total, started=NOW,
+                  message="starting")
+        self.job_list[job.id] = job
+        self._finishers[job.id] = (words, finish)
+        return replace(job)
+
+    def _advance(self, job: Job) -> None:
+        words, finish = self._finishers[job.id]
+        if job.done < job.total:
+            job.done = min(job.total, job.done + max(1, -(-job.total // JOB_STEPS)))
+            job.message = words.format(done=job.done, total=job.total)
+            return
+        if self.job_failure:
+            job.state, job.message = "failed", self.job_failure
+        else:
+            job.message, job.result = finish()
+            job.state = "done"
+        job.finished = NOW
+
+    def _exclusive(self) -> None:
+        busy = [j for j in self.job_list.values()
+                if j.state == "running" and j.kind in ("cleanup", "reindex")]
+        if busy:
+            raise InvalidRequest(f"a {busy[0].kind} is already running (job {busy[0].id}: "
+                                 f"{busy[0].title}); wait for it to finish")
+
+    def _days(self, older_than_days: float | None) -> float:
+        days = older_than_days
+        if days is None:
+            days = self._setting("retention_days")
+        if days <= 0:
+            raise InvalidRequest(f"older than must be more than 0 days (got {days:g})")
+        return float(days)
+
+    def _setting(self, name: str):
+        return self.stored.get(name, SPEC_BY_NAME[name].default)
+
+    def _study(self, study_uid: str) -> StudyRow:
+        found = [s for s in self.archive if s.uid == study_uid]
+        if not found:
+            raise NotFound(f"study {study_uid} is not indexed")
+        return found[0]
+
+    def _modality_usage(self) -> list[UsageRow]:
+        rows: dict[str, UsageRow] = {}
+        for study in self.archive:
+            for part in self.series_of.get(study.uid, []):
+                row = rows.setdefault(part.modality, UsageRow(part.modality))
+                row.instances += part.instances
+                row.bytes += part.bytes
+            for modality in study.modalities:
+                rows[modality].studies += 1
+        return sorted(rows.values(), key=lambda r: -r.bytes)
+
     def close(self) -> None:
         self.calls.append("close")
         self.closed.set()
@@ -487,3 +748,32 @@ def _matches(r: dict, flt: TransactionFilter) -> bool:
     if flt.ae and flt.ae.upper() not in (r["calling_ae"], r["called_ae"]):
         return False
     return not flt.text or flt.text.lower() in str(r).lower()
+
+
+def _like(value: str, text: str) -> bool:
+    """Any part, any case, * and ? as wildcards: StudyQuery's matching."""
+    return not text or fnmatch.fnmatchcase(value.casefold(), f"*{text.casefold()}*")
+
+
+def _study_matches(s: StudyRow, q: StudyQuery) -> bool:
+    if q.patient and not any(_like(v, q.patient) for v in (s.patient_name, s.patient_id)):
+        return False
+    if q.date_from and s.study_date < q.date_from or q.date_to and s.study_date > q.date_to:
+        return False
+    if q.modality and not any(_like(m, q.modality) for m in s.modalities):
+        return False
+    return _like(s.accession, q.accession) and _like(s.facility, q.facility)
+
+
+def _usage(studies: list[StudyRow], keys, by_key: bool = False) -> list[UsageRow]:
+    """Studies, instances and bytes per key; largest first, or newest key first."""
+    rows: dict[str, UsageRow] = {}
+    for study in studies:
+        for key in keys(study):
+            row = rows.setdefault(key, UsageRow(key))
+            row.studies += 1
+            row.instances += study.instances
+            row.bytes += study.bytes
+    if by_key:
+        return sorted(rows.values(), key=lambda r: r.key, reverse=True)
+    return sorted(rows.values(), key=lambda r: -r.bytes)

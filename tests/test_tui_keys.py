@@ -49,7 +49,7 @@ def test_the_attached_header_fits_80_columns_on_every_screen():
     async def scenario(pilot):
         await wait_for_text(pilot, "RUNNING")
         headers = {}
-        for key in "1245789":
+        for key in "123456789":
             await pilot.press(key)
             await pilot.pause(0.2)
             headers[key] = screen_text(pilot.app).splitlines()[0]
@@ -60,7 +60,7 @@ def test_the_attached_header_fits_80_columns_on_every_screen():
     assert "attached pid 4242   RUNNING" in headers["8"]  # the longest tab name
     for key, header in headers.items():
         assert header.rstrip().endswith(("9", "9 Settings")), header
-        assert all(number in header for number in "1245789"), header
+        assert all(number in header for number in "123456789"), header
 
 
 def test_no_start_and_autostart_false_leave_a_local_receiver_stopped():

@@ -17,7 +17,12 @@ from dicomtui.tui.screens.access import AccessScreen
 from dicomtui.tui.screens.anonymization import AnonymizationScreen
 from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen
+from dicomtui.tui.screens.series import SeriesScreen
 from dicomtui.tui.screens.settings import SettingsScreen
+from dicomtui.tui.screens.storage import StorageScreen
+from dicomtui.tui.screens.storage_dialogs import CleanupPreview
+from dicomtui.tui.screens.studies import StudiesScreen
+from dicomtui.tui.screens.study_dialogs import PickDestination
 from dicomtui.tui.screens.uploads import UploadsScreen
 
 SIZES = [(80, 24), (160, 48)]
@@ -91,6 +96,20 @@ async def uploads_ready(pilot):
     await pilot.pause(0.2)
 
 
+async def studies_ready(pilot):
+    await pilot.press("3")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, StudiesScreen)
+                   and pilot.app.screen.is_loaded, what="studies")
+    await pilot.pause(0.2)
+
+
+async def storage_ready(pilot):
+    await pilot.press("6")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, StorageScreen)
+                   and pilot.app.screen.is_loaded, what="storage")
+    await pilot.pause(0.2)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_status_screen(snap_compare, size):
     assert snap_compare(status_app(), terminal_size=size, run_before=status_ready)
@@ -130,6 +149,18 @@ def test_anonymization_screen(snap_compare, size):
 def test_uploads_screen(snap_compare, size):
     """One upload in each state: a progress bar, a retry countdown, a cut error."""
     assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=uploads_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_studies_screen(snap_compare, size):
+    """One study in each state, newest received first."""
+    assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=studies_ready)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_storage_screen(snap_compare, size):
+    """70% of the quota; the usage tables stacked at 80 columns, side by side at 160."""
+    assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=storage_ready)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -246,3 +277,138 @@ def test_attached_and_unreachable_header(snap_compare):
 
     assert snap_compare(console(fake, poll_interval=3600), terminal_size=(80, 24),
                         run_before=ready)
+
+
+def test_series_of_a_study(snap_compare):
+    async def ready(pilot):
+        await studies_ready(pilot)
+        await pilot.press("down", "down")  # SMITH^ALEX, uploading
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SeriesScreen)
+                       and pilot.app.screen.is_loaded, what="series")
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+
+def test_studies_search_with_a_bad_date(snap_compare):
+    async def ready(pilot):
+        await studies_ready(pilot)
+        await pilot.press("slash", *"doe", "tab", "tab", *"2026-13-01", "enter")
+        await wait_for(pilot, lambda: pilot.app.screen.query_one(
+            "#studies-search-error").display, what="the error")
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+
+def test_empty_study_index(snap_compare):
+    fake = FakeBackend()
+    fake.archive = []
+    assert snap_compare(console(fake), terminal_size=(80, 24), run_before=studies_ready)
+
+
+def test_send_destination_picker(snap_compare):
+    async def ready(pilot):
+        await studies_ready(pilot)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PickDestination)
+                       and pilot.app.screen.destination_list, what="destinations")
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+
+def test_send_without_destinations(snap_compare):
+    fake = FakeBackend()
+    fake.dests = {}
+
+    async def ready(pilot):
+        await studies_ready(pilot)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PickDestination)
+                       and pilot.app.screen.query_one("#destinations-note").display
+                       and "dest add" in str(pilot.app.screen.query_one(
+                           "#destinations-note").render()), what="the note")
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(fake), terminal_size=(80, 24), run_before=ready)
+
+
+def test_send_confirmation(snap_compare):
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=dialog(snap_picker, "enter", Confirm))
+
+
+async def snap_picker(pilot):
+    await studies_ready(pilot)
+    await pilot.press("down", "down", "down")  # ROE^JANE, complete
+    await pilot.press("m")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, PickDestination)
+                   and pilot.app.screen.destination_list, what="destinations")
+
+
+async def job_held(pilot, fake, done: int, message: str):
+    """The job the keys started, held at `done` with `message`, the toasts gone."""
+    await wait_for(pilot, lambda: 1 in fake.job_list, what="the job")
+    job = fake.job_list[1]
+    job.done, job.message = done, message
+    await wait_for(pilot, lambda: f" {done}/{job.total} " in str(
+        pilot.app.screen.query_one("JobProgress").render()), what="the progress")
+    pilot.app.clear_notifications()
+    await pilot.pause(0.3)
+
+
+def test_send_progress(snap_compare):
+    fake = FakeBackend()
+    fake.job_hold = True
+
+    async def ready(pilot):
+        await snap_picker(pilot)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
+        await pilot.press("y")
+        await job_held(pilot, fake, 64, "sent 64 of 100 instances")
+
+    assert snap_compare(console(fake, poll_interval=0.1), terminal_size=(80, 24),
+                        run_before=ready)
+
+
+def test_cleanup_age_dialog(snap_compare):
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
+                        run_before=dialog(storage_ready, "c", FormDialog))
+
+
+def test_cleanup_preview(snap_compare):
+    async def ready(pilot):
+        await storage_ready(pilot)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FormDialog))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, CleanupPreview))
+        await pilot.pause(0.2)
+
+    assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
+
+
+def test_cleanup_progress(snap_compare):
+    fake = FakeBackend()
+    fake.job_hold = True
+
+    async def ready(pilot):
+        await storage_ready(pilot)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, FormDialog))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, CleanupPreview))
+        await pilot.press("y")
+        await job_held(pilot, fake, 2, "removed 2 of 3 studies")
+
+    assert snap_compare(console(fake, poll_interval=0.1), terminal_size=(80, 24),
+                        run_before=ready)
+
+
+def test_storage_without_a_quota(snap_compare):
+    fake = FakeBackend()
+    fake.quota_bytes = 0
+    assert snap_compare(console(fake), terminal_size=(80, 24), run_before=storage_ready)

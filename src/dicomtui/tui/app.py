@@ -34,6 +34,8 @@ from dicomtui.tui.screens.facilities import FacilitiesScreen
 from dicomtui.tui.screens.log import LogScreen, fetch_tail
 from dicomtui.tui.screens.settings import SettingsScreen
 from dicomtui.tui.screens.status import StatusScreen
+from dicomtui.tui.screens.storage import StorageScreen
+from dicomtui.tui.screens.studies import StudiesScreen
 from dicomtui.tui.screens.uploads import UploadsScreen
 
 Connector = Callable[[], object]
@@ -53,15 +55,17 @@ def _wall_clock() -> datetime:
 
 
 class DicomTUI(App):
-    """Status, Log, Facilities, Access, Uploads, Anonymization and Settings of one
-    receiver, local or attached to a service."""
+    """Status, Log, Studies, Facilities, Access, Storage, Uploads, Anonymization and
+    Settings of one receiver, local or attached to a service."""
 
     TITLE = "dicomtui"
     CSS_PATH = [styles_dir() / name for name in
-                ("app.tcss", "status.tcss", "log.tcss", "facilities.tcss", "access.tcss",
-                 "uploads.tcss", "anonymization.tcss", "settings.tcss")]
-    MODES = {"status": StatusScreen, "log": LogScreen, "facilities": FacilitiesScreen,
-             "access": AccessScreen, "uploads": UploadsScreen,
+                ("app.tcss", "status.tcss", "log.tcss", "studies.tcss", "facilities.tcss",
+                 "access.tcss", "storage.tcss", "uploads.tcss", "anonymization.tcss",
+                 "settings.tcss")]
+    MODES = {"status": StatusScreen, "log": LogScreen, "studies": StudiesScreen,
+             "facilities": FacilitiesScreen, "access": AccessScreen,
+             "storage": StorageScreen, "uploads": UploadsScreen,
              "anonymization": AnonymizationScreen, "settings": SettingsScreen}
     DEFAULT_MODE = "status"
     SCREENS_GROUP = Binding.Group("Screen", compact=True)
@@ -78,11 +82,17 @@ class DicomTUI(App):
                 tooltip="state, associations, counters, rate, storage, last errors"),
         Binding("2", "show('log')", "Log", id="screen.log", group=SCREENS_GROUP,
                 tooltip="the transaction log and the application log"),
+        Binding("3", "show('studies')", "Studies", id="screen.studies", group=SCREENS_GROUP,
+                tooltip="the study index: search, state, series; send a study to a "
+                "destination"),
         Binding("4", "show('facilities')", "Facilities", id="screen.facilities",
                 group=SCREENS_GROUP, tooltip="sending sites: AE title, port, listener; "
                 "what their PACS enters"),
         Binding("5", "show('access')", "Access", id="screen.access", group=SCREENS_GROUP,
                 tooltip="who may associate: policy, allowed callers, refusals"),
+        Binding("6", "show('storage')", "Storage", id="screen.storage", group=SCREENS_GROUP,
+                tooltip="space used against the quota, by facility, modality and day; "
+                "cleanup, reindex"),
         Binding("7", "show('uploads')", "Uploads", id="screen.uploads", group=SCREENS_GROUP,
                 tooltip="the upload queue: progress, retries; retry, cancel, upload a "
                 "folder or zip"),

@@ -120,6 +120,7 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
     errors_in_place = False  # True: every failure is shown in the form, which stays open
     working = ""  # said in the form while a slow save runs (e.g. zipping a folder)
+    submit_words = "save"  # what Enter does, on the keys line
 
     def __init__(self, title: str, detail: str | Text, fields: list[Field]) -> None:
         super().__init__(classes="dialog-screen")
@@ -141,8 +142,8 @@ class FormDialog(ModalScreen[msg.ChangeDone | None]):
                         yield Input(field.value, placeholder=field.placeholder,
                                     id=f"form-{field.name}", select_on_focus=True)
             yield Static(id="edit-error")
-            yield Label("[b]Enter[/b] save    [b]Tab[/b] next field    [b]Esc[/b] cancel",
-                        classes="dialog-keys")
+            yield Label(f"[b]Enter[/b] {self.submit_words}    [b]Tab[/b] next field    "
+                        "[b]Esc[/b] cancel", classes="dialog-keys")
 
     def request(self, values: dict[str, str]) -> Call:
         """The Backend call for these values; ValueError when they cannot be sent."""

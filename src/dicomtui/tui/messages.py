@@ -7,8 +7,9 @@ from typing import Any
 
 from textual.message import Message
 
-from dicomtui.models import (AllowedCaller, AnonSubject, EventBatch, Facility, PacsConfig,
-                             SettingValue, StatusSnapshot, UploadItem)
+from dicomtui.models import (AllowedCaller, AnonSubject, Destination, EventBatch, Facility,
+                             Job, PacsConfig, SeriesRow, SettingValue, StatusSnapshot,
+                             StorageReport, StudyPage, StudyQuery, UploadItem)
 
 
 @dataclass
@@ -114,6 +115,57 @@ class UploadsLoaded(Message):
 
     settings: list[SettingValue] = field(default_factory=list)
     items: list[UploadItem] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class StudiesLoaded(Message):
+    """One page of the study index for `query` (stale once the search has changed)."""
+
+    query: StudyQuery
+    page: StudyPage | None = None
+    error: str = ""
+
+
+@dataclass
+class SeriesLoaded(Message):
+    """The series of one study; `missing` when the study is no longer indexed."""
+
+    series: list[SeriesRow] = field(default_factory=list)
+    error: str = ""
+    missing: bool = False
+
+
+@dataclass
+class DestinationsLoaded(Message):
+    destinations: list[Destination] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class StorageLoaded(Message):
+    """The storage report, and the cleanup or reindex running now (started anywhere)."""
+
+    report: StorageReport | None = None
+    jobs: list[Job] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class JobStarted(Message):
+    """A background job the Backend accepted (or the reason it did not)."""
+
+    job: Job | None = None
+    error: str = ""
+
+
+@dataclass
+class JobsRead(Message):
+    """The jobs being followed, as read now; `gone` are ids the Backend forgot (a
+    restarted service)."""
+
+    jobs: list[Job] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
     error: str = ""
 
 

@@ -9,10 +9,10 @@ from textual.widgets import Static
 
 from dicomtui.tui import format as fmt
 
-SCREEN_TABS = (("1", "status", "Status"), ("2", "log", "Log"),
+SCREEN_TABS = (("1", "status", "Status"), ("2", "log", "Log"), ("3", "studies", "Studies"),
                ("4", "facilities", "Facilities"), ("5", "access", "Access"),
-               ("7", "uploads", "Uploads"), ("8", "anonymization", "Anonymization"),
-               ("9", "settings", "Settings"))
+               ("6", "storage", "Storage"), ("7", "uploads", "Uploads"),
+               ("8", "anonymization", "Anonymization"), ("9", "settings", "Settings"))
 # (who, uptime, tabs) tried in turn until the header fits: 80 columns name the other
 # screens by number; attached to a service, the uptime goes (Status shows it), then
 # "attached to service pid N" becomes "attached pid N"
