@@ -11,7 +11,13 @@ CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sender",
         "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites",
         "dicomtui.privacy_commands", "dicomtui.service.privacy", "dicomtui.service.restore",
         "dicomtui.upload_commands", "dicomtui.service.shipping",
-        "dicomtui.service.upload_worker", "dicomtui.service.studies"]
+        "dicomtui.service.upload_worker", "dicomtui.service.studies",
+        "dicomtui.dicom.matching", "dicomtui.service.archive_index",
+        "dicomtui.service.reindex", "dicomtui.service.retention",
+        "dicomtui.service.destinations", "dicomtui.service.jobs",
+        "dicomtui.service.query", "dicomtui.service.archive",
+        "dicomtui.archive_commands", "dicomtui.archive_views", "dicomtui.service.archive",
+        "dicomtui.service.qr_handlers"]
 PURE = ["dicomtui.dicom.identify", "dicomtui.dicom.layout", "dicomtui.dicom.paths",
         "dicomtui.dicom.filemeta", "dicomtui.dicom.aetitle", "dicomtui.dicom.synthetic",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
@@ -45,7 +51,11 @@ ENGINE = ["dicomtui.service.engine", "dicomtui.service.sender", "dicomtui.db.txl
           "dicomtui.dicom.identify", "dicomtui.service.sites", "dicomtui.service.access",
           "dicomtui.service.facilities", "dicomtui.service.privacy",
           "dicomtui.service.anonmap", "dicomtui.service.restore", "dicomtui.service.phi",
-          "dicomtui.service.shipping", "dicomtui.service.upload_worker"]
+          "dicomtui.service.shipping", "dicomtui.service.upload_worker",
+          "dicomtui.service.archive", "dicomtui.service.archive_index",
+          "dicomtui.service.query", "dicomtui.service.qr_handlers",
+          "dicomtui.service.reindex", "dicomtui.service.retention",
+          "dicomtui.service.destinations", "dicomtui.service.jobs"]
 
 
 @pytest.mark.parametrize("module", ENGINE)
@@ -64,7 +74,11 @@ TUI = ["dicomtui.tui.app", "dicomtui.tui.screens.status", "dicomtui.tui.screens.
        "dicomtui.tui.screens.facilities", "dicomtui.tui.screens.access",
        "dicomtui.tui.forms", "dicomtui.tui.screens.anonymization",
        "dicomtui.tui.screens.uploads", "dicomtui.tui.screens.upload_rows",
-       "dicomtui.tui.screens.upload_dialogs"]
+       "dicomtui.tui.screens.upload_dialogs", "dicomtui.tui.jobs",
+       "dicomtui.tui.screens.studies", "dicomtui.tui.screens.series",
+       "dicomtui.tui.screens.study_rows", "dicomtui.tui.screens.study_dialogs",
+       "dicomtui.tui.screens.study_search", "dicomtui.tui.screens.storage",
+       "dicomtui.tui.screens.storage_rows", "dicomtui.tui.screens.storage_dialogs"]
 
 
 @pytest.mark.parametrize("module", TUI)

@@ -117,7 +117,7 @@ class Archive:
         return sorted(rows, key=lambda r: (r.number is None, r.number or 0, r.uid))
 
     def _study_states(self) -> tuple[set[str], dict[str, tuple[str, int]]]:
-        receiving = self.studies.open_uids()
+        receiving = self.studies.open_uids() | self._recently_received()
         newest: dict[str, tuple[str, int]] = {}
         for item in self.uploads.all():  # newest first
             if item.study_uid and item.study_uid not in newest:
@@ -250,19 +250,20 @@ class Archive:
     def _protected(self) -> dict[str, str]:
         """Studies cleanup must keep, with the reason."""
         keep = {uid: "being received" for uid in self.studies.open_uids()}
-        # without zip_studies nothing tracks open studies: an instance within
-        # study_timeout means the study may still be arriving
-        recent = datetime.fromtimestamp(time.time() - self.settings.study_timeout
-                                        ).astimezone().isoformat()
-        for doc in self.index.all_studies():
-            if doc["last_received"] >= recent:
-                keep.setdefault(doc["uid"], "being received (an instance within "
-                                "study_timeout)")
+        for uid in self._recently_received():
+            keep.setdefault(uid, "being received (an instance within study_timeout)")
         for item in self.uploads.all():
             if item.study_uid and item.state in ("queued", "uploading", "failed"):
                 keep.setdefault(item.study_uid, f"waiting for upload ({item.state}, "
                                 f"upload {item.id})")
         return keep
+
+    def _recently_received(self) -> set[str]:
+        """Without zip_studies nothing tracks open studies: an instance within
+        study_timeout means the study may still be arriving."""
+        recent = datetime.fromtimestamp(time.time() - self.settings.study_timeout
+                                        ).astimezone().isoformat()
+        return {d["uid"] for d in self.index.live_docs() if d["last_received"] >= recent}
 
     def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
         days = self._days(older_than_days)
