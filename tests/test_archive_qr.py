@@ -145,17 +145,24 @@ def test_find_is_logged_without_values(archive):
     assert records[-1]["keys"] == "PatientName" and "DOE" not in str(records[-1])
 
 
-def test_c_cancel_stops_a_long_answer(make_engine):
+def test_c_cancel_stops_a_long_answer(service, tmp_path):
     """Cancelled after the first match, as a user pressing stop would; the answer must
     end with 0xFE00 long before all 3,000 matches. (pynetdicom drops a C-CANCEL that
-    arrives before the C-FIND is being served, so it is sent after the first answer.)"""
-    engine = make_engine()
-    write_small_studies(engine.storage.root / "bulk", 3000, "CANCEL")
-    assert engine.jobs.wait(engine.start_reindex().id, 120).state == "done"
+    arrives before the C-FIND is being served, so it is sent after the first answer.)
+    The receiver is its own process, as in real life: in one process the answering
+    thread can hold the GIL until every answer is queued, before this SCU even reads
+    the first one."""
+    data = tmp_path / "svc"
+    write_small_studies(data / "storage" / "bulk", 3000, "CANCEL")
+    svc = service(data_dir=data)  # an archive without an index is indexed at start
+    deadline = time.monotonic() + 120
+    while len(find(svc.port, QueryRetrieveLevel="STUDY", PatientID="CANCEL2999")[1]) != 1:
+        assert time.monotonic() < deadline, "the archive was not indexed"
+        time.sleep(0.2)
     query = Dataset()
     query.QueryRetrieveLevel, query.PatientName, query.StudyInstanceUID = \
         "STUDY", "CANCEL*", ""
-    assoc = ask(engine.port)
+    assoc = ask(svc.port)
     statuses = []
     try:
         cx = assoc._get_valid_context(FIND["STUDY"], "", "scu")
@@ -164,6 +171,11 @@ def test_c_cancel_stops_a_long_answer(make_engine):
             7, FIND["STUDY"], 2
         request.Identifier = BytesIO(encode(query, cx.transfer_syntax[0].is_implicit_VR,
                                             cx.transfer_syntax[0].is_little_endian))
+        # as pynetdicom's own send_c_* do: pause the association's reactor, or it may
+        # take a response off the queue before get_msg() sees it
+        assoc._reactor_checkpoint.clear()
+        while not assoc._is_paused:
+            time.sleep(0.0001)
         assoc.dimse.send_msg(request, cx.context_id)
         while True:
             _cx, answer = assoc.dimse.get_msg(block=True)
@@ -173,20 +185,19 @@ def test_c_cancel_stops_a_long_answer(make_engine):
             if answer.Status not in (0xFF00, 0xFF01):
                 break
     finally:
+        assoc._reactor_checkpoint.set()
         assoc.release()
     assert statuses[-1] == 0xFE00, statuses
     assert len(statuses) < 3001
-    assert _last(engine, "find")["reason"] == "cancelled by the requester"
+    deadline = time.monotonic() + 10  # records reach the log within a second or so
+    while "cancelled by the requester" not in svc.cli("log", "--type", "find").stdout:
+        assert time.monotonic() < deadline, "the cancelled C-FIND was not logged"
+        time.sleep(0.3)
 
 
 def test_move_to_a_known_destination_sends_everything(archive):
-    dest = StoreSCP(free_port())
-    try:
-        archive.add_destination("DEST", "127.0.0.1", dest.port)
-        statuses = move(archive.port, "DEST", QueryRetrieveLevel="STUDY",
-                        StudyInstanceUID=uid(archive, "doe1"))
-    finally:
-        dest.close()
+    statuses, dest = move_to_scp(archive, QueryRetrieveLevel="STUDY",
+                                 StudyInstanceUID=uid(archive, "doe1"))
     final = statuses[-1]
     assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 4
     assert final.NumberOfFailedSuboperations == 0
@@ -199,13 +210,8 @@ def test_move_to_a_known_destination_sends_everything(archive):
 
 
 def test_move_by_patient_in_patient_root(archive):
-    dest = StoreSCP(free_port())
-    try:
-        archive.add_destination("DEST", "127.0.0.1", dest.port)
-        statuses = move(archive.port, "DEST", "PATIENT", QueryRetrieveLevel="PATIENT",
-                        PatientID="P1")
-    finally:
-        dest.close()
+    statuses, dest = move_to_scp(archive, "PATIENT", QueryRetrieveLevel="PATIENT",
+                                 PatientID="P1")
     assert statuses[-1].Status == 0 and len(dest.received) == 6
 
 
@@ -217,13 +223,8 @@ def test_move_to_an_unknown_destination_is_a801(archive):
 
 
 def test_move_tells_the_truth_when_the_destination_refuses(archive):
-    dest = StoreSCP(free_port(), refuse=True)
-    try:
-        archive.add_destination("DEST", "127.0.0.1", dest.port)
-        statuses = move(archive.port, "DEST", QueryRetrieveLevel="STUDY",
-                        StudyInstanceUID=uid(archive, "roe"))
-    finally:
-        dest.close()
+    statuses, dest = move_to_scp(archive, refuse=True, QueryRetrieveLevel="STUDY",
+                                 StudyInstanceUID=uid(archive, "roe"))
     final = statuses[-1]
     assert final.Status == 0xA702 and final.NumberOfFailedSuboperations == 2
     assert final.NumberOfCompletedSuboperations == 0
@@ -235,13 +236,8 @@ def test_move_when_a_stored_file_is_gone_counts_it_failed(archive):
     first = archive.studies_sent["roe"][0]
     doc_paths = [i.path for i in archive.index.instances(str(first.StudyInstanceUID))]
     (archive.storage.root / doc_paths[0]).unlink()
-    dest = StoreSCP(free_port())
-    try:
-        archive.add_destination("DEST", "127.0.0.1", dest.port)
-        statuses = move(archive.port, "DEST", QueryRetrieveLevel="STUDY",
-                        StudyInstanceUID=uid(archive, "roe"))
-    finally:
-        dest.close()
+    statuses, dest = move_to_scp(archive, QueryRetrieveLevel="STUDY",
+                                 StudyInstanceUID=uid(archive, "roe"))
     final = statuses[-1]
     assert final.Status == 0xB000
     assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == \
@@ -249,12 +245,7 @@ def test_move_when_a_stored_file_is_gone_counts_it_failed(archive):
 
 
 def test_move_without_the_unique_key_moves_nothing(archive):
-    dest = StoreSCP(free_port())
-    try:
-        archive.add_destination("DEST", "127.0.0.1", dest.port)
-        statuses = move(archive.port, "DEST", QueryRetrieveLevel="STUDY", PatientName="*")
-    finally:
-        dest.close()
+    statuses, dest = move_to_scp(archive, QueryRetrieveLevel="STUDY", PatientName="*")
     assert statuses[-1].Status == 0xA900 and dest.received == []
 
 
@@ -292,11 +283,21 @@ def test_a_facility_sees_only_its_own_studies(make_engine):
     seen = {}
     for name, fac in (("north", north), ("south", south)):
         assoc = ae.associate("127.0.0.1", fac.port, ae_title=fac.ae_title)
-        seen[name] = {str(ds.PatientID) for st, ds in assoc.send_c_find(query, FIND["STUDY"])
-                      if ds is not None}
+        answers = assoc.send_c_find(query, FIND["STUDY"])
+        seen[name] = {str(ds.PatientID) for _status, ds in answers if ds is not None}
         assoc.release()
     assert seen == {"north": {"N1"}, "south": {"S1"}}
     assert find(engine.port, QueryRetrieveLevel="STUDY", PatientID="")[1].__len__() == 2
+
+
+def move_to_scp(archive, *args, refuse: bool = False, **keys):
+    """A C-MOVE to a storage SCP started for it as destination DEST: (statuses, SCP)."""
+    dest = StoreSCP(free_port(), refuse=refuse)
+    try:
+        archive.add_destination("DEST", "127.0.0.1", dest.port)
+        return move(archive.port, "DEST", *args, **keys), dest
+    finally:
+        dest.close()
 
 
 def _last(engine, kind: str) -> dict:

@@ -12,14 +12,14 @@ import shutil
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 
 from dicomtui.dicom.matching import text_search
 from dicomtui.models import (CleanupPlan, Destination, Job, SeriesRow, StorageReport,
                              StudyPage, StudyQuery, StudyRow, UsageRow)
 from dicomtui.service.archive_index import ArchiveIndex, copy_doc
 from dicomtui.service.destinations import DestinationList
-from dicomtui.service.events import now_iso
+from dicomtui.db.storage import flush_database
+from dicomtui.service.records import service_record
 from dicomtui.service.jobs import JobBoard, Reporter
 from dicomtui.service.query import modalities
 from dicomtui.service.reindex import install, rebuild
@@ -56,16 +56,12 @@ class Archive:
         for problem in self.destinations.load(self.db):
             self._warn(problem)
         self.writer.register("destinations", self.destinations.write_batch,
-                             lambda: self._flush_db())
+                             lambda: flush_database(self.db))
         self.writer.register("index", lambda batch: None, self.index.save)
         self.jobs = JobBoard()
         self._during_reindex: list[tuple] | None = None
         self._room_lock = threading.Lock()
         self.storage.on_full = self._make_room
-
-    def _flush_db(self) -> None:
-        from dicomtui.db.storage import flush_database
-        flush_database(self.db)
 
     def _index_empty_but_files(self) -> bool:
         """An archive from before the index (or a lost index): worth a reindex."""
@@ -78,11 +74,11 @@ class Archive:
         return False
 
     # -- from the receive path -------------------------------------------------------
-    def index_stored(self, ident, result, facility: str, syntax) -> None:
+    def index_stored(self, ident, result, facility: str, syntax, when: str) -> None:
         if not ident.study_uid or (result.duplicate and result.size == 0):
             return  # no study to file it under / the copy kept is indexed already
         args = (ident, result.path, str(syntax), result.size, result.added,
-                result.duplicate, facility, now_iso())
+                result.duplicate, facility, when)
         self.index.add(*args)
         during = self._during_reindex
         if during is not None:
@@ -195,16 +191,14 @@ class Archive:
         status = 0x0000 if not failed and not summary.warnings else \
             0xA702 if failed == len(items) else 0xB000
         reason = error or (f"{failed} failed" if failed else "")
-        self._record({"time": now_iso(), "type": "move", "outcome": "ok" if status == 0
-                      else "warning" if status == 0xB000 else "failed", "status": status,
-                      "calling_ae": self.settings.ae_title, "called_ae": where.ae_title,
-                      "peer": f"{where.host}:{where.port}", "reason": reason,
-                      "destination": where.ae_title, "study_uid": study_uid,
-                      "total": len(items), "completed": summary.sent - summary.warnings,
-                      "warning": summary.warnings, "failed": failed,
-                      "facility": "", "initiated": "operator"})
         result = {"total": len(items), "completed": summary.sent - summary.warnings,
                   "warning": summary.warnings, "failed": failed}
+        outcome = "ok" if status == 0 else "warning" if status == 0xB000 else "failed"
+        self._record(service_record(
+            "move", outcome, status, reason, calling_ae=self.settings.ae_title,
+            called_ae=where.ae_title, peer=f"{where.host}:{where.port}",
+            destination=where.ae_title, study_uid=study_uid, facility="",
+            initiated="operator", **result))
         if error and not summary.sent:
             raise RuntimeError(error)
         return (f"sent {summary.sent} of {len(items)} to {where.ae_title}"
@@ -296,6 +290,7 @@ class Archive:
             files, freed, studies = files + removed, freed + size, studies + 1
             reporter.progress(n, len(todo.remove), f"{n} of {len(todo.remove)} studies "
                               "removed")
+        self.writer.flush()  # the job is done when its removals are on record
         message = (f"removed {studies} studies ({files} files, {freed} bytes); "
                    f"kept {len(todo.keep)}")
         LOG.info("cleanup: %s", message)
@@ -307,12 +302,9 @@ class Archive:
         files, freed = remove_study(self.index, self.storage.root, uid)
         self.storage.release(freed)
         self.writer.put("index", None)
-        record = {"time": now_iso(), "type": "cleanup", "outcome": "ok", "status": None,
-                  "calling_ae": "", "called_ae": "", "peer": "", "reason": why,
-                  "study_uid": uid, "instances": files, "bytes": freed,
-                  "facility": doc.get("facility", ""),
-                  "last_received": doc.get("last_received", "")}
-        self._record(record)
+        self._record(service_record(
+            "cleanup", "ok", None, why, study_uid=uid, instances=files, bytes=freed,
+            facility=doc.get("facility", ""), last_received=doc.get("last_received", "")))
         LOG.warning("cleanup removed study %s (%s, last received %s): %d files, %d bytes",
                     uid, why, doc.get("last_received", "?"), files, freed)
         return files, freed

@@ -15,7 +15,6 @@ from the files, which are the truth.
 
 from __future__ import annotations
 
-import os
 import threading
 import zlib
 from collections import defaultdict
@@ -250,18 +249,3 @@ def _read_lines(path: Path, pending: Iterable[bytes]) -> Iterable[list]:
         if isinstance(raw, list) and len(raw) == 7:
             yield raw
 
-
-def write_instance_file(path: Path, lines: list[bytes]) -> None:
-    """A whole instance file at once (reindex)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, b"".join(lines))
-
-
-def size_on_disk(paths: Iterable[Path]) -> int:
-    total = 0
-    for path in paths:
-        try:
-            total += os.lstat(path).st_size
-        except OSError:
-            continue
-    return total

@@ -384,7 +384,7 @@ class Engine(Sites, Privacy, Shipping, Archive):
                 info.instances += 1
                 info.bytes += result.size
         if ok:
-            self.index_stored(ident, result, facility, syntax)
+            self.index_stored(ident, result, facility, syntax, record["time"])
             self.study_stored(ident.study_uid, result.path, result.size, facility)
         if info is not None:
             record["association"] = info.id

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from dataclasses import replace
 from typing import Callable
 
@@ -92,7 +93,6 @@ class JobBoard:
 
     def wait(self, job_id: int, timeout: float | None = None) -> Job | None:
         """Block until the job has finished (for tests and the CLI in-process)."""
-        import time
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.get(job_id)

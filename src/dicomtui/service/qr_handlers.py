@@ -22,13 +22,14 @@ from pynetdicom.sop_class import Verification
 from dicomtui.dicom.matching import QueryError
 from dicomtui.service.archive_index import Instance
 from dicomtui.service.query import answer, find, parse, retrieve_set
-from dicomtui.service.records import base_record
+from dicomtui.service.records import base_record, outcome_of
 
 LOG = logging.getLogger("dicomtui.qr")
 UNABLE = 0xC000  # "unable to process"
 CANCEL, PENDING = 0xFE00, 0xFF00
 UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 MAX_CONTEXTS = 128
+PACE = 100  # C-FIND answers between waits for the send queue to drain
 ANY_STORAGE = [build_context(cx.abstract_syntax, list(UNCOMPRESSED))
                for cx in StoragePresentationContexts[:MAX_CONTEXTS - 1]] + \
     [build_context(Verification)]
@@ -67,7 +68,7 @@ def handle_find(event, engine):
                 yield CANCEL, None
                 return
             matches += 1
-            hear_the_peer(event.assoc)
+            hear_the_peer(event.assoc, matches)
             yield PENDING, answer(entity, query, our_ae)
     except QueryError as exc:
         status, reason = exc.status, str(exc)
@@ -82,17 +83,18 @@ def handle_find(event, engine):
             "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
 
 
-def hear_the_peer(assoc, patience: float = 2.0) -> None:
-    """Let a C-CANCEL in before sending more.
+def hear_the_peer(assoc, answered: int, patience: float = 2.0) -> None:
+    """Keep pace with the network, so a C-CANCEL gets in.
 
     pynetdicom's DUL thread reads from the socket only when its send queue is empty, so
     a handler that yields faster than the network would queue every answer before the
-    requester's cancel is even read. When the peer has sent something, wait (bounded)
-    until the queue has drained and the DUL has read it.
+    requester's cancel is even read. When the peer has sent something, and every
+    PACE answers in any case (which also bounds what waits in memory), wait (bounded)
+    until the queue has drained and nothing is left unread.
     """
     dul = getattr(assoc, "dul", None)
     raw = getattr(getattr(dul, "socket", None), "socket", None)
-    if raw is None or not _readable(raw):
+    if raw is None or (answered % PACE and not _readable(raw)):
         return
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline and assoc.is_established and \
@@ -250,7 +252,6 @@ def _contexts(chosen: list[Instance]) -> list:
 
 def record_fields(kind: str, assoc, status: int, reason: str, extra: dict) -> dict:
     """A transaction record for one Q/R request."""
-    from dicomtui.service.records import outcome_of
     outcome = "ok" if status in (0x0000, CANCEL) else outcome_of(status)
     record = base_record(kind, assoc, outcome, status, reason)
     record.update(extra)

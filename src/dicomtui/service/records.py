@@ -28,6 +28,16 @@ def base_record(kind: str, assoc, outcome: str, status: int | None = None,
     }
 
 
+def service_record(kind: str, outcome: str, status: int | None = None,
+                   reason: str = "", **fields) -> dict:
+    """A record of work the service did itself (cleanup, an operator's send): the
+    fields every record has, no association behind it."""
+    record = {"time": now_iso(), "type": kind, "outcome": outcome, "status": status,
+              "calling_ae": "", "called_ae": "", "peer": "", "reason": reason}
+    record.update(fields)
+    return record
+
+
 def store_record(assoc, ident: Identity, result: StoreResult, seconds: float,
                  transfer_syntax: str) -> dict:
     """One C-STORE: who sent what, where it went, how long it took, and the answer."""

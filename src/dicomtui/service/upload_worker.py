@@ -17,6 +17,7 @@ from typing import Callable
 
 from dicomtui.service.background import Background
 from dicomtui.service.events import now_iso
+from dicomtui.service.retention import prune_empty
 from dicomtui.service.upload_client import Outcome, UploadClient
 from dicomtui.service.upload_queue import QueueMissing, UploadQueue
 
@@ -130,7 +131,7 @@ class UploadWorker(Background):
                 target.unlink()
             except FileNotFoundError:
                 continue
-            _remove_empty_parents(target.parent, self.storage_root)
+            prune_empty(target.parent, self.storage_root)
         Path(item.path).unlink(missing_ok=True)
         if freed:
             self._freed(freed)
@@ -139,11 +140,3 @@ class UploadWorker(Background):
         LOG.info("upload %d: removed %s and %d stored file(s) (cleanup_after_upload)",
                  item_id, Path(item.path).name, len(self.queue.files_of(item_id)))
 
-
-def _remove_empty_parents(folder: Path, root: Path) -> None:
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
