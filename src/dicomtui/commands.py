@@ -85,7 +85,8 @@ from dicomtui.archive_commands import (cleanup_args, cmd_cleanup, cmd_dest,  # n
 REGISTRY = {
     "serve": ("run the receiver headless (for systemd)", _serve_args),
     "status": ("state, uptime, listeners, associations and counters", _status_args),
-    "log": ("the transaction log (associations, echoes, stores)", _log_args),
+    "log": ("the transaction log (associations, echoes, stores, queries, retrieves, "
+            "cleanups)", _log_args),
     "config": ("effective settings and their source; set or unset stored values",
                _config_args),
     "echo": ("send a C-ECHO to a DICOM peer", _peer_args),
