@@ -36,7 +36,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from dicomtui.dicom.identify import Identity  # noqa: E402
-from dicomtui.service.archive_index import ArchiveIndex, apply_instance, new_study  # noqa: E402,E501
+from dicomtui.service.archive.index import ArchiveIndex, apply_instance, new_study  # noqa: E402,E501
 
 SURNAMES = ["SMITH", "JONES", "TAYLOR", "BROWN", "WILLIAMS", "WILSON", "JOHNSON", "DAVIES",
             "ROBINSON", "WRIGHT", "THOMPSON", "EVANS", "WALKER", "WHITE", "ROBERTS",

@@ -47,7 +47,6 @@ def make_engine(tmp_path):
     def _make(data_dir: Path | None = None, **settings) -> Engine:
         cli = {"host": "127.0.0.1", "port": str(free_port()), **settings}
         engine = Engine(data_dir or tmp_path / f"data{len(engines)}", cli, environ={})
-        engine.open()
         engines.append(engine)
         engine.start()
         return engine

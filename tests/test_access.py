@@ -13,7 +13,7 @@ from conftest import free_port
 from pynetdicom import AE
 
 from dicomtui.models import AllowedCaller
-from dicomtui.service.access import AccessPolicy, CallerError, check
+from dicomtui.service.sites.access import AccessPolicy, CallerError, check
 from helpers import fresh_ct
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -74,7 +74,7 @@ def test_rules_in_order_with_their_reject_reasons():
 # -- with real associations ---------------------------------------------------------------
 def test_require_calling_ae_refuses_strangers_and_logs_why(make_engine):
     engine = make_engine(require_calling_ae="true")
-    engine.allow_caller("CT1", description="CT room 1")
+    engine.sites.allow_caller("CT1", description="CT room 1")
     assert rejection(associate(engine.port, "CT1")) is None
     stranger = associate(engine.port, "STRANGER")
     assert rejection(stranger) == (1, 1, 3)  # permanent, service user, calling AE
@@ -90,16 +90,16 @@ def test_require_calling_ae_refuses_strangers_and_logs_why(make_engine):
 
 def test_denied_inactive_and_ip_bound_callers(make_engine):
     engine = make_engine()
-    engine.allow_caller("OLD_US", active=False)
-    engine.allow_caller("CT_FAR", ip="10.20.0.0/16")
-    engine.allow_caller("CT_NEAR", ip="127.0.0.1")
+    engine.sites.allow_caller("OLD_US", active=False)
+    engine.sites.allow_caller("CT_FAR", ip="10.20.0.0/16")
+    engine.sites.allow_caller("CT_NEAR", ip="127.0.0.1")
     assert rejection(associate(engine.port, "OLD_US")) == (1, 1, 3)
     assert rejection(associate(engine.port, "CT_FAR")) == (1, 1, 3)
     assert rejection(associate(engine.port, "CT_NEAR")) is None
     assert rejection(associate(engine.port, "ANYONE")) is None  # require is off
     rules = {r["calling_ae"]: r["rule"] for r in refusals(engine)}
     assert rules == {"OLD_US": "denied", "CT_FAR": "caller_ip"}
-    engine.allow_caller("OLD_US")  # re-allowed, live
+    engine.sites.allow_caller("OLD_US")  # re-allowed, live
     assert rejection(associate(engine.port, "OLD_US")) is None
 
 
@@ -111,7 +111,7 @@ def test_allowed_ips_and_called_ae_checks_apply_live(make_engine):
     assert rejection(associate(engine.port, "CT1")) is None
     engine.set_setting("check_called_ae", "true")
     assert rejection(associate(engine.port, "CT1", called="SOMEONEELSE")) == (1, 1, 7)
-    site = engine.add_facility("Main Hospital", port=free_port())
+    site = engine.sites.add_facility("Main Hospital", port=free_port())
     assert rejection(associate(site.port, "CT1", called="MAINHOSPITAL")) is None
     assert rejection(associate(engine.port, "CT1", called="MAINHOSPITAL")) is None
     assert rejection(associate(site.port, "CT1", called="DICOMTUI")) is None
@@ -125,15 +125,15 @@ def test_allowed_ips_and_called_ae_checks_apply_live(make_engine):
 def test_caller_list_rules_and_persistence(make_engine, tmp_path):
     engine = make_engine(data_dir=tmp_path / "callers")
     with pytest.raises(CallerError, match="backslash"):
-        engine.allow_caller("BAD\\AE")
+        engine.sites.allow_caller("BAD\\AE")
     with pytest.raises(CallerError, match="not an IP address"):
-        engine.allow_caller("CT1", ip="10.0.0.300")
-    engine.allow_caller("CT1", ip="10.1.2.3", description="CT room 1")
-    engine.allow_caller("CT1", description="CT room one")  # ip kept
-    engine.allow_caller("OLD", active=False)
+        engine.sites.allow_caller("CT1", ip="10.0.0.300")
+    engine.sites.allow_caller("CT1", ip="10.1.2.3", description="CT room 1")
+    engine.sites.allow_caller("CT1", description="CT room one")  # ip kept
+    engine.sites.allow_caller("OLD", active=False)
     engine.close()
     again = make_engine(data_dir=tmp_path / "callers")
-    assert [(c.ae_title, c.ip, c.description, c.active) for c in again.caller_list()] == [
+    assert [(c.ae_title, c.ip, c.description, c.active) for c in again.sites.caller_list()] == [
         ("CT1", "10.1.2.3/32", "CT room one", True), ("OLD", "", "", False)]
 
 
@@ -147,8 +147,8 @@ def _echoscu(port: int, calling: str, called: str = "DICOMTUI"):
 def test_dcmtk_echoscu_accepted_or_refused_per_policy_on_main_and_facility_ports(
         make_engine):
     engine = make_engine(require_calling_ae="true", check_called_ae="true")
-    site = engine.add_facility("St. Mary's Clinic", port=free_port())
-    engine.allow_caller("MODALITY1")
+    site = engine.sites.add_facility("St. Mary's Clinic", port=free_port())
+    engine.sites.allow_caller("MODALITY1")
     for port, called in ((engine.port, "DICOMTUI"), (site.port, "STMARYSCLINIC")):
         ok = _echoscu(port, "MODALITY1", called)
         assert ok.returncode == 0, ok.stderr
@@ -168,7 +168,7 @@ def test_dcmtk_echoscu_accepted_or_refused_per_policy_on_main_and_facility_ports
 def test_dcmtk_storescu_to_a_facility_port_with_and_without_permission(make_engine,
                                                                       tmp_path):
     engine = make_engine(require_calling_ae="true", layout="facility/series")
-    site = engine.add_facility("Main Hospital", port=free_port())
+    site = engine.sites.add_facility("Main Hospital", port=free_port())
     path = tmp_path / "ct.dcm"
     fresh_ct().save_as(path, enforce_file_format=True)
 
@@ -179,7 +179,7 @@ def test_dcmtk_storescu_to_a_facility_port_with_and_without_permission(make_engi
 
     refused = storescu("CT_NEW")
     assert refused.returncode != 0 and not list(engine.storage.root.rglob("*.dcm"))
-    engine.allow_caller("CT_NEW")
+    engine.sites.allow_caller("CT_NEW")
     stored = storescu("CT_NEW")
     assert stored.returncode == 0, stored.stderr
     (dcm,) = engine.storage.root.rglob("*.dcm")
@@ -217,14 +217,14 @@ def test_ae_verbs_through_a_running_service_apply_at_once(service):
 
 
 def test_editing_a_caller_keeps_it_allowed_or_denied(engine):
-    from dicomtui.service.access import CallerMissing
-    engine.allow_caller("CT_EDIT", "10.0.0.0/8", "old")
-    engine.allow_caller("US_DENIED", None, None, active=False)
-    edited = engine.update_caller("US_DENIED", ip="192.168.1.0/24", description="cart")
+    from dicomtui.service.sites.access import CallerMissing
+    engine.sites.allow_caller("CT_EDIT", "10.0.0.0/8", "old")
+    engine.sites.allow_caller("US_DENIED", None, None, active=False)
+    edited = engine.sites.update_caller("US_DENIED", ip="192.168.1.0/24", description="cart")
     assert (edited.active, edited.ip, edited.description) == (False, "192.168.1.0/24",
                                                               "cart")
-    assert engine.update_caller("CT_EDIT", description="CT room 1").active
-    assert engine.update_caller("CT_EDIT").ip == "10.0.0.0/8"  # None keeps
+    assert engine.sites.update_caller("CT_EDIT", description="CT room 1").active
+    assert engine.sites.update_caller("CT_EDIT").ip == "10.0.0.0/8"  # None keeps
     with pytest.raises(CallerMissing):
-        engine.update_caller("NOBODY", ip="")
-    assert "NOBODY" not in {c.ae_title for c in engine.caller_list()}
+        engine.sites.update_caller("NOBODY", ip="")
+    assert "NOBODY" not in {c.ae_title for c in engine.sites.caller_list()}

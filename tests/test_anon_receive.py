@@ -21,7 +21,7 @@ from pynetdicom import AE
 
 from anon_helpers import identifying_strings, kept_strings, leaks
 from conftest import free_port, run_cli
-from dicomtui.service.restore import RestoreError, restore_path
+from dicomtui.service.privacy.restore import RestoreError, restore_path
 from helpers import fresh_ct, send, stored_files
 from test_receive import SAMPLES
 
@@ -62,7 +62,7 @@ def test_every_sample_is_anonymized_on_receive_and_restores_exactly(make_engine,
     # restore gives the original values back
     engine.writer.flush()
     restored = tmp_path / "restored.dcm"
-    restore_path(stored, restored, engine.anonymizer().map)
+    restore_path(stored, restored, engine.privacy.anonymizer().map)
     back = dcmread(restored)
     assert _restorable(original, back) == []
     assert back.file_meta.MediaStorageSOPInstanceUID == original.SOPInstanceUID
@@ -84,14 +84,14 @@ def test_two_patients_get_two_codes_and_one_patient_keeps_one(make_engine, tmp_p
     assert ids == ["sub-001", "sub-001", "sub-002"]
     stores = records(engine, types=["store"])
     assert sorted(r["patient_id"] for r in stores) == ids
-    subjects = {s.code: s for s in engine.anon_subjects(reveal=True)}
+    subjects = {s.code: s for s in engine.privacy.anon_subjects(reveal=True)}
     assert subjects["sub-001"].patient_id == "PAT-A"
     assert subjects["sub-001"].instances == 2 and subjects["sub-001"].studies == 1
     # a restart keeps the codes: same patient, same code; a new one gets the next
     engine.close()
     again = make_engine(data_dir=data_dir, anonymize="true")
     send(again.port, [_patient("PAT-B", "BETA^BEN"), _patient("PAT-C", "GAMMA^GUS")])
-    codes = {s.code: s.patient_id for s in again.anon_subjects(reveal=True)}
+    codes = {s.code: s.patient_id for s in again.privacy.anon_subjects(reveal=True)}
     assert codes == {"sub-001": "PAT-A", "sub-002": "PAT-B", "sub-003": "PAT-C"}
 
 
@@ -99,7 +99,7 @@ def test_issuer_of_patient_id_separates_patients_with_the_same_id(engine):
     engine.set_setting("anonymize", "true")
     send(engine.port, [_patient("123", "ONE^A") for _ in range(1)]
          + [fresh_ct(PatientID="123", IssuerOfPatientID="OTHER-HOSPITAL")])
-    assert len(engine.anon_subjects()) == 2
+    assert len(engine.privacy.anon_subjects()) == 2
 
 
 def test_concurrent_associations_give_one_code_per_patient(engine):
@@ -120,11 +120,11 @@ def test_concurrent_associations_give_one_code_per_patient(engine):
     assert errors == []
     by_code: dict[str, set[str]] = {}
     engine.writer.flush()
-    for s in engine.anon_subjects(reveal=True):
+    for s in engine.privacy.anon_subjects(reveal=True):
         by_code.setdefault(s.patient_id, set()).add(s.code)
     assert sorted(by_code) == ["P0", "P1", "P2"]
     assert all(len(codes) == 1 for codes in by_code.values())
-    assert sum(s.instances for s in engine.anon_subjects()) == 24
+    assert sum(s.instances for s in engine.privacy.anon_subjects()) == 24
 
 
 def test_replaced_uids_keep_references_consistent_and_restore(make_engine, tmp_path):
@@ -145,7 +145,7 @@ def test_replaced_uids_keep_references_consistent_and_restore(make_engine, tmp_p
     assert b.ReferencedImageSequence[0].ReferencedSOPInstanceUID == a.SOPInstanceUID
     engine.writer.flush()
     target = tmp_path / "restored"
-    report = restore_path(engine.storage.root, target, engine.anonymizer().map)
+    report = restore_path(engine.storage.root, target, engine.privacy.anonymizer().map)
     assert report.restored == 2
     back = sorted((dcmread(p) for p in stored_files(target)),
                   key=lambda d: "ReferencedImageSequence" in d)
@@ -155,18 +155,19 @@ def test_replaced_uids_keep_references_consistent_and_restore(make_engine, tmp_p
 
 
 def test_a_facility_can_anonymize_while_the_rest_does_not(engine):
-    made = engine.add_facility("Research Site", anonymize="on")
+    made = engine.sites.add_facility("Research Site", anonymize="on")
     send(made.port, [_patient("R-1", "RESEARCH^ROB")], called=made.ae_title)
     send(engine.port, [_patient("C-1", "CLINIC^CLARA")])
     ids = sorted(dcmread(p).PatientID for p in stored_files(engine.storage.root))
     assert ids == ["C-1", "sub-001"]
     engine.set_setting("anonymize", "true")
-    engine.update_facility("Research Site", anonymize="off")
+    engine.sites.update_facility("Research Site", anonymize="off")
     send(made.port, [_patient("R-2", "RESEARCH^RIA")], called=made.ae_title)
     send(engine.port, [_patient("C-2", "CLINIC^CARL")])
     ids = sorted(dcmread(p).PatientID for p in stored_files(engine.storage.root))
     assert ids == ["C-1", "R-2", "sub-001", "sub-002"]
-    assert engine.facilities.get("Research Site").anonymize == "off"
+    facilities = {f.name: f for f in engine.sites.facility_list()}
+    assert facilities["Research Site"].anonymize == "off"
 
 
 def test_without_its_key_the_map_refuses_and_nothing_is_stored(make_engine, tmp_path):
@@ -246,7 +247,7 @@ def test_restore_refuses_files_that_were_not_anonymized(engine, tmp_path):
     fresh_ct().save_as(plain)
     engine.writer.flush()
     with pytest.raises(RestoreError, match="not an anonymized file"):
-        restore_path(plain, tmp_path / "o.dcm", engine.anonymizer().map)
+        restore_path(plain, tmp_path / "o.dcm", engine.privacy.anonymizer().map)
 
 
 def test_service_logs_and_transaction_log_never_show_the_identity(service, tmp_path):
@@ -285,7 +286,7 @@ def test_debug_dataset_dumps_are_masked_when_receiving_without_anonymizing(engin
     class Grab(logging.Handler):
         def emit(self, record):
             seen.append(self.format(record))
-    from dicomtui.service.phi import PHI_FILTER
+    from dicomtui.service.privacy.phi import PHI_FILTER
     grab = Grab()
     grab.addFilter(PHI_FILTER)
     logger = logging.getLogger("pynetdicom")
@@ -316,13 +317,13 @@ def test_restore_a_study_zip_as_uploaded(make_engine, tmp_path):
     originals = [_patient("ZIP-1", "ZIP^ZOE", study) for study in [generate_uid()] * 2]
     send(engine.port, originals)
     deadline = time.monotonic() + 20
-    while not list(engine.zip_dir().glob("*.zip")):
+    while not list(engine.shipping.zip_dir().glob("*.zip")):
         assert time.monotonic() < deadline, "the study was not zipped"
         time.sleep(0.1)
-    (study_zip,) = engine.zip_dir().glob("*.zip")
+    (study_zip,) = engine.shipping.zip_dir().glob("*.zip")
     engine.writer.flush()
     out = tmp_path / "restored.zip"
-    report = restore_path(study_zip, out, engine.anonymizer().map)
+    report = restore_path(study_zip, out, engine.privacy.anonymizer().map)
     assert report.restored == 2
     import zipfile
     with zipfile.ZipFile(out) as archive:

@@ -16,8 +16,8 @@ from pydicom.sequence import Sequence
 from dicomtui.db.sealed import SealError, load_key, new_key_file
 from dicomtui.dicom.anonymize import anonymize, new_uid, restore, subject_key
 from dicomtui.dicom.deid_profile import BASIC_PROFILE, action_for
-from dicomtui.service.anonmap import AnonymizationMap, MapError
-from dicomtui.service.phi import MASK, KnownValues, mask
+from dicomtui.service.privacy.anonmap import AnonymizationMap, MapError
+from dicomtui.service.privacy.phi import MASK, KnownValues, mask
 
 
 def ct() -> Dataset:

@@ -18,14 +18,14 @@ TIMES = ("first_received", "last_received")
 def content(engine) -> dict:
     """The index without receive times (a reindex takes them from file times)."""
     docs = {}
-    for doc in engine.index.all_studies():
+    for doc in engine.archive.index.all_studies():
         docs[doc["uid"]] = {k: v for k, v in doc.items() if k not in TIMES}
-    instances = {uid: sorted(engine.index.instances(uid)) for uid in docs}
+    instances = {uid: sorted(engine.archive.index.instances(uid)) for uid in docs}
     return {"studies": docs, "instances": instances}
 
 
 def reindex(engine) -> object:
-    job = engine.jobs.wait(engine.start_reindex().id, 120)
+    job = engine.archive.jobs.wait(engine.archive.start_reindex().id, 120)
     assert job.state == "done", job
     return job
 
@@ -58,20 +58,18 @@ def test_reindex_reports_unreadable_files_and_goes_on(make_engine):
     job = reindex(engine)
     assert job.result["indexed"] == 2 and job.result["unreadable_count"] == 2
     assert any("notes.txt" in line for line in job.result["unreadable"])
-    assert len(engine.index.studies) == 1
+    assert len(engine.archive.index.studies) == 1
 
 
 def test_the_index_survives_a_restart(tmp_path):
     port = free_port()
     settings = {"host": "127.0.0.1", "port": str(port)}
     engine = Engine(tmp_path / "d", settings, environ={})
-    engine.open()
     engine.start()
     send_all(port, study("KEEP^ME", "P1", "20240101", series=2))
     before = content(engine)
     engine.close()
     again = Engine(tmp_path / "d", settings, environ={})
-    again.open()
     try:
         assert content(again) == before
     finally:
@@ -81,7 +79,6 @@ def test_the_index_survives_a_restart(tmp_path):
 def test_a_damaged_shard_is_moved_aside_and_reindex_repairs_it(tmp_path):
     settings = {"host": "127.0.0.1", "port": str(free_port())}
     engine = Engine(tmp_path / "d", settings, environ={})
-    engine.open()
     engine.start()
     sent = study("LOST^ONE", "P1", "20240101")
     send_all(engine.port, sent)
@@ -91,13 +88,12 @@ def test_a_damaged_shard_is_moved_aside_and_reindex_repairs_it(tmp_path):
         if shard.stat().st_size > 20:
             shard.write_bytes(b'{"studies": {"1": [broken')
     again = Engine(tmp_path / "d", settings, environ={})
-    again.open()
     try:
         assert any("corrupt" in w and "reindex" in w for w in again.warnings)
         assert list((tmp_path / "d" / "index").glob("studies-*.json.corrupt-*"))
-        assert again.index.study(str(sent[0].StudyInstanceUID)) is None
+        assert again.archive.index.study(str(sent[0].StudyInstanceUID)) is None
         reindex(again)
-        assert again.index.study(str(sent[0].StudyInstanceUID))["instances"] == 2
+        assert again.archive.index.study(str(sent[0].StudyInstanceUID))["instances"] == 2
     finally:
         again.close()
 
@@ -105,7 +101,7 @@ def test_a_damaged_shard_is_moved_aside_and_reindex_repairs_it(tmp_path):
 def test_reindex_while_receiving_loses_nothing(make_engine):
     engine = make_engine()
     write_small_studies(engine.storage.root / "bulk", 1500)
-    job = engine.start_reindex()
+    job = engine.archive.start_reindex()
     sent: list = []
 
     def sender():
@@ -117,24 +113,23 @@ def test_reindex_while_receiving_loses_nothing(make_engine):
     thread = threading.Thread(target=sender)
     thread.start()
     thread.join()
-    assert engine.jobs.wait(job.id, 120).state == "done"
+    assert engine.archive.jobs.wait(job.id, 120).state == "done"
     for uid in sent:
-        assert engine.index.study(uid)["instances"] == 1, uid
-    assert len(engine.index.studies) == 1510
-    assert sum(d["instances"] for d in engine.index.all_studies()) == 1510
+        assert engine.archive.index.study(uid)["instances"] == 1, uid
+    assert len(engine.archive.index.studies) == 1510
+    assert sum(d["instances"] for d in engine.archive.index.all_studies()) == 1510
 
 
 def test_an_archive_without_an_index_is_indexed_at_start(tmp_path):
     data = tmp_path / "d"
     uids = write_small_studies(data / "storage" / "old", 5)
     engine = Engine(data, {"host": "127.0.0.1", "port": str(free_port())}, environ={})
-    engine.open()
     try:
         engine.start()
         deadline = time.monotonic() + 30
-        while len(engine.index.studies) < 5 and time.monotonic() < deadline:
+        while len(engine.archive.index.studies) < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert set(engine.index.studies) == set(uids)
+        assert set(engine.archive.index.studies) == set(uids)
     finally:
         engine.close()
 

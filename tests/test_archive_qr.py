@@ -234,7 +234,7 @@ def test_move_tells_the_truth_when_the_destination_refuses(archive):
 
 def test_move_when_a_stored_file_is_gone_counts_it_failed(archive):
     first = archive.studies_sent["roe"][0]
-    doc_paths = [i.path for i in archive.index.instances(str(first.StudyInstanceUID))]
+    doc_paths = [i.path for i in archive.archive.index.instances(str(first.StudyInstanceUID))]
     (archive.storage.root / doc_paths[0]).unlink()
     statuses, dest = move_to_scp(archive, QueryRetrieveLevel="STUDY",
                                  StudyInstanceUID=uid(archive, "roe"))
@@ -270,10 +270,10 @@ def test_get_of_an_unknown_study_is_an_empty_success(archive):
 
 def test_a_facility_sees_only_its_own_studies(make_engine):
     engine = make_engine()
-    engine.add_facility("North Clinic", port=free_port())
-    engine.add_facility("South Clinic", port=free_port())
-    north = {f.name: f for f in engine.facility_list()}["North Clinic"]
-    south = {f.name: f for f in engine.facility_list()}["South Clinic"]
+    engine.sites.add_facility("North Clinic", port=free_port())
+    engine.sites.add_facility("South Clinic", port=free_port())
+    north = {f.name: f for f in engine.sites.facility_list()}["North Clinic"]
+    south = {f.name: f for f in engine.sites.facility_list()}["South Clinic"]
     send_all(north.port, study("NORTH^ONE", "N1", "20240101"), called=north.ae_title)
     send_all(south.port, study("SOUTH^ONE", "S1", "20240101"), called=south.ae_title)
     ae = AE("Q")
@@ -294,7 +294,7 @@ def move_to_scp(archive, *args, refuse: bool = False, **keys):
     """A C-MOVE to a storage SCP started for it as destination DEST: (statuses, SCP)."""
     dest = StoreSCP(free_port(), refuse=refuse)
     try:
-        archive.add_destination("DEST", "127.0.0.1", dest.port)
+        archive.archive.add_destination("DEST", "127.0.0.1", dest.port)
         return move(archive.port, "DEST", *args, **keys), dest
     finally:
         dest.close()

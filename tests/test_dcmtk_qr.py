@@ -65,7 +65,7 @@ def test_movescu_to_a_storescp(archive, tmp_path):
                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         time.sleep(0.5)
-        archive.add_destination("STORESCP", "127.0.0.1", port)
+        archive.archive.add_destination("STORESCP", "127.0.0.1", port)
         uid = str(archive.sent["doe"][0].StudyInstanceUID)
         done = run("movescu", "-S", "-aec", "DICOMTUI", "-aem", "STORESCP",
                    "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={uid}",

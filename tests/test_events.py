@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dicomtui.service.events import EventRing
+from dicomtui.service.core.events import EventRing
 
 
 def fill(ring: EventRing, n: int) -> None:

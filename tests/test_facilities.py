@@ -11,7 +11,7 @@ import pytest
 from conftest import cli_env, free_port, run_cli, wait_for_echo
 from pynetdicom import AE
 
-from dicomtui.service.facilities import FacilityError
+from dicomtui.service.sites.facilities import FacilityError
 from helpers import fresh_ct, send, stored_files
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -43,7 +43,7 @@ def records(engine, **flt):
 def test_each_facility_listens_on_its_own_port_and_is_recorded(make_engine):
     engine = make_engine()
     port = free_port()
-    made = engine.add_facility("Main Hospital", port=port)
+    made = engine.sites.add_facility("Main Hospital", port=port)
     assert (made.ae_title, made.port, made.listener) == ("MAINHOSPITAL", port, "listening")
     assert echo(port, called="MAINHOSPITAL", calling="CT1")[0]
     send(port, [fresh_ct()], called="MAINHOSPITAL", calling="CT1")
@@ -52,7 +52,7 @@ def test_each_facility_listens_on_its_own_port_and_is_recorded(make_engine):
     assert store["facility"] == "Main Hospital"
     by_calling = {r["calling_ae"]: r["facility"] for r in records(engine, types=["echo"])}
     assert by_calling == {"CT1": "Main Hospital", "OTHER": "unknown"}
-    (listed,) = engine.facility_list()
+    (listed,) = engine.sites.facility_list()
     assert (listed.instances_today, listed.studies_today) == (1, 1) and listed.last_seen
     assert [lst.name for lst in engine.snapshot("local").listeners] == ["main",
                                                                         "Main Hospital"]
@@ -60,8 +60,8 @@ def test_each_facility_listens_on_its_own_port_and_is_recorded(make_engine):
 
 def test_recognised_by_called_ae_then_by_registered_calling_ae(make_engine):
     engine = make_engine()
-    engine.add_facility("Main Hospital", port=free_port())
-    engine.add_facility("St. Mary's Clinic", port=free_port(), calling_aes=["MR_ST_MARY"])
+    engine.sites.add_facility("Main Hospital", port=free_port())
+    engine.sites.add_facility("St. Mary's Clinic", port=free_port(), calling_aes=["MR_ST_MARY"])
     assert echo(engine.port, called="MAINHOSPITAL", calling="X1")[0]
     assert echo(engine.port, called="DICOMTUI", calling="MR_ST_MARY")[0]
     assert echo(engine.port, called="DICOMTUI", calling="NOBODY")[0]
@@ -72,7 +72,7 @@ def test_recognised_by_called_ae_then_by_registered_calling_ae(make_engine):
 
 def test_adding_and_removing_a_facility_while_another_port_receives(make_engine):
     engine = make_engine()
-    keeper = engine.add_facility("Keeper", port=free_port())
+    keeper = engine.sites.add_facility("Keeper", port=free_port())
     items = [fresh_ct() for _ in range(60)]
     answers: list = []
     sender = threading.Thread(target=lambda: answers.extend(
@@ -82,9 +82,9 @@ def test_adding_and_removing_a_facility_while_another_port_receives(make_engine)
     for n in range(4):  # churn facilities while the transfer runs
         port = free_port()
         ports.append(port)
-        engine.add_facility(f"Churn {n}", port=port)
+        engine.sites.add_facility(f"Churn {n}", port=port)
         assert echo(port, called="X", calling="CHURN")[0]
-        engine.remove_facility(f"Churn {n}")
+        engine.sites.remove_facility(f"Churn {n}")
     sender.join(60)
     assert [a.Status for a in answers] == [0] * len(items)
     assert len(stored_files(engine.storage.root)) == len(items)
@@ -96,13 +96,13 @@ def test_adding_and_removing_a_facility_while_another_port_receives(make_engine)
 
 def test_removing_a_facility_lets_its_running_association_finish(make_engine):
     engine = make_engine()
-    doomed = engine.add_facility("Doomed", port=free_port())
+    doomed = engine.sites.add_facility("Doomed", port=free_port())
     ae = AE(ae_title="LATE")
     ds = fresh_ct()
     ae.add_requested_context(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))
     assoc = ae.associate("127.0.0.1", doomed.port, ae_title=doomed.ae_title)
     assert assoc.is_established
-    engine.remove_facility("Doomed")
+    engine.sites.remove_facility("Doomed")
     assert refused(doomed.port)
     assert assoc.send_c_store(ds).Status == 0  # the association already open goes on
     assoc.release()
@@ -111,7 +111,7 @@ def test_removing_a_facility_lets_its_running_association_finish(make_engine):
 
 def test_facility_layout_puts_each_facility_in_its_own_folder(make_engine):
     engine = make_engine(layout="facility/study")
-    site = engine.add_facility("St. Mary's Clinic", port=free_port())
+    site = engine.sites.add_facility("St. Mary's Clinic", port=free_port())
     first, second = fresh_ct(), fresh_ct()
     send(site.port, [first], called=site.ae_title)
     send(engine.port, [second])
@@ -123,26 +123,26 @@ def test_facility_layout_puts_each_facility_in_its_own_folder(make_engine):
 
 def test_rules_refuse_bad_facilities_with_clear_messages(make_engine):
     engine = make_engine()
-    engine.add_facility("Main Hospital", port=free_port())
+    engine.sites.add_facility("Main Hospital", port=free_port())
     with pytest.raises(FacilityError, match="already exists"):
-        engine.add_facility("main hospital")
+        engine.sites.add_facility("main hospital")
     with pytest.raises(FacilityError, match="must not be empty"):
-        engine.add_facility("  ")
+        engine.sites.add_facility("  ")
     with pytest.raises(FacilityError, match="main listener"):
-        engine.add_facility("Clash", port=engine.port)
+        engine.sites.add_facility("Clash", port=engine.port)
     with pytest.raises(FacilityError, match="already used by facility"):
-        engine.add_facility("Twin", ae_title="MAINHOSPITAL")
+        engine.sites.add_facility("Twin", ae_title="MAINHOSPITAL")
     with pytest.raises(FacilityError, match="receiver's own"):
-        engine.add_facility("Self", ae_title="DICOMTUI")
+        engine.sites.add_facility("Self", ae_title="DICOMTUI")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(FacilityError, match="in use on this host"):
-            engine.add_facility("Busy", port=busy.getsockname()[1])
+            engine.sites.add_facility("Busy", port=busy.getsockname()[1])
     with pytest.raises(FacilityError, match="reserved"):
-        engine.add_facility("Unknown")
-    assert [f.name for f in engine.facility_list()] == ["Main Hospital"]
-    second = engine.add_facility("Main-Hospital", port=free_port())
+        engine.sites.add_facility("Unknown")
+    assert [f.name for f in engine.sites.facility_list()] == ["Main Hospital"]
+    second = engine.sites.add_facility("Main-Hospital", port=free_port())
     assert second.ae_title == "MAINHOSPITAL2"
 
 
@@ -160,7 +160,7 @@ def test_next_free_port_skips_ports_in_use_on_the_host(make_engine):
                 sock.close()  # in use, or TIME_WAIT from an earlier test's connections
         assert holders, "11113 and 11114 are both taken: nothing to test with"
         held = {sock.getsockname()[1] for sock in holders}
-        made = engine.add_facility("Auto Port")
+        made = engine.sites.add_facility("Auto Port")
         # the ports this test holds are skipped. A port a plain bind refused only for
         # TIME_WAIT connections is free to a listener (SO_REUSEADDR), so fair game
         assert made.port not in held and made.port >= 11113
@@ -174,11 +174,11 @@ def test_facilities_persist_and_listen_again_after_a_restart(make_engine, tmp_pa
     data = tmp_path / "persist"
     engine = make_engine(data_dir=data)
     port = free_port()
-    engine.add_facility("Main Hospital", port=port, calling_aes=["CT1"])
+    engine.sites.add_facility("Main Hospital", port=port, calling_aes=["CT1"])
     engine.close()
     assert refused(port)
     again = make_engine(data_dir=data)
-    (facility,) = again.facility_list()
+    (facility,) = again.sites.facility_list()
     assert (facility.name, facility.port, facility.calling_aes) == ("Main Hospital", port,
                                                                     ["CT1"])
     wait_for_echo(port, ae_title="MAINHOSPITAL")
@@ -187,11 +187,11 @@ def test_facilities_persist_and_listen_again_after_a_restart(make_engine, tmp_pa
 def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
     engine = make_engine(auto_create_facilities="true")
     assert echo(engine.port, calling="MOBILE_CT7")[0]
-    (made,) = engine.facility_list()
+    (made,) = engine.sites.facility_list()
     assert made.name == "MOBILE_CT7" and made.auto_created and made.ae_title == "MOBILECT7"
     assert made.calling_aes == ["MOBILE_CT7"] and made.listener == "listening"
     assert echo(engine.port, calling="MOBILE_CT7")[0]  # recognised, not created again
-    assert len(engine.facility_list()) == 1
+    assert len(engine.sites.facility_list()) == 1
     found = [r["facility"] for r in records(engine, types=["echo"])]
     assert found == ["MOBILE_CT7", "MOBILE_CT7"]
     assert any("created automatically" in e.message
@@ -199,12 +199,12 @@ def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
 
 
 def test_auto_create_stops_at_its_limit(make_engine, monkeypatch):
-    from dicomtui.service import sites
+    from dicomtui.service.sites import sites
     monkeypatch.setattr(sites, "AUTO_CREATE_LIMIT", 2)
     engine = make_engine(auto_create_facilities="true")
     for calling in ("AUTO1", "AUTO2", "AUTO3"):
         assert echo(engine.port, calling=calling)[0]  # accepted either way
-    assert [f.name for f in engine.facility_list()] == ["AUTO1", "AUTO2"]
+    assert [f.name for f in engine.sites.facility_list()] == ["AUTO1", "AUTO2"]
     found = {r["calling_ae"]: r["facility"] for r in records(engine, types=["echo"])}
     assert found["AUTO3"] == "unknown"
 
@@ -265,7 +265,7 @@ def test_a_malformed_saved_facility_is_skipped_and_reported(make_engine, tmp_pat
         "1": {"name": "Good", "ae_title": "GOOD", "port": free_port()},
         "2": {"name": "Broken", "port": "not a number"}}}))
     engine = make_engine(data_dir=data)
-    assert [f.name for f in engine.facility_list()] == ["Good"]
+    assert [f.name for f in engine.sites.facility_list()] == ["Good"]
     assert any("saved facility was unreadable" in w and "Broken" in w
                for w in engine.warnings)
 
@@ -273,12 +273,12 @@ def test_a_malformed_saved_facility_is_skipped_and_reported(make_engine, tmp_pat
 def test_todays_counts_per_facility_survive_a_restart(make_engine, tmp_path):
     data = tmp_path / "counts"
     engine = make_engine(data_dir=data)
-    site = engine.add_facility("Main Hospital", port=free_port())
+    site = engine.sites.add_facility("Main Hospital", port=free_port())
     study = fresh_ct()
     same_study = fresh_ct(StudyInstanceUID=study.StudyInstanceUID)
     send(site.port, [study, same_study, fresh_ct()], called=site.ae_title)
     engine.close()
     again = make_engine(data_dir=data)
-    (facility,) = again.facility_list()
+    (facility,) = again.sites.facility_list()
     assert (facility.instances_today, facility.studies_today) == (3, 2)
     assert facility.last_seen

@@ -5,28 +5,28 @@ import sys
 
 import pytest
 
-CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sender",
+CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sending.sender",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.backend.local", "dicomtui.backend.remote", "dicomtui.control.server",
-        "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites",
-        "dicomtui.privacy_commands", "dicomtui.service.privacy", "dicomtui.service.restore",
-        "dicomtui.upload_commands", "dicomtui.service.shipping",
-        "dicomtui.service.upload_worker", "dicomtui.service.studies",
-        "dicomtui.dicom.matching", "dicomtui.service.archive_index",
-        "dicomtui.service.reindex", "dicomtui.service.retention",
-        "dicomtui.service.destinations", "dicomtui.service.jobs",
-        "dicomtui.service.query", "dicomtui.service.archive",
-        "dicomtui.archive_commands", "dicomtui.archive_views", "dicomtui.service.archive",
-        "dicomtui.service.qr_handlers"]
+        "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites.sites",
+        "dicomtui.privacy_commands", "dicomtui.service.privacy.privacy", "dicomtui.service.privacy.restore",
+        "dicomtui.upload_commands", "dicomtui.service.shipping.shipping",
+        "dicomtui.service.shipping.upload_worker", "dicomtui.service.shipping.studies",
+        "dicomtui.dicom.matching", "dicomtui.service.archive.index",
+        "dicomtui.service.archive.reindex", "dicomtui.service.archive.retention",
+        "dicomtui.service.archive.destinations", "dicomtui.service.archive.jobs",
+        "dicomtui.service.archive.query", "dicomtui.service.archive.archive",
+        "dicomtui.archive_commands", "dicomtui.archive_views", "dicomtui.service.archive.archive",
+        "dicomtui.service.archive.qr_handlers"]
 PURE = ["dicomtui.dicom.identify", "dicomtui.dicom.layout", "dicomtui.dicom.paths",
         "dicomtui.dicom.filemeta", "dicomtui.dicom.aetitle", "dicomtui.dicom.synthetic",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.settings", "dicomtui.db.snapshot_table", "dicomtui.dicom.anonymize",
-        "dicomtui.dicom.deid_profile", "dicomtui.db.sealed", "dicomtui.service.anonmap",
-        "dicomtui.service.anonymizer", "dicomtui.service.phi", "dicomtui.service.restore",
-        "dicomtui.service.upload_client", "dicomtui.service.upload_queue",
-        "dicomtui.service.upload_worker", "dicomtui.service.studies",
-        "dicomtui.service.zipper"]
+        "dicomtui.dicom.deid_profile", "dicomtui.db.sealed", "dicomtui.service.privacy.anonmap",
+        "dicomtui.service.privacy.anonymizer", "dicomtui.service.privacy.phi", "dicomtui.service.privacy.restore",
+        "dicomtui.service.shipping.upload_client", "dicomtui.service.shipping.upload_queue",
+        "dicomtui.service.shipping.upload_worker", "dicomtui.service.shipping.studies",
+        "dicomtui.service.shipping.zipper"]
 
 
 def _loaded_after_import(module: str) -> set[str]:
@@ -47,15 +47,15 @@ def test_pure_layers_never_import_pynetdicom(module):
     assert "pynetdicom" not in _loaded_after_import(module)
 
 
-ENGINE = ["dicomtui.service.engine", "dicomtui.service.sender", "dicomtui.db.txlog",
-          "dicomtui.dicom.identify", "dicomtui.service.sites", "dicomtui.service.access",
-          "dicomtui.service.facilities", "dicomtui.service.privacy",
-          "dicomtui.service.anonmap", "dicomtui.service.restore", "dicomtui.service.phi",
-          "dicomtui.service.shipping", "dicomtui.service.upload_worker",
-          "dicomtui.service.archive", "dicomtui.service.archive_index",
-          "dicomtui.service.query", "dicomtui.service.qr_handlers",
-          "dicomtui.service.reindex", "dicomtui.service.retention",
-          "dicomtui.service.destinations", "dicomtui.service.jobs"]
+ENGINE = ["dicomtui.service.engine", "dicomtui.service.sending.sender", "dicomtui.db.txlog",
+          "dicomtui.dicom.identify", "dicomtui.service.sites.sites", "dicomtui.service.sites.access",
+          "dicomtui.service.sites.facilities", "dicomtui.service.privacy.privacy",
+          "dicomtui.service.privacy.anonmap", "dicomtui.service.privacy.restore", "dicomtui.service.privacy.phi",
+          "dicomtui.service.shipping.shipping", "dicomtui.service.shipping.upload_worker",
+          "dicomtui.service.archive.archive", "dicomtui.service.archive.index",
+          "dicomtui.service.archive.query", "dicomtui.service.archive.qr_handlers",
+          "dicomtui.service.archive.reindex", "dicomtui.service.archive.retention",
+          "dicomtui.service.archive.destinations", "dicomtui.service.archive.jobs"]
 
 
 @pytest.mark.parametrize("module", ENGINE)

@@ -18,7 +18,7 @@ def test_storage_report_by_facility_modality_and_day(make_engine):
     engine = make_engine()
     send_all(engine.port, study("A^A", "P1", "20240101", "CT", per_series=3))
     send_all(engine.port, study("B^B", "P2", "20240101", "MR", per_series=2))
-    report = engine.storage_report()
+    report = engine.archive.storage_report()
     assert report.studies == 2 and report.instances == 5
     assert report.used_bytes == report.indexed_bytes > 0
     assert {r.key: r.instances for r in report.by_modality} == {"CT": 3, "MR": 2}
@@ -33,13 +33,13 @@ def test_cleanup_removes_old_studies_files_index_and_logs_them(make_engine):
     send_all(engine.port, old)
     wait_quiet()
     used = engine.storage.used_bytes
-    preview = engine.cleanup_plan(0)
+    preview = engine.archive.cleanup_plan(0)
     assert [c.uid for c in preview.remove] == [str(old[0].StudyInstanceUID)]
     assert (engine.storage.root / "P1").exists()  # a preview removes nothing
-    job = engine.jobs.wait(engine.start_cleanup(0).id, 30)
+    job = engine.archive.jobs.wait(engine.archive.start_cleanup(0).id, 30)
     assert job.state == "done" and job.result["studies"] == 1 and job.result["files"] == 4
     assert not (engine.storage.root / "P1").exists()  # empty folders pruned
-    assert engine.index.study(str(old[0].StudyInstanceUID)) is None
+    assert engine.archive.index.study(str(old[0].StudyInstanceUID)) is None
     assert engine.storage.used_bytes == used - job.result["bytes"] == 0
     engine.writer.flush()
     records = [e.data for e in engine.ring.since(0).events
@@ -55,16 +55,16 @@ def test_cleanup_keeps_studies_being_received_or_waiting_for_upload(make_engine,
     wait_quiet()
     zip_path = tmp_path / "w.zip"
     zip_path.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
-    engine.uploads.add(zip_path, 22, str(waiting[0].StudyInstanceUID), "auto")
+    engine.shipping.uploads.add(zip_path, 22, str(waiting[0].StudyInstanceUID), "auto")
     fresh = study("JUST^NOW", "P2", "20240101")
     send_all(engine.port, fresh)
-    plan = engine.cleanup_plan(0)
+    plan = engine.archive.cleanup_plan(0)
     assert plan.remove == []
     reasons = {c.uid: c.kept_because for c in plan.keep}
     assert reasons[str(waiting[0].StudyInstanceUID)].startswith("waiting for upload")
     assert reasons[str(fresh[0].StudyInstanceUID)].startswith("being received")
-    job = engine.jobs.wait(engine.start_cleanup(0).id, 30)
-    assert job.result["studies"] == 0 and len(engine.index.studies) == 2
+    job = engine.archive.jobs.wait(engine.archive.start_cleanup(0).id, 30)
+    assert job.result["studies"] == 0 and len(engine.archive.index.studies) == 2
 
 
 def test_auto_cleanup_makes_room_for_a_new_study(make_engine):
@@ -76,8 +76,8 @@ def test_auto_cleanup_makes_room_for_a_new_study(make_engine):
     new = study("NEW^ONE", "P2", "20240102")
     statuses = [int(r.Status) for r in send(engine.port, new)]
     assert statuses == [0, 0]
-    assert engine.index.study(str(old[0].StudyInstanceUID)) is None
-    assert engine.index.study(str(new[0].StudyInstanceUID))["instances"] == 2
+    assert engine.archive.index.study(str(old[0].StudyInstanceUID)) is None
+    assert engine.archive.index.study(str(new[0].StudyInstanceUID))["instances"] == 2
     assert not (engine.storage.root / "P1").exists()
     assert engine.storage.used_bytes <= 120_000
     records = [e.data for e in engine.ring.since(0).events
@@ -94,7 +94,7 @@ def test_without_auto_cleanup_a_full_quota_refuses_and_removes_nothing(make_engi
     statuses = [int(r.Status) for r in send(engine.port, study("NEW^ONE", "P2",
                                                                 "20240102"))]
     assert 0xA700 in statuses
-    assert engine.index.study(str(old[0].StudyInstanceUID))["instances"] == 2
+    assert engine.archive.index.study(str(old[0].StudyInstanceUID))["instances"] == 2
 
 
 def test_auto_cleanup_never_removes_the_study_being_received(make_engine):
@@ -105,7 +105,7 @@ def test_auto_cleanup_never_removes_the_study_being_received(make_engine):
     statuses = [int(r.Status) for r in send(engine.port, study("NEW^ONE", "P2",
                                                                 "20240102"))]
     assert 0xA700 in statuses
-    assert engine.index.study(str(first[0].StudyInstanceUID))["instances"] == 2
+    assert engine.archive.index.study(str(first[0].StudyInstanceUID))["instances"] == 2
 
 
 def test_cli_through_the_service(service, tmp_path):

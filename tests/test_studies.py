@@ -76,24 +76,24 @@ def test_a_completed_study_is_zipped_uploaded_once_and_then_cleaned(make_engine,
     (received,) = api.state.received
     assert received.name == f"{uid}.zip"
     assert members(received.data) == stored  # the files as stored, not recompressed
-    item = wait_for(lambda: [i for i in engine.upload_list() if i.state == "done"])[0]
+    item = wait_for(lambda: [i for i in engine.shipping.upload_list() if i.state == "done"])[0]
     assert item.study_uid == uid and item.attempts == 1
     wait_for(lambda: not stored_files(engine.storage.root), what="cleanup")
     assert not Path(item.path).exists()
     assert engine.snapshot("local").storage_used_bytes == 0  # the usage follows
     assert engine.snapshot("local").uploads.done == 1
-    wait_for(lambda: engine.index.study(str(uid)) is None, what="the index to follow")
+    wait_for(lambda: engine.archive.index.study(str(uid)) is None, what="the index to follow")
 
 
 def test_nothing_is_cleaned_while_the_upload_has_not_succeeded(make_engine, api):
     api.state.script = [(400, {}, {"detail": "rejected by the API"})]
     engine = make_engine(**shipping(api, cleanup_after_upload="true"))
     send(engine.port, study(2))
-    item = wait_for(lambda: [i for i in engine.upload_list() if i.state == "failed"])[0]
+    item = wait_for(lambda: [i for i in engine.shipping.upload_list() if i.state == "failed"])[0]
     assert "rejected by the API" in item.last_error
     assert len(stored_files(engine.storage.root)) == 2 and Path(item.path).exists()
-    engine.retry_upload(item.id)
-    wait_for(lambda: engine.upload_list()[0].state == "done")
+    engine.shipping.retry_upload(item.id)
+    wait_for(lambda: engine.shipping.upload_list()[0].state == "done")
     wait_for(lambda: not stored_files(engine.storage.root), what="cleanup after 2xx")
 
 
@@ -109,7 +109,7 @@ def test_late_instances_reopen_the_study_as_a_new_version(make_engine, api):
     v1, v2 = api.state.received
     assert (v1.name, v2.name) == (f"{uid}.zip", f"{uid}.v2.zip")
     assert len(members(v1.data)) == 2 and len(members(v2.data)) == 1
-    versions = sorted(i.version for i in engine.upload_list())
+    versions = sorted(i.version for i in engine.shipping.upload_list())
     assert versions == [1, 2]
 
 
@@ -121,7 +121,7 @@ def test_study_max_age_completes_a_study_that_keeps_receiving(make_engine, api):
     while time.monotonic() - started < 3.5:
         send(engine.port, study(1, uid))
         time.sleep(0.3)
-    zips = wait_for(lambda: sorted(engine.zip_dir().glob("*.zip")), what="a zip")
+    zips = wait_for(lambda: sorted(engine.shipping.zip_dir().glob("*.zip")), what="a zip")
     assert zips[0].name == f"{uid}.zip"  # completed at max age despite the traffic
 
 
@@ -136,7 +136,7 @@ def test_a_study_receiving_at_a_restart_completes_after_it(make_engine, api, tmp
     wait_for(lambda: api.state.received, what="the upload after the restart")
     assert api.names() == [f"{items[0].StudyInstanceUID}.zip"]
     assert len(members(api.state.received[0].data)) == 2
-    wait_for(lambda: again.upload_list()[0].state == "done", what="done recorded")
+    wait_for(lambda: again.shipping.upload_list()[0].state == "done", what="done recorded")
 
 
 def test_manual_upload_of_a_folder_uses_the_same_queue(make_engine, api, tmp_path):
@@ -145,8 +145,8 @@ def test_manual_upload_of_a_folder_uses_the_same_queue(make_engine, api, tmp_pat
     folder.mkdir()
     for n, ds in enumerate(study(2)):
         ds.save_as(folder / f"{n}.dcm")
-    item = engine.upload_path(str(folder))
-    wait_for(lambda: engine.upload_list()[0].state == "done")
+    item = engine.shipping.upload_path(str(folder))
+    wait_for(lambda: engine.shipping.upload_list()[0].state == "done")
     assert item.source == "manual"
     assert sorted(members(api.state.received[0].data)) == ["0.dcm", "1.dcm"]
 

@@ -14,7 +14,7 @@ from screen_text import screen_text
 from dicomtui.commands import console_backend
 from dicomtui.db.txlog import TransactionLog
 from dicomtui.service.engine import Engine
-from dicomtui.service.lock import DataDirLock
+from dicomtui.service.core.lock import DataDirLock
 from dicomtui.tui.screens.log import LogScreen
 
 
@@ -49,7 +49,6 @@ def test_local_console_receives_shows_and_quits_cleanly(tmp_path):
     drive(local_console(data_dir, port), scenario, size=(120, 30))
     assert len(stored_files(data_dir / "storage")) == 3
     engine = Engine(data_dir, {"host": "127.0.0.1", "port": str(port)}, environ={})
-    engine.open()  # the lock was released by quitting
     engine.close()
     stores = TransactionLog(data_dir / "log").query(types=["store"])
     assert len(stores) == 3 and {r["calling_ae"] for r in stores} == {"CT_ROOM_1"}
@@ -268,11 +267,10 @@ def test_console_adds_a_facility_that_listens_and_allows_a_refused_caller(tmp_pa
 
     drive(local_console(data_dir, port), scenario, size=(120, 36))
     engine = Engine(data_dir, {"host": "127.0.0.1", "port": str(port)}, environ={})
-    engine.open()
     try:
-        (facility,) = engine.facility_list()
+        (facility,) = engine.sites.facility_list()
         assert (facility.ae_title, facility.port) == ("STMARYSCLINIC", facility_port)
-        (caller,) = engine.caller_list()
+        (caller,) = engine.sites.caller_list()
         assert (caller.ae_title, caller.ip, caller.active) == ("CT_NEW", "127.0.0.1/32",
                                                                True)
     finally:

@@ -16,7 +16,7 @@ import pytest
 from conftest import cli_env, free_port, run_cli
 
 from dicomtui.db.txlog import TransactionLog
-from dicomtui.service.lock import DataDirLock
+from dicomtui.service.core.lock import DataDirLock
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 

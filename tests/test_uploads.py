@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from dicomtui.service.upload_queue import QueueError, UploadQueue
-from dicomtui.service.upload_worker import UploadWorker
+from dicomtui.service.shipping.upload_queue import QueueError, UploadQueue
+from dicomtui.service.shipping.upload_worker import UploadWorker
 from dicomtui.settings import resolve
 from upload_server import UploadApi
 
@@ -228,7 +228,7 @@ def test_a_large_zip_is_streamed_not_loaded_into_memory(api, tmp_path):
     script = f"""
 import resource, sys
 from pathlib import Path
-from dicomtui.service.upload_client import UploadClient
+from dicomtui.service.shipping.upload_client import UploadClient
 from dicomtui.settings import resolve
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 settings = resolve({{"api_url": "{api.url}", "api_token": "big-token"}})

@@ -14,7 +14,7 @@ from dicomtui import __version__, commands
 from dicomtui.locations import default_data_dir
 from dicomtui.commands import UsageError
 from dicomtui.settings import SettingError
-from dicomtui.service.phi import PHI_FILTER
+from dicomtui.service.privacy.phi import PHI_FILTER
 
 EPILOG = """\
 settings come from (highest first): command-line option, DICOMTUI_<NAME> environment

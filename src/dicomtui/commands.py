@@ -143,9 +143,8 @@ def console_backend(args):
         return remote
     from dicomtui.backend.local import LocalBackend
     from dicomtui.service.engine import Engine, EngineError
-    engine = Engine(args.data_dir, args.settings)
     try:
-        engine.open()
+        engine = Engine(args.data_dir, args.settings)
     except EngineError as exc:
         raise BackendError(str(exc)) from None
     return LocalBackend(engine, mode="local")
@@ -200,9 +199,8 @@ def verb_backend(args):
 def _open_local(args):
     from dicomtui.backend.local import LocalBackend
     from dicomtui.service.engine import Engine, EngineError
-    engine = Engine(args.data_dir, args.settings)
     try:
-        engine.open()
+        engine = Engine(args.data_dir, args.settings)
     except EngineError as exc:
         raise Failed(str(exc)) from None
     return LocalBackend(engine)
@@ -352,7 +350,7 @@ def _since(text: str | None) -> str | None:
 
 
 def cmd_echo(args) -> int:
-    from dicomtui.service.sender import SendError, echo
+    from dicomtui.service.sending.sender import SendError, echo
     started = time.perf_counter()
     try:
         status = echo(args.host, args.port, args.aec, args.aet)
@@ -365,7 +363,7 @@ def cmd_echo(args) -> int:
 
 
 def cmd_send(args) -> int:
-    from dicomtui.service import sender
+    from dicomtui.service.sending import sender
     if bool(args.paths) == bool(args.synthetic):
         raise UsageError("send needs PATH... or --synthetic N (not both)")
     if args.synthetic is not None and args.synthetic < 1:
@@ -383,7 +381,7 @@ def cmd_send(args) -> int:
 
 
 def _send_items(args, summary):
-    from dicomtui.service import sender
+    from dicomtui.service.sending import sender
     if args.synthetic:
         from dicomtui.dicom.synthetic import synthetic_instances
         return sender.dataset_items(synthetic_instances(args.synthetic))

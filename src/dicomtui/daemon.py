@@ -22,7 +22,6 @@ LOG = logging.getLogger("dicomtui.service")
 def serve(data_dir: Path, cli_settings: Mapping, environ=None) -> int:
     """Run until signalled. Returns the process exit code; raises EngineError on start."""
     engine = Engine(data_dir, cli_settings, environ)
-    engine.open()
     control = None
     try:
         control = ControlServer(LocalBackend(engine, mode="service"),

@@ -358,7 +358,27 @@ class Job:
 
 
 TRANSACTION_TYPES = ("association", "echo", "store", "find", "move", "get", "cleanup")
-OUTCOMES = ("ok", "warning", "failed", "refused")
+OK, WARNING, FAILED, REFUSED = "ok", "warning", "failed", "refused"
+OUTCOMES = (OK, WARNING, FAILED, REFUSED)
+CANCELLED_STATUS = 0xFE00  # a C-FIND/C-MOVE/C-GET ended by the requester's C-CANCEL
+
+
+def is_warning(status: int) -> bool:
+    """A DIMSE status that succeeded with a warning (PS3.7 C.1: 0001, 0107, 0116, Bxxx)."""
+    return status in (0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF
+
+
+def outcome_of(status: int | None) -> str:
+    """The one outcome word of a DIMSE status: ok, warning or failed.
+
+    "refused" is for associations, which have no DIMSE status; a cancel the requester
+    asked for counts as ok.
+    """
+    if status in (0x0000, CANCELLED_STATUS):
+        return OK
+    if status is not None and is_warning(status):
+        return WARNING
+    return FAILED
 
 
 def status_word(word: str) -> tuple[str | None, int | None]:

@@ -50,8 +50,8 @@ def anon_args(p: argparse.ArgumentParser) -> None:
 def cmd_restore(args) -> int:
     from dicomtui.commands import Failed
     from dicomtui.db.sealed import SealError, load_key
-    from dicomtui.service.anonmap import AnonymizationMap, MapError
-    from dicomtui.service.restore import RestoreError, restore_path
+    from dicomtui.service.privacy.anonmap import AnonymizationMap, MapError
+    from dicomtui.service.privacy.restore import RestoreError, restore_path
 
     map_file = args.map_file or args.data_dir / "anonymization.json"
     if not map_file.is_file():

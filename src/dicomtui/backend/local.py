@@ -11,15 +11,15 @@ from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, CleanupPlan
                              Destination, EventBatch, Facility, Job, PacsConfig,
                              SeriesRow, SettingValue, StatusSnapshot, StorageReport,
                              StudyPage, StudyQuery, TransactionFilter, UploadItem)
-from dicomtui.service.archive import ArchiveError, ArchiveMissing
-from dicomtui.service.destinations import DestinationError, DestinationMissing
-from dicomtui.service.jobs import JobError
-from dicomtui.service.shipping import QueueError, QueueMissing, ShippingError
-from dicomtui.service.privacy import PrivacyError
-from dicomtui.service.access import CallerError, CallerMissing
+from dicomtui.service.archive.archive import ArchiveError, ArchiveMissing
+from dicomtui.service.archive.destinations import DestinationError, DestinationMissing
+from dicomtui.service.archive.jobs import JobError
+from dicomtui.service.shipping.shipping import QueueError, QueueMissing, ShippingError
+from dicomtui.service.privacy.privacy import PrivacyError
+from dicomtui.service.sites.access import CallerError, CallerMissing
 from dicomtui.service.engine import Engine, EngineError
-from dicomtui.service.facilities import FacilityError, FacilityMissing
-from dicomtui.service.sites import SitesError
+from dicomtui.service.sites.facilities import FacilityError, FacilityMissing
+from dicomtui.service.sites.sites import SitesError
 from dicomtui.settings import SettingError
 
 
@@ -99,13 +99,13 @@ class LocalBackend:
         return next(v for v in self.settings() if v.name == name)
 
     def facilities(self) -> list[Facility]:
-        return self.engine.facility_list()
+        return self.engine.sites.facility_list()
 
     def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
                      calling_aes: list[str] | None = None,
                      anonymize: str | None = None) -> Facility:
         with _translated():
-            return self.engine.add_facility(name, port, ae_title, calling_aes,
+            return self.engine.sites.add_facility(name, port, ae_title, calling_aes,
                                             anonymize=anonymize)
 
     def update_facility(self, name: str, ae_title: str | None = None,
@@ -113,104 +113,104 @@ class LocalBackend:
                         calling_aes: list[str] | None = None,
                         anonymize: str | None = None) -> Facility:
         with _translated():
-            return self.engine.update_facility(name, ae_title, port, calling_aes,
+            return self.engine.sites.update_facility(name, ae_title, port, calling_aes,
                                                anonymize)
 
     def remove_facility(self, name: str) -> Facility:
         with _translated():
-            return self.engine.remove_facility(name)
+            return self.engine.sites.remove_facility(name)
 
     def pacs_config(self) -> PacsConfig:
-        return self.engine.pacs_config()
+        return self.engine.sites.pacs_config(self.engine.main_listener())
 
     def callers(self) -> list[AllowedCaller]:
-        return self.engine.caller_list()
+        return self.engine.sites.caller_list()
 
     def allow_caller(self, ae_title: str, ip: str | None = None,
                      description: str | None = None) -> AllowedCaller:
         with _translated():
-            return self.engine.allow_caller(ae_title, ip, description)
+            return self.engine.sites.allow_caller(ae_title, ip, description)
 
     def update_caller(self, ae_title: str, ip: str | None = None,
                       description: str | None = None) -> AllowedCaller:
         with _translated():
-            return self.engine.update_caller(ae_title, ip, description)
+            return self.engine.sites.update_caller(ae_title, ip, description)
 
     def deny_caller(self, ae_title: str) -> AllowedCaller:
         with _translated():
-            return self.engine.allow_caller(ae_title, None, None, active=False)
+            return self.engine.sites.allow_caller(ae_title, None, None, active=False)
 
     def remove_caller(self, ae_title: str) -> AllowedCaller:
         with _translated():
-            return self.engine.remove_caller(ae_title)
+            return self.engine.sites.remove_caller(ae_title)
 
     def anon_subjects(self, search: str = "", reveal: bool = False) -> list[AnonSubject]:
         with _translated():
-            return self.engine.anon_subjects(search, reveal)
+            return self.engine.privacy.anon_subjects(search, reveal)
 
     def export_anonymization(self, path: str) -> AnonExport:
         with _translated():
-            return self.engine.export_anonymization(path)
+            return self.engine.privacy.export_anonymization(path)
 
     def uploads(self) -> list[UploadItem]:
-        return self.engine.upload_list()
+        return self.engine.shipping.upload_list()
 
     def upload(self, path: str) -> UploadItem:
         with _translated():
-            return self.engine.upload_path(path)
+            return self.engine.shipping.upload_path(path)
 
     def retry_upload(self, item_id: int) -> UploadItem:
         with _translated():
-            return self.engine.retry_upload(item_id)
+            return self.engine.shipping.retry_upload(item_id)
 
     def cancel_upload(self, item_id: int) -> UploadItem:
         with _translated():
-            return self.engine.cancel_upload(item_id)
+            return self.engine.shipping.cancel_upload(item_id)
 
     def studies(self, query: StudyQuery) -> StudyPage:
         with _translated():
-            return self.engine.study_page(query)
+            return self.engine.archive.study_page(query)
 
     def series(self, study_uid: str) -> list[SeriesRow]:
         with _translated():
-            return self.engine.series_rows(study_uid)
+            return self.engine.archive.series_rows(study_uid)
 
     def destinations(self) -> list[Destination]:
-        return self.engine.destinations.all()
+        return self.engine.archive.destinations.all()
 
     def add_destination(self, ae_title: str, host: str, port: int,
                         description: str = "") -> Destination:
         with _translated():
-            return self.engine.add_destination(ae_title, host, port, description)
+            return self.engine.archive.add_destination(ae_title, host, port, description)
 
     def remove_destination(self, ae_title: str) -> Destination:
         with _translated():
-            return self.engine.remove_destination(ae_title)
+            return self.engine.archive.remove_destination(ae_title)
 
     def send_study(self, study_uid: str, ae_title: str) -> Job:
         with _translated():
-            return self.engine.send_study(study_uid, ae_title)
+            return self.engine.archive.send_study(study_uid, ae_title)
 
     def storage_report(self) -> StorageReport:
-        return self.engine.storage_report()
+        return self.engine.archive.storage_report()
 
     def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
         with _translated():
-            return self.engine.cleanup_plan(older_than_days)
+            return self.engine.archive.cleanup_plan(older_than_days)
 
     def start_cleanup(self, older_than_days: float | None = None) -> Job:
         with _translated():
-            return self.engine.start_cleanup(older_than_days)
+            return self.engine.archive.start_cleanup(older_than_days)
 
     def start_reindex(self) -> Job:
         with _translated():
-            return self.engine.start_reindex()
+            return self.engine.archive.start_reindex()
 
     def jobs(self) -> list[Job]:
-        return self.engine.jobs.all()
+        return self.engine.archive.jobs.all()
 
     def job(self, job_id: int) -> Job:
-        found = self.engine.jobs.get(job_id)
+        found = self.engine.archive.jobs.get(job_id)
         if found is None:
             raise NotFound(f"no job {job_id}")
         return found

@@ -1,1 +1,1 @@
-"""service layer (see DESIGN.md)."""
+"""The engine: one package per capability, wired together by engine.py (ARCHITECTURE.md)."""

@@ -1,96 +1,74 @@
-"""The engine: owns a data dir, runs the SCP, keeps counters, events and the log.
+"""The engine: takes a data dir, builds the components, wires them, starts and stops them.
 
-Handlers run on pynetdicom's association threads and only touch memory here (counters,
-the event ring, a queue for the DB writer); every file write of bookkeeping happens on
-the one DB writer thread.
+Each capability is a component that owns its state, its lock and its threads (see
+ARCHITECTURE.md); the engine holds the data dir's lock, the settings, the DB writer and
+the event stream they share, and composes the status snapshot. Front ends reach the
+components through the Backend (backend/local.py), never their insides.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
 import time
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
 from dicomtui import __version__
-from dicomtui.models import AssociationInfo, Counters, Listener, StatusSnapshot
 from dicomtui.db.storage import flush_database, open_database
 from dicomtui.db.txlog import TransactionLog
 from dicomtui.db.writer import DBWriter
-from dicomtui.service import handlers, qr_handlers
-from dicomtui.service.events import EventRing, RingLogHandler, now_iso
-from dicomtui.service.lock import DataDirLock, DataDirLocked
-from dicomtui.service.access import AccessPolicy, CallerList
-from dicomtui.service.archive import Archive
-from dicomtui.service.facilities import FacilityRegistry
-from dicomtui.service.facility_stats import FacilityStats
-from dicomtui.service.listeners import ListenerSet
-from dicomtui.service.records import (base_record, called_ae_of, outcome_of, peer_of,
-                                      store_record)
-from dicomtui.service.scp import Listener as ScpListener
-from dicomtui.service.scp import ListenerError, make_ae
-from dicomtui.service.settings_store import SettingsStore
-from dicomtui.service.phi import PHI_FILTER
-from dicomtui.service.privacy import Privacy
-from dicomtui.service.shipping import Shipping
-from dicomtui.service.sites import Sites
-from dicomtui.service.store import StorageWriter, StorePolicy, scan_usage
+from dicomtui.models import Listener, SettingValue, StatusSnapshot
+from dicomtui.service.archive import qr_handlers
+from dicomtui.service.archive.archive import Archive
+from dicomtui.service.core.events import EventRing, RingLogHandler
+from dicomtui.service.core.lock import DataDirLock, DataDirLocked
+from dicomtui.service.core.recorder import Recorder
+from dicomtui.service.core.settings_store import SettingsStore
+from dicomtui.service.privacy.phi import PHI_FILTER
+from dicomtui.service.privacy.privacy import Privacy
+from dicomtui.service.receiving import handlers
+from dicomtui.service.receiving.listeners import Listeners
+from dicomtui.service.receiving.receiver import Receiver, ReceiverError
+from dicomtui.service.receiving.store import StorageWriter
+from dicomtui.service.receiving.traffic import Traffic
+from dicomtui.service.shipping.shipping import Shipping
+from dicomtui.service.sites.sites import Sites
+from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.service")
-REJECT_REASONS = {
-    (1, 3): "calling AE title not recognised", (1, 7): "called AE title not recognised",
-    (3, 1): "temporary congestion", (3, 2): "too many associations (max_associations)",
-}
+SEED_LIMIT = 500_000  # today's store records read back at start, at most
 
 
 class EngineError(RuntimeError):
     """The engine cannot do what was asked; the message says what to do."""
 
 
-class Engine(Sites, Privacy, Shipping, Archive):
-    """One receiver over one data dir: lock, settings, DB, storage and the listeners."""
+class Engine:
+    """One receiver over one data dir, open from construction until close()."""
 
     def __init__(self, data_dir: Path, cli_settings: Mapping | None = None,
                  environ: Mapping[str, str] | None = None) -> None:
-        self.data_dir = Path(data_dir).expanduser().resolve()
-        self.ring = EventRing()
-        self.state, self.error, self.warnings = "stopped", "", []
-        self.stopping = False
-        self.started_at: float | None = None
-        self._lock = DataDirLock(self.data_dir)
-        self._settings_store = SettingsStore(cli_settings or {}, environ)
-        self._stats_lock = threading.Lock()
-        self._assocs: dict[int, AssociationInfo] = {}
-        self._assoc_ids = itertools.count(1)
-        self._in_flight = 0
-        self._idle = threading.Condition(self._stats_lock)
-        self.counters, self.today, self._today_date = Counters(), Counters(), date.today()
-        self._listener: ScpListener | None = None  # the main one
-        self.facilities, self.callers = FacilityRegistry(), CallerList()
-        self.listener_set = ListenerSet(self._make_listener)
-        self.facility_stats = FacilityStats()
-        self.access_policy = AccessPolicy()
-        self._recognised: dict[int, str] = {}  # id(assoc) -> facility, until it ends
-        self._sites_lock = threading.RLock()
-        self._log_handler = RingLogHandler(self.ring)
-        self._log_handler.addFilter(PHI_FILTER)
-        self._init_privacy()
-        self._close_lock = threading.Lock()
-        self.is_open = False
+        """Take the data dir (its lock), load its state and wire the components.
 
-    # -- opening and closing the data dir ------------------------------------------
-    def open(self) -> None:
-        """Take the data dir: lock, settings, DB files, storage. Raises EngineError."""
+        Raises EngineError (another engine owns the data dir, a file cannot be opened).
+        """
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self._lock = DataDirLock(self.data_dir)
         try:
             self._lock.acquire()
         except DataDirLocked as exc:
             raise EngineError(str(exc)) from None
+        self._close_lock = threading.Lock()
+        self.ring = EventRing()
+        self.warnings: list[str] = []
+        self._log_handler = RingLogHandler(self.ring)
+        self._log_handler.addFilter(PHI_FILTER)
+        self._seeded = False
         try:
-            self._open_files()
+            self._open(cli_settings or {}, environ)
         except OSError as exc:  # e.g. a DB file root owns: say which, never a traceback
             self._lock.release()
             raise EngineError(f"cannot open {exc.filename or self.data_dir}: "
@@ -102,44 +80,44 @@ class Engine(Sites, Privacy, Shipping, Archive):
         self._attach_logging()
         self.is_open = True
 
-    def _open_files(self) -> None:
+    def _open(self, cli_settings: Mapping, environ: Mapping[str, str] | None) -> None:
+        """The shared infrastructure, then each component with its collaborators."""
         # 0600: stored settings may hold api_password / api_token
         self.db, warning = open_database(self.data_dir / "dicomtui.json", mode=0o600)
         self._warn(warning)
-        for problem in self._settings_store.load(self.db):
-            self._warn(problem)
-        self.storage = StorageWriter(self._storage_root())
-        self._usage_scanned = False
-        self.txlog = TransactionLog(self.data_dir / "log")
         self.writer = DBWriter()
-        self.writer.register("tx", self.txlog.append_many, self.txlog.flush)
-        self.writer.register("settings", self._settings_store.write_batch,
-                             lambda: flush_database(self.db))
-        for kind, table in (("facilities", self.facilities), ("callers", self.callers)):
-            for problem in table.load(self.db):
-                self._warn(problem)
-            self.writer.register(kind, table.write_batch, lambda: flush_database(self.db))
-        self.writer.register("anon", self._anon_write, self._anon_flush)
-        self._open_archive()
+        self._settings = SettingsStore(self.db, self.writer, cli_settings, environ)
+        self._warn(*self._settings.problems)
+        settings = self._settings.get
+        self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
+        self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
+        self.traffic = Traffic()
+        self.listeners = Listeners(self._bindings, settings)
+        self.sites = Sites(self.db, self.writer, settings, self.listeners,
+                           self.traffic.facility_today, self.traffic.forget_facility)
+        self.privacy = Privacy(self.data_dir, self.writer, settings,
+                               self.sites.anonymize_choice)
+        self.shipping = Shipping(self.data_dir, settings, self.storage,
+                                 self._study_files_removed)
+        self.archive = Archive(self.data_dir, self.db, self.writer, settings,
+                               self.storage, self.recorder, self.shipping, self.traffic)
+        self.receiver = Receiver(settings, self.listeners, self.traffic, self.recorder,
+                                 self.ring, self.storage, self.sites, self.privacy,
+                                 [self.archive.instance_stored,
+                                  self.shipping.instance_stored],
+                                 self.archive.make_room)
+        for component in (self.sites, self.shipping, self.archive):
+            self._warn(*component.warnings)
         self.writer.start()
-        self._open_shipping()
-        self._apply_privacy_settings()
-        self.store_policy = self._policy()
-        self._refresh_access()
 
-    def _storage_root(self) -> Path:
-        configured = self.settings.storage_dir
-        root = Path(configured).expanduser() if configured else self.data_dir / "storage"
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            probe = root / f".dicomtui-write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise EngineError(f"storage directory {root} is not writable "
-                              f"({exc.strerror or exc}); fix its permissions or set "
-                              "--storage-dir") from None
-        return root
+    def _bindings(self, facility: str | None) -> list:
+        """The pynetdicom handlers of one listener (main: facility None)."""
+        return (handlers.bindings(self.receiver, facility)
+                + qr_handlers.bindings(self.archive))
+
+    def _study_files_removed(self, study_uid: str) -> None:
+        """Shipping removed an uploaded study's files (cleanup_after_upload)."""
+        self.archive.study_files_removed(study_uid)
 
     def close(self) -> None:
         """Stop the SCP, flush everything to disk and release the data dir.
@@ -151,19 +129,20 @@ class Engine(Sites, Privacy, Shipping, Archive):
             if not self.is_open:
                 return
             self.stop()
-            self._finish_jobs()
+            self.archive.close()
             self.writer.stop()
-            self._close_anon_map()
-            self._close_shipping()
+            self.privacy.close()
+            self.shipping.close()
             flush_database(self.db)
             self._detach_logging()
             self._lock.release()
             self.is_open = False
 
-    def _warn(self, message: str | None) -> None:
-        if message:
-            self.warnings.append(message)
-            LOG.error(message)
+    def _warn(self, *messages: str | None) -> None:
+        for message in messages:
+            if message:
+                self.warnings.append(message)
+                LOG.error(message)
 
     def _attach_logging(self) -> None:
         for name in ("dicomtui", "pynetdicom"):
@@ -182,299 +161,115 @@ class Engine(Sites, Privacy, Shipping, Archive):
 
     # -- settings ---------------------------------------------------------------------
     @property
-    def settings(self):
-        return self._settings_store.current
+    def settings(self) -> Resolved:
+        """The current settings (a start or a restart makes them the running ones)."""
+        return self._settings.get()
 
-    def _policy(self) -> StorePolicy:
-        s = self.settings
-        by_facility, layout = s.layout.startswith("facility/"), s.layout.removeprefix("facility/")
-        return StorePolicy(layout=layout, naming=s.naming, fsync=s.fsync,
-                           duplicate_policy=s.duplicate_policy,
-                           quota_bytes=int(s.max_storage_gb * 1_000_000_000),
-                           by_facility=by_facility)
+    @property
+    def txlog(self) -> TransactionLog:
+        return self.recorder.log
 
-    def setting_values(self):
-        return self._settings_store.values(self._running_settings())
+    def setting_values(self) -> list[SettingValue]:
+        return self._settings.values(self.listeners.running_settings())
 
     def set_setting(self, name: str, raw) -> None:
         """Validate and persist a stored setting (raises SettingError / KeyError)."""
-        self._settings_store.set(name, raw, self.writer)
+        self._settings.set(name, raw)
         self._after_settings_change()
 
     def unset_setting(self, name: str) -> None:
-        self._settings_store.unset(name, self.writer)
+        self._settings.unset(name)
         self._after_settings_change()
 
     def _after_settings_change(self) -> None:
         if not self.writer.flush():
             raise EngineError("could not save settings: the DB writer is stuck "
                               f"({self.writer.stats().get('last_error')})")
-        self.store_policy = self._policy()
-        self._refresh_access()
-        self._apply_privacy_settings()
+        self.receiver.refresh_policy()
+        self.sites.refresh_access()
+        self.privacy.apply_settings()
 
-    def _running_settings(self):
-        return self._running if self._listener is not None else None
-
-    def _running_or_current(self):
-        return self._running if self._listener is not None else self.settings
-
-    def _is_running(self) -> bool:
-        return self._listener is not None
-
-    # -- the listener -----------------------------------------------------------------
+    # -- the receiver -------------------------------------------------------------------
     def start(self) -> None:
         """Start listening. Raises EngineError (port busy, ...) and stays stopped."""
-        if self._listener is not None:
+        if self.listeners.running:
             return
-        self._set_state("starting")
-        if not self._usage_scanned:  # only a receiver needs it; config/log stay fast
-            self.storage.set_used(scan_usage(self.storage.root))
-            self._seed_facility_stats()
-            self._usage_scanned = True
-        self._running = self.settings
-        s = self._running
-        listener = ScpListener(make_ae(s), s.host, s.port, self._handlers(None))
+        self.receiver.starting()
+        self.archive.ensure_usage()  # only a receiver needs it; config/log stay fast
+        self._seed_today()
         try:
-            listener.start()
-        except ListenerError as exc:
-            self.error = str(exc)
-            self._set_state("error", str(exc), "ERROR")
+            self.receiver.start()
+        except ReceiverError as exc:
             raise EngineError(str(exc)) from None
-        self._listener, self.error, self.stopping = listener, "", False
-        self.started_at = time.time()
-        self._refresh_access()
-        self._set_state("running", f"listening on {s.host}:{listener.port} as {s.ae_title}")
-        with self._sites_lock:
-            self._start_facilities()
-        self._start_shipping()
-        if self._index_empty_but_files():
-            LOG.warning("the archive index is empty but storage holds DICOM files: "
-                        "rebuilding it (reindex) in the background")
-            self.start_reindex()
+        self.sites.refresh_access()
+        self.sites.open_listeners()
+        self.shipping.start()
+        self.archive.started()
 
-    def _make_listener(self, facility: str | None, ae_title: str, port: int) -> ScpListener:
-        s = self._running_or_current()
-        return ScpListener(make_ae(s, ae_title), s.host, port, self._handlers(facility))
+    def _seed_today(self) -> None:
+        """Count today's stores already logged, so a restart keeps "today" true."""
+        if self._seeded:
+            return
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
+                                                       microsecond=0)
+        done = self.txlog.query(types=["store"], outcomes=["ok", "warning"],
+                                since=midnight, limit=SEED_LIMIT)
+        self.traffic.seed_facilities(list(reversed(done)))  # oldest first
+        self._seeded = True
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight stores finish, then end the associations."""
-        listener = self._listener
-        if listener is None:
+        if not self.listeners.running:
             return
-        self._set_state("stopping")
-        self.stopping = True
-        listener.stop_accepting()
-        with self._sites_lock:
-            listeners = [listener] + self.listener_set.stop_accepting_all()
-        self._wait_idle(grace)
-        assocs = [a for each in listeners for a in each.associations()]
-        for assoc in assocs:
-            assoc.abort()
-        for assoc in assocs:
-            assoc.join(timeout=5)
-        self._listener, self.started_at = None, None
-        self._stop_shipping()
+        self.receiver.stop(grace)
+        self.shipping.stop()
         self.writer.flush()
-        self._set_state("stopped", "receiver stopped")
+        self.receiver.stopped()
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
-    def _wait_idle(self, grace: float) -> None:
-        deadline = time.monotonic() + grace
-        with self._idle:
-            while self._in_flight and time.monotonic() < deadline:
-                self._idle.wait(timeout=0.1)
-
-    def _handlers(self, facility: str | None) -> list:
-        """The handlers of one listener; a facility's listener tells requests its name."""
-        from pynetdicom import evt
-        bind = [(evt.EVT_C_ECHO, handlers.handle_echo), (evt.EVT_C_STORE, self._store),
-                (evt.EVT_C_FIND, qr_handlers.handle_find),
-                (evt.EVT_C_MOVE, qr_handlers.handle_move),
-                (evt.EVT_C_GET, qr_handlers.handle_get),
-                (evt.EVT_ACCEPTED, handlers.handle_accepted),
-                (evt.EVT_REJECTED, handlers.handle_rejected),
-                (evt.EVT_RELEASED, handlers.handle_released),
-                (evt.EVT_ABORTED, handlers.handle_aborted),
-                (evt.EVT_CONN_CLOSE, handlers.handle_conn_close)]
-        return ([(evt.EVT_REQUESTED, handlers.handle_requested, [self, facility])]
-                + [(event, fn, [self]) for event, fn in bind])
-
-    def _store(self, event, engine):
-        """Counts the store as in flight so stop() can wait for it to finish."""
-        with self._stats_lock:
-            self._in_flight += 1
-        try:
-            return handlers.handle_store(event, engine)
-        finally:
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
-
     @property
     def port(self) -> int | None:
-        return self._listener.port if self._listener else None
+        return self.listeners.port
 
-    def _set_state(self, state: str, message: str = "", level: str = "INFO") -> None:
-        self.state = state
-        self.ring.emit("state", level, message or state, {"state": state})
-        if message:
-            LOG.log(logging.getLevelName(level), message)
+    def main_listener(self) -> Listener:
+        s = self.listeners.effective()
+        return Listener(s.ae_title, s.host, self.port or s.port,
+                        "listening" if self.listeners.running
+                        else self.receiver.state_word())
 
-    # -- bookkeeping called from handlers --------------------------------------------
-    def association_opened(self, assoc) -> None:
-        info = AssociationInfo(next(self._assoc_ids), (assoc.requestor.ae_title or "").strip(),
-                               called_ae_of(assoc), peer_of(assoc), now_iso(),
-                               facility=self.facility_of(assoc))
-        with self._stats_lock:
-            self._assocs[id(assoc)] = info
-            self._count("associations", 1)
-            self.facility_stats.seen(info.facility, info.started)
-        LOG.info("association %d from %s (%s) to %s accepted (facility %s)", info.id,
-                 info.calling_ae, info.peer, info.called_ae, info.facility)
-
-    def association_refused(self, assoc) -> None:
-        reason = _reject_reason(assoc)
-        with self._stats_lock:
-            self._count("refused", 1)
-            facility = self._recognised.pop(id(assoc), "unknown")
-        record = base_record("association", assoc, "refused", None, reason)
-        record.update({"rule": _reject_rule(assoc), "facility": facility})
-        self._record(record)
-        LOG.warning("association from %s (%s) refused: %s",
-                    (assoc.requestor.ae_title or "").strip(), peer_of(assoc), reason)
-
-    def association_closed(self, assoc, outcome: str, how: str) -> None:
-        with self._stats_lock:
-            info = self._assocs.pop(id(assoc), None)
-            self._recognised.pop(id(assoc), None)
-        if info is None:
-            return
-        if self.stopping and how == "aborted":
-            how = "aborted: the service is stopping"
-        record = base_record("association", assoc, outcome, None, how)
-        record.update({"association": info.id, "instances": info.instances,
-                       "bytes": info.bytes, "started": info.started,
-                       "facility": info.facility})
-        self._record(record)
-        LOG.info("association %d from %s %s: %d instances, %d bytes", info.id,
-                 info.calling_ae, how, info.instances, info.bytes)
-
-    def record_echo(self, assoc) -> None:
-        with self._stats_lock:
-            self._count("echoes", 1)
-        record = base_record("echo", assoc, "ok", 0x0000)
-        record["facility"] = self.facility_of(assoc)
-        self._record(record)
-
-    def record_store(self, assoc, ident, result, seconds: float, syntax) -> None:
-        ok = outcome_of(result.status) != "failed"
-        record = store_record(assoc, ident, result, seconds, syntax)
-        facility = record["facility"] = self.facility_of(assoc)
-        with self._stats_lock:
-            self._count("received" if ok else "failed", 1)
-            if ok:
-                self._count("bytes", result.size)
-                self.facility_stats.stored(facility, ident.study_uid, record["time"])
-            info = self._assocs.get(id(assoc))
-            if info is not None and ok:
-                info.instances += 1
-                info.bytes += result.size
-        if ok:
-            self.index_stored(ident, result, facility, syntax, record["time"])
-            self.study_stored(ident.study_uid, result.path, result.size, facility)
-        if info is not None:
-            record["association"] = info.id
-        self._record(record, persist=self.settings.log_instances or not ok)
-        if not ok:
-            LOG.warning("store from %s refused (0x%04X): %s", record["calling_ae"],
-                        result.status, result.reason)
-
-    def record_query(self, kind: str, assoc, status: int, reason: str, extra: dict) -> None:
-        """One C-FIND, C-MOVE or C-GET, with its counts."""
-        record = qr_handlers.record_fields(kind, assoc, status, reason, extra)
-        record["facility"] = self.facility_of(assoc)
-        info = self._assocs.get(id(assoc))
-        if info is not None:
-            record["association"] = info.id
-        self._record(record)
-        if record["outcome"] not in ("ok", "warning"):
-            LOG.warning("%s from %s refused (0x%04X): %s", kind.upper(),
-                        record["calling_ae"], status, reason)
-
-    def _finish_jobs(self, timeout: float = 30.0) -> None:
-        """Closing: ask running jobs to stop and give them a moment to."""
-        self.jobs.cancel_all()
-        deadline = time.monotonic() + timeout
-        for job in self.jobs.running():
-            self.jobs.wait(job.id, max(0.1, deadline - time.monotonic()))
-
-    def _record(self, record: dict, persist: bool = True) -> None:
-        if persist:
-            self.writer.put("tx", record)
-        level = "INFO" if record["outcome"] in ("ok", "warning") else "WARNING"
-        self.ring.emit("transaction", level, _summary(record), record)
-
-    def _count(self, field: str, n: int) -> None:
-        """Caller holds the stats lock."""
-        if date.today() != self._today_date:
-            self.today, self._today_date = Counters(), date.today()
-        setattr(self.counters, field, getattr(self.counters, field) + n)
-        setattr(self.today, field, getattr(self.today, field) + n)
-
-    # -- snapshots ----------------------------------------------------------------
+    # -- snapshots ----------------------------------------------------------------------
     def snapshot(self, mode: str) -> StatusSnapshot:
-        s = self._running if self._listener is not None else self.settings
-        with self._stats_lock:
-            assocs = [AssociationInfo(**vars(a)) for a in self._assocs.values()]
-            counters, today = Counters(**vars(self.counters)), Counters(**vars(self.today))
+        assocs, counters, today = self.traffic.snapshot()
+        started = self.receiver.started_at
         return StatusSnapshot(
-            state=self.state, mode=mode, pid=os.getpid(), version=__version__,
+            state=self.receiver.state, mode=mode, pid=os.getpid(), version=__version__,
             data_dir=str(self.data_dir), storage_dir=str(self.storage.root),
-            started_at=_iso(self.started_at),
-            uptime_s=time.time() - self.started_at if self.started_at else 0.0,
-            listeners=[Listener(s.ae_title, s.host, self.port or s.port,
-                                "listening" if self._listener else self.state_word())]
-            + [Listener(f.ae_title, s.host, f.port, f.listener, f.name, f.error)
-               for f in self.facility_list()],
+            started_at=_iso(started), uptime_s=time.time() - started if started else 0.0,
+            listeners=[self.main_listener()] + self.sites.facility_listeners(),
             associations=assocs, counters=counters, today=today,
             storage_used_bytes=self.storage.used_bytes,
-            quota_bytes=self.store_policy.quota_bytes,
-            last_errors=self.ring.problems(10),
-            error=self.error, warnings=list(self.warnings),
-            uploads=self.uploads.summary())
-
-    def state_word(self) -> str:
-        return "error" if self.state == "error" else "stopped"
+            quota_bytes=self.receiver.policy.quota_bytes,
+            last_errors=self.ring.problems(10), error=self.receiver.error,
+            warnings=list(self.warnings), uploads=self.shipping.summary())
 
 
-def _reject_reason(assoc) -> str:
-    primitive = assoc.acceptor.primitive
-    if primitive is None or primitive.result_source is None:
-        return "association rejected"
-    key = (primitive.result_source, primitive.diagnostic)
-    text = REJECT_REASONS.get(key) or REJECT_REASONS.get((3, primitive.diagnostic), "")
-    return (f"rejected: {text or 'reason'} (result {primitive.result}, source "
-            f"{primitive.result_source}, diagnostic {primitive.diagnostic})")
-
-
-def _reject_rule(assoc) -> str:
-    """Which limit made pynetdicom itself reject (ours are refused before it looks)."""
-    primitive = assoc.acceptor.primitive
-    if primitive is not None and (primitive.result_source, primitive.diagnostic) == (3, 2):
-        return "max_associations"
-    return "negotiation"
-
-
-def _summary(record: dict) -> str:
-    who = f"{record['calling_ae']} ({record['peer']})"
-    if record["type"] == "store":
-        what = f"store {record.get('modality') or ''} {record.get('sop_uid') or '?'}"
-        return f"{what.strip()} from {who}: {record['outcome']} {record['reason']}".strip()
-    return f"{record['type']} from {who}: {record['outcome']} {record['reason']}".strip()
+def _storage_root(data_dir: Path, settings: Resolved) -> Path:
+    """The storage root, made if missing and proven writable (EngineError)."""
+    configured = settings.storage_dir
+    root = Path(configured).expanduser() if configured else data_dir / "storage"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".dicomtui-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EngineError(f"storage directory {root} is not writable "
+                          f"({exc.strerror or exc}); fix its permissions or set "
+                          "--storage-dir") from None
+    return root
 
 
 def _iso(ts: float | None) -> str | None:

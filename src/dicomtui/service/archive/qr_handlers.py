@@ -1,0 +1,268 @@
+"""pynetdicom handlers for C-FIND, C-MOVE and C-GET over the archive index.
+
+Each request is logged as one transaction with its counts. A caller recognised as a
+facility sees that facility's studies only; the main listener's callers see all.
+Sub-operation results are read from the C-STORE responses themselves (a DIMSE receive
+hook), so the counts logged are the ones pynetdicom sends back, not a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import time
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import StoragePresentationContexts, evt
+from pynetdicom.presentation import build_context
+from pynetdicom.sop_class import Verification
+
+from dicomtui.dicom.matching import QueryError
+from dicomtui.service.archive.archive import Archive
+from dicomtui.service.archive.index import Instance
+from dicomtui.service.archive.query import answer, find, parse, retrieve_set
+from dicomtui.models import CANCELLED_STATUS, is_warning, outcome_of
+from dicomtui.service.core.records import Find, Move, Retrieve, Transaction
+
+LOG = logging.getLogger("dicomtui.qr")
+UNABLE = 0xC000  # "unable to process"
+CANCEL, PENDING = CANCELLED_STATUS, 0xFF00
+UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+MAX_CONTEXTS = 128
+PACE = 100  # C-FIND answers between waits for the send queue to drain
+ANY_STORAGE = [build_context(cx.abstract_syntax, list(UNCOMPRESSED))
+               for cx in StoragePresentationContexts[:MAX_CONTEXTS - 1]] + \
+    [build_context(Verification)]
+
+
+def bindings(archive: Archive) -> list:
+    return [(evt.EVT_C_FIND, handle_find, [archive]),
+            (evt.EVT_C_MOVE, handle_move, [archive]),
+            (evt.EVT_C_GET, handle_get, [archive])]
+
+
+def model_of(sop_class: str) -> str:
+    """'PATIENT' or 'STUDY' root, from the Q/R SOP Class UID (…5.1.4.1.2.1.x / .2.2.x)."""
+    return "PATIENT" if str(sop_class).startswith("1.2.840.10008.5.1.4.1.2.1.") else "STUDY"
+
+
+def _scope(archive: Archive, assoc) -> str | None:
+    facility = archive.callers.facility_of(assoc)
+    return None if facility in ("", "unknown") else facility
+
+
+def _keys(identifier: Dataset | None) -> str:
+    """Which keys a request used (no values: they may name a patient)."""
+    if identifier is None:
+        return ""
+    return ",".join(e.keyword or str(e.tag) for e in identifier
+                    if e.keyword not in ("QueryRetrieveLevel", "SpecificCharacterSet")
+                    and not e.is_empty)
+
+
+def handle_find(event, archive: Archive):
+    started, matches, status, reason = time.perf_counter(), 0, 0x0000, ""
+    identifier = level = None
+    try:
+        identifier = event.identifier
+        query = parse(identifier, model_of(event.request.AffectedSOPClassUID))
+        level = query.level
+        our_ae = archive.settings.ae_title
+        for entity in find(archive.index, query, _scope(archive, event.assoc)):
+            if event.is_cancelled:
+                status, reason = CANCEL, "cancelled by the requester"
+                yield CANCEL, None
+                return
+            matches += 1
+            hear_the_peer(event.assoc, matches)
+            yield PENDING, answer(entity, query, our_ae)
+    except QueryError as exc:
+        status, reason = exc.status, str(exc)
+        yield exc.status, None
+    except Exception as exc:  # a broken identifier must be answered, not crash
+        LOG.exception("C-FIND failed")
+        status, reason = UNABLE, f"unable to process: {exc}"
+        yield UNABLE, None
+    finally:
+        _record(archive, event.assoc, Find(
+            status=status, reason=reason, level=level, keys=_keys(identifier),
+            matches=matches, duration_ms=_ms_since(started)))
+
+
+def hear_the_peer(assoc, answered: int, patience: float = 2.0) -> None:
+    """Keep pace with the network, so a C-CANCEL gets in.
+
+    pynetdicom's DUL thread reads from the socket only when its send queue is empty, so
+    a handler that yields faster than the network would queue every answer before the
+    requester's cancel is even read. When the peer has sent something, and every
+    PACE answers in any case (which also bounds what waits in memory), wait (bounded)
+    until the queue has drained and nothing is left unread.
+    """
+    dul = getattr(assoc, "dul", None)
+    raw = getattr(getattr(dul, "socket", None), "socket", None)
+    if raw is None or (answered % PACE and not _readable(raw)):
+        return
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline and assoc.is_established and \
+            (dul.to_provider_queue.qsize() or _readable(raw)):
+        time.sleep(0.001)
+
+
+def _readable(raw) -> bool:
+    try:
+        return bool(select.select([raw], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
+class SubOps:
+    """Counts the C-STORE responses of a retrieve's sub-operations."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.completed, self.warning, self.failed = total, 0, 0, 0
+
+    def on_message(self, event) -> None:
+        command = event.message.command_set
+        if command is None or command.get("CommandField") != 0x8001:  # C-STORE-RSP
+            return
+        status = int(command.get("Status", 0xC000))
+        if status == 0x0000:
+            self.completed += 1
+        elif is_warning(status):
+            self.warning += 1
+        else:
+            self.failed += 1
+
+    def as_dict(self) -> dict:
+        """Anything not completed or warned about (refused, unreadable, never sent
+        because the destination went away) is a failure."""
+        return {"total": self.total, "completed": self.completed,
+                "warning": self.warning,
+                "failed": self.total - self.completed - self.warning}
+
+
+def _instances(archive: Archive, event) -> list[Instance]:
+    identifier = event.identifier
+    return retrieve_set(archive.index, identifier,
+                        model_of(event.request.AffectedSOPClassUID),
+                        _scope(archive, event.assoc))
+
+
+def _datasets(archive: Archive, chosen: list[Instance], event, subops: SubOps):
+    """(status, dataset) for each instance; a file that is gone counts as failed."""
+    for inst in chosen:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        try:
+            ds = dcmread(Path(archive.storage.root) / inst.path)
+        except Exception as exc:  # removed or damaged since it was indexed
+            LOG.warning("retrieve: %s unreadable: %s", inst.path, exc)
+            # not a Dataset: pynetdicom counts it as a failed sub-operation
+            yield PENDING, f"unreadable: {inst.path}"
+            continue
+        yield PENDING, ds
+
+
+def _outcome(subops: SubOps) -> tuple[int, str]:
+    counts = subops.as_dict()
+    if counts["failed"] == 0 and counts["warning"] == 0:
+        return 0x0000, ""
+    if counts["failed"] == counts["total"]:
+        return 0xA702, "every sub-operation failed"
+    return 0xB000, f"{counts['failed']} failed, {counts['warning']} with warnings"
+
+
+def handle_move(event, archive: Archive):
+    started, status, reason = time.perf_counter(), 0x0000, ""
+    destination = str(event.move_destination or "").strip()
+    subops, where = SubOps(0), archive.destinations.get(destination) \
+        if destination else None
+    try:
+        if where is None:
+            status, reason = 0xA801, f"unknown move destination {destination!r} (see " \
+                "`dicomtui dest add`)"
+            yield None, None
+            return
+        try:
+            chosen = _instances(archive, event)
+        except QueryError as exc:
+            status, reason = exc.status, str(exc)
+            # pynetdicom wants the destination first and connects to it before it
+            # takes a failure status: offer what any storage SCP accepts
+            yield where.host, where.port, {"ae_title": where.ae_title,
+                                           "contexts": ANY_STORAGE}
+            yield 1
+            yield exc.status, None
+            return
+        subops.total = len(chosen)
+        contexts = _contexts(chosen)
+        yield where.host, where.port, {"ae_title": where.ae_title, "contexts": contexts,
+                                       "evt_handlers": [(evt.EVT_DIMSE_RECV,
+                                                         subops.on_message)]}
+        yield len(chosen)
+        yield from _datasets(archive, chosen, event, subops)
+        status, reason = _outcome(subops)
+    except Exception as exc:
+        LOG.exception("C-MOVE failed")
+        status, reason = UNABLE, f"unable to process: {exc}"
+        raise
+    finally:
+        _record(archive, event.assoc, Move(
+            status=status, reason=reason, destination=destination, **subops.as_dict(),
+            duration_ms=_ms_since(started)))
+
+
+def handle_get(event, archive: Archive):
+    started, status, reason = time.perf_counter(), 0x0000, ""
+    subops, bound = SubOps(0), False
+    assoc = event.assoc
+    try:
+        try:
+            chosen = _instances(archive, event)
+        except QueryError as exc:
+            status, reason = exc.status, str(exc)
+            yield 1
+            yield exc.status, None
+            return
+        subops.total = len(chosen)
+        assoc.bind(evt.EVT_DIMSE_RECV, subops.on_message)
+        bound = True
+        yield len(chosen)
+        yield from _datasets(archive, chosen, event, subops)
+        status, reason = _outcome(subops)
+    except Exception as exc:
+        LOG.exception("C-GET failed")
+        status, reason = UNABLE, f"unable to process: {exc}"
+        raise
+    finally:
+        if bound:
+            assoc.unbind(evt.EVT_DIMSE_RECV, subops.on_message)
+        _record(archive, assoc, Retrieve(
+            status=status, reason=reason, **subops.as_dict(),
+            duration_ms=_ms_since(started)))
+
+
+def _contexts(chosen: list[Instance]) -> list:
+    """One context per SOP class with the syntaxes its files are in (plus the
+    uncompressed ones, which pynetdicom can re-encode to)."""
+    wanted: dict[str, list[str]] = {}
+    for inst in chosen:
+        syntaxes = wanted.setdefault(inst.sop_class, [])
+        for syntax in (inst.syntax, *UNCOMPRESSED):
+            if syntax not in syntaxes:
+                syntaxes.append(syntax)
+    return [build_context(cls, syntaxes) for cls, syntaxes in
+            list(wanted.items())[:MAX_CONTEXTS]]
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _record(archive: Archive, assoc, tx: Transaction) -> None:
+    """One C-FIND, C-MOVE or C-GET, with its counts."""
+    tx.outcome = outcome_of(tx.status)
+    archive.record_request(tx, assoc)

@@ -1,0 +1,89 @@
+"""Stored settings in dicomtui.json, layered under the command line and environment."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from tinydb import TinyDB
+
+from dicomtui.db.storage import flush_database
+from dicomtui.db.writer import DBWriter
+from dicomtui.models import SettingValue
+from dicomtui.settings import (SPEC_BY_NAME, SPECS, Resolved, SettingError, display_value,
+                               parse_value, resolve)
+
+TABLE = "settings"
+
+
+class SettingsStore:
+    """Holds stored values and the effective settings; persists through the DB writer."""
+
+    def __init__(self, db: TinyDB, writer: DBWriter, cli: Mapping[str, Any],
+                 environ: Mapping[str, str] | None) -> None:
+        self._db, self._writer = db, writer
+        self._cli, self._environ = dict(cli), environ
+        self.stored: dict[str, Any] = {}
+        self.problems = self._load()
+        self.current: Resolved = resolve(self._cli, self._environ, self.stored)
+        writer.register("settings", self.write_batch, lambda: flush_database(db))
+
+    def get(self) -> Resolved:
+        """The effective settings now (components call this; never keep the result)."""
+        return self.current
+
+    def _load(self) -> list[str]:
+        """Read stored values; a bad one is ignored and reported, never fatal."""
+        docs = self._db.table(TABLE).all()
+        raw = dict(docs[0]) if docs else {}
+        problems = []
+        for name, value in raw.items():
+            spec = SPEC_BY_NAME.get(name)
+            if spec is None:
+                continue
+            try:
+                self.stored[name] = parse_value(spec, value)
+            except SettingError as exc:
+                problems.append(f"stored setting ignored: {exc}; fix it with "
+                                f"`dicomtui config set {name} VALUE` or `config unset {name}`")
+        return problems
+
+    def set(self, name: str, raw: Any) -> None:
+        spec = _spec(name)
+        value = parse_value(spec, raw)
+        self.stored[name] = value
+        self._save()
+
+    def unset(self, name: str) -> None:
+        _spec(name)
+        self.stored.pop(name, None)
+        self._save()
+
+    def _save(self) -> None:
+        self.current = resolve(self._cli, self._environ, self.stored)
+        self._writer.put("settings", dict(self.stored))
+
+    def write_batch(self, batch: list[dict]) -> None:
+        """Writer-thread sink: the newest snapshot of stored values wins."""
+        table = self._db.table(TABLE)
+        table.truncate()
+        table.insert(batch[-1])
+
+    def values(self, running: Resolved | None) -> list[SettingValue]:
+        """Effective values with their source; `pending_restart` where running differs."""
+        result = []
+        for spec in SPECS:
+            value = self.current.values[spec.name]
+            pending = (running is not None and spec.restart
+                       and running.values[spec.name] != value)
+            result.append(SettingValue(
+                spec.name, display_value(spec, value), self.current.sources[spec.name],
+                display_value(spec, spec.default), spec.help, spec.restart, pending))
+        return result
+
+
+def _spec(name: str):
+    spec = SPEC_BY_NAME.get(name)
+    if spec is None:
+        raise SettingError(name, "unknown setting (see `dicomtui config` for the list)",
+                           name)
+    return spec

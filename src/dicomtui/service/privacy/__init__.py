@@ -1,0 +1,1 @@
+"""Privacy: anonymization on receive, the map of subject codes, restore, masked logs."""

@@ -1,0 +1,283 @@
+"""Receiving: the receiver's state, and one C-STORE from dataset to disk to bookkeeping.
+
+Handlers (handlers.py) call in here from pynetdicom's association threads. A store is
+answered only after its file is on disk and every component that tracks instances
+(index, study completion, counters, transaction log) has been told.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from datetime import datetime
+from typing import Callable, Protocol
+
+from dicomtui.dicom.anonymize import AnonymizeError
+from dicomtui.dicom.filemeta import file_header
+from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
+from dicomtui.models import FAILED, outcome_of
+from dicomtui.service.core.events import EventRing, now_iso
+from dicomtui.service.core.recorder import Recorder
+from dicomtui.service.core.records import (AssociationEnd, Echo, Refusal, Store,
+                                           StoredInstance, calling_ae_of, peer_of, who)
+from dicomtui.service.privacy.anonymizer import Anonymizer
+from dicomtui.service.privacy.phi import KNOWN_PHI, PHI_FILTER
+from dicomtui.service.privacy.privacy import AnonymizationUnavailable
+from dicomtui.service.receiving.listeners import Listeners
+from dicomtui.service.receiving.scp import ListenerError
+from dicomtui.service.receiving.store import (CANNOT_UNDERSTAND, OUT_OF_RESOURCES,
+                                              StorageWriter, StoreResult, policy_of)
+from dicomtui.service.receiving.traffic import Traffic
+from dicomtui.service.sites.access import Refusal as AccessRefusal
+from dicomtui.service.sites.sites import Admission
+from dicomtui.settings import Resolved
+
+LOG = logging.getLogger("dicomtui.service")
+PROCESSING_FAILURE = 0x0110
+REJECT_REASONS = {
+    (1, 3): "calling AE title not recognised", (1, 7): "called AE title not recognised",
+    (3, 1): "temporary congestion", (3, 2): "too many associations (max_associations)",
+}
+
+
+class ReceiverError(RuntimeError):
+    """The receiver cannot start; the message says what to do."""
+
+
+class Gatekeeper(Protocol):
+    """Who may associate (sites)."""
+
+    def admit(self, calling: str, called: str, ip: str,
+              port_facility: str | None) -> Admission: ...
+
+
+class Anonymization(Protocol):
+    """Whether and how to anonymize (privacy)."""
+
+    def anonymizes(self, facility: str) -> bool: ...
+    def anonymizer(self) -> Anonymizer: ...
+
+
+class Receiver:
+    """Owns the receiver's state word and the store path; listeners and traffic are its
+    parts, the rest (sites, privacy, the trackers of stored instances) collaborators."""
+
+    def __init__(self, settings: Callable[[], Resolved], listeners: Listeners,
+                 traffic: Traffic, recorder: Recorder, ring: EventRing,
+                 storage: StorageWriter, gate: Gatekeeper, privacy: Anonymization,
+                 trackers: list[Callable[[StoredInstance], None]],
+                 make_room: Callable[[int], bool]) -> None:
+        self._settings, self.listeners, self.traffic = settings, listeners, traffic
+        self._recorder, self._ring, self.storage = recorder, ring, storage
+        self._gate, self._privacy = gate, privacy
+        self._trackers, self._make_room = trackers, make_room
+        self.state, self.error = "stopped", ""
+        self.started_at: float | None = None
+        self.stopping = False
+        self.policy = policy_of(settings())
+
+    # -- lifecycle --------------------------------------------------------------------
+    def starting(self) -> None:
+        self._set_state("starting")
+
+    def start(self) -> None:
+        """Open the main listener (ReceiverError: port busy, ...; stays stopped)."""
+        try:
+            listener = self.listeners.start_main()
+        except ListenerError as exc:
+            self.error = str(exc)
+            self._set_state("error", str(exc), "ERROR")
+            raise ReceiverError(str(exc)) from None
+        self.error, self.stopping, self.started_at = "", False, time.time()
+        s = self.listeners.effective()
+        self._set_state("running", f"listening on {s.host}:{listener.port} as "
+                        f"{s.ae_title}")
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting, let in-flight stores finish, then end the associations."""
+        if not self.listeners.running:
+            return
+        self._set_state("stopping")
+        self.stopping = True
+        listeners = self.listeners.stop_accepting()
+        self.traffic.wait_idle(grace)
+        assocs = [a for each in listeners for a in each.associations()]
+        for assoc in assocs:
+            assoc.abort()
+        for assoc in assocs:
+            assoc.join(timeout=5)
+        self.listeners.stopped()
+        self.started_at = None
+
+    def stopped(self) -> None:
+        """Everything that follows the receiver has stopped too."""
+        self._set_state("stopped", "receiver stopped")
+
+    def refresh_policy(self) -> None:
+        """Settings changed: stores from now on follow them."""
+        self.policy = policy_of(self._settings())
+
+    def state_word(self) -> str:
+        """The main listener's state when it is not listening."""
+        return "error" if self.state == "error" else "stopped"
+
+    def _set_state(self, state: str, message: str = "", level: str = "INFO") -> None:
+        self.state = state
+        self._ring.emit("state", level, message or state, {"state": state})
+        if message:
+            LOG.log(logging.getLevelName(level), message)
+
+    # -- associations -----------------------------------------------------------------
+    def admit(self, assoc, port_facility: str | None) -> bool:
+        """At request: check access and recognise the facility; refuse on the wire."""
+        # pynetdicom copies the calling AE title to the requestor only when it
+        # negotiates, after this event; records made now need it already.
+        assoc.requestor.ae_title = assoc.requestor.primitive.calling_ae_title
+        peer = who(assoc)
+        admission = self._gate.admit(peer["calling_ae"], peer["called_ae"],
+                                     str(assoc.requestor.address), port_facility)
+        if admission.refusal is not None:
+            self._refuse(assoc, admission.refusal, admission.facility)
+            return False
+        self.traffic.recognised(assoc, admission.facility)
+        return True
+
+    def _refuse(self, assoc, refusal: AccessRefusal, facility: str) -> None:
+        assoc.acse.send_reject(refusal.result, refusal.source, refusal.diagnostic)
+        self.traffic.refused(assoc)
+        tx = Refusal(reason=f"rejected: {refusal.reason} (result {refusal.result}, source "
+                     f"{refusal.source}, diagnostic {refusal.diagnostic})",
+                     rule=refusal.rule, facility=facility, **who(assoc))
+        self._recorder.record(tx)
+        LOG.warning("association from %s (%s) to %s refused by %s: %s", tx.calling_ae,
+                    tx.peer, tx.called_ae or "(empty)", refusal.rule, refusal.reason)
+        assoc.kill()  # waits until the A-ASSOCIATE-RJ is out, as pynetdicom's own rejects
+
+    def opened(self, assoc) -> None:
+        info = self.traffic.opened(assoc)
+        LOG.info("association %d from %s (%s) to %s accepted (facility %s)", info.id,
+                 info.calling_ae, info.peer, info.called_ae, info.facility)
+
+    def rejected(self, assoc) -> None:
+        """pynetdicom itself rejected (negotiation, max_associations)."""
+        reason = _reject_reason(assoc)
+        facility = self.traffic.refused(assoc)
+        self._recorder.record(Refusal(reason=reason, rule=_reject_rule(assoc),
+                                      facility=facility, **who(assoc)))
+        LOG.warning("association from %s (%s) refused: %s", calling_ae_of(assoc),
+                    peer_of(assoc), reason)
+
+    def closed(self, assoc, outcome: str, how: str) -> None:
+        info = self.traffic.closed(assoc)
+        if info is None:
+            return
+        if self.stopping and how == "aborted":
+            how = "aborted: the service is stopping"
+        self._recorder.record(AssociationEnd(
+            outcome, None, how, association=info.id, instances=info.instances,
+            bytes=info.bytes, started=info.started, facility=info.facility, **who(assoc)))
+        LOG.info("association %d from %s %s: %d instances, %d bytes", info.id,
+                 info.calling_ae, how, info.instances, info.bytes)
+
+    def echoed(self, assoc) -> None:
+        self.traffic.echoed()
+        self._recorder.record(Echo(status=0x0000, facility=self.traffic.facility_of(assoc),
+                                   **who(assoc)))
+
+    # -- one C-STORE --------------------------------------------------------------------
+    def store(self, assoc, stream, syntax: str, context_class: str) -> StoreResult:
+        """Write one instance and do its bookkeeping; the result says what to answer."""
+        with self.traffic.in_flight():
+            started = time.perf_counter()
+            facility = self.traffic.facility_of(assoc)
+            ident, result = self._write(assoc, stream, syntax, context_class, facility)
+            self._settle(assoc, ident, result, facility, syntax,
+                         time.perf_counter() - started)
+            return result
+
+    def _write(self, assoc, stream, syntax: str, context_class: str,
+               facility: str) -> tuple[Identity, StoreResult]:
+        ident = Identity()
+        if self.stopping:
+            return ident, StoreResult(OUT_OF_RESOURCES,
+                                      "refused: the service is shutting down")
+        anonymize = self._privacy.anonymizes(facility)
+        anonymized = False  # set once `ident` names only the subject code
+        try:
+            ident = identify(stream, syntax)
+            if not ident.sop_class_uid:  # take the negotiated one rather than refuse
+                ident = replace(ident, sop_class_uid=context_class)
+            policy = self.policy
+            with stream.getbuffer() as body:
+                if anonymize:
+                    done = self._privacy.anonymizer().apply(
+                        body, syntax, ident, assoc.requestor.ae_title,
+                        self._settings().anonymize_uids, now_iso())
+                    ident, header, body = done.ident, done.data, b""
+                    anonymized = True
+                else:
+                    if PHI_FILTER.enabled:
+                        KNOWN_PHI.note(ident.patient_id, ident.patient_name)
+                    header = file_header(ident.sop_class_uid, ident.sop_uid, syntax,
+                                         assoc.requestor.ae_title)
+                result = self.storage.store(
+                    ident, header, body, policy, datetime.now(),
+                    facility if policy.by_facility else None, self._make_room)
+        except UnreadableDataset as exc:
+            result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
+        except (AnonymizationUnavailable, AnonymizeError) as exc:
+            result = StoreResult(PROCESSING_FAILURE, f"refused: cannot anonymize: {exc}")
+        except Exception as exc:  # never let pynetdicom swallow it silently
+            LOG.exception("storing an instance failed unexpectedly")
+            result = StoreResult(PROCESSING_FAILURE, f"internal error: {exc}")
+        if anonymize and not anonymized:
+            ident = _without_identity(ident, self._settings().anonymize_uids)
+        return ident, result
+
+    def _settle(self, assoc, ident: Identity, result: StoreResult, facility: str,
+                syntax: str, seconds: float) -> None:
+        """Count, track and log one store (a good one, a refused one)."""
+        ok = outcome_of(result.status) != FAILED
+        tx = Store(outcome_of(result.status), result.status, result.reason,
+                   facility=facility, sop_class=ident.sop_class_uid,
+                   study_uid=ident.study_uid, series_uid=ident.series_uid,
+                   sop_uid=ident.sop_uid, patient_id=ident.patient_id,
+                   modality=ident.modality, transfer_syntax=syntax, bytes=result.size,
+                   duration_ms=round(seconds * 1000, 2), path=result.path,
+                   duplicate=result.duplicate, **who(assoc))
+        tx.association = self.traffic.stored(assoc, ok, result.size, facility,
+                                             ident.study_uid, tx.time)
+        if ok:
+            stored = StoredInstance(ident, result.path, result.size, result.added,
+                                    result.duplicate, syntax, facility, tx.time)
+            for track in self._trackers:
+                track(stored)
+        self._recorder.record(tx, persist=self._settings().log_instances or not ok)
+        if not ok:
+            LOG.warning("store from %s refused (0x%04X): %s", tx.calling_ae,
+                        result.status, result.reason)
+
+
+def _without_identity(ident: Identity, uids: bool) -> Identity:
+    """What a store that failed before anonymizing may log: nothing naming the patient."""
+    hidden = replace(ident, patient_id="", patient_name="", accession="", study_date="")
+    return replace(hidden, sop_uid="", study_uid="", series_uid="") if uids else hidden
+
+
+def _reject_reason(assoc) -> str:
+    primitive = assoc.acceptor.primitive
+    if primitive is None or primitive.result_source is None:
+        return "association rejected"
+    key = (primitive.result_source, primitive.diagnostic)
+    text = REJECT_REASONS.get(key) or REJECT_REASONS.get((3, primitive.diagnostic), "")
+    return (f"rejected: {text or 'reason'} (result {primitive.result}, source "
+            f"{primitive.result_source}, diagnostic {primitive.diagnostic})")
+
+
+def _reject_rule(assoc) -> str:
+    """Which limit made pynetdicom itself reject (ours are refused before it looks)."""
+    primitive = assoc.acceptor.primitive
+    if primitive is not None and (primitive.result_source, primitive.diagnostic) == (3, 2):
+        return "max_associations"
+    return "negotiation"

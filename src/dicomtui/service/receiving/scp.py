@@ -1,0 +1,117 @@
+"""Building and running one SCP listener with pynetdicom."""
+
+from __future__ import annotations
+
+import errno
+import socketserver
+import threading
+
+from pynetdicom import (ALL_TRANSFER_SYNTAXES, AE, DEFAULT_TRANSFER_SYNTAXES,
+                        AllStoragePresentationContexts)
+from pynetdicom.sop_class import (PatientRootQueryRetrieveInformationModelFind,
+                                  PatientRootQueryRetrieveInformationModelGet,
+                                  PatientRootQueryRetrieveInformationModelMove,
+                                  StudyRootQueryRetrieveInformationModelFind,
+                                  StudyRootQueryRetrieveInformationModelGet,
+                                  StudyRootQueryRetrieveInformationModelMove, Verification)
+
+from dicomtui.service.receiving.netio import TunedServer
+
+QUERY_RETRIEVE = (PatientRootQueryRetrieveInformationModelFind,
+                  PatientRootQueryRetrieveInformationModelMove,
+                  PatientRootQueryRetrieveInformationModelGet,
+                  StudyRootQueryRetrieveInformationModelFind,
+                  StudyRootQueryRetrieveInformationModelMove,
+                  StudyRootQueryRetrieveInformationModelGet)
+
+
+class ListenerError(RuntimeError):
+    """A listener could not start; the message says what to do."""
+
+
+def make_ae(settings, ae_title: str | None = None) -> AE:
+    """An AE accepting every storage SOP class pynetdicom knows, in every syntax, and
+    Query/Retrieve (Patient and Study Root: FIND, MOVE, GET).
+
+    Storage contexts accept both roles: a C-GET requester proposes itself as the storage
+    SCP (role selection, PS3.7 D.3.3.4), and a plain sender still gets the default."""
+    ae = AE(ae_title=ae_title or settings.ae_title)
+    ae.maximum_pdu_size = settings.max_pdu
+    ae.acse_timeout = settings.acse_timeout
+    ae.dimse_timeout = settings.dimse_timeout
+    ae.network_timeout = settings.network_timeout
+    ae.maximum_associations = settings.max_associations
+    ae.require_called_aet = False
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES,
+                                 scu_role=True, scp_role=True)
+    for sop_class in QUERY_RETRIEVE:
+        ae.add_supported_context(sop_class, DEFAULT_TRANSFER_SYNTAXES)
+    return ae
+
+
+class Listener:
+    """One association server on host:port, served from its own thread."""
+
+    def __init__(self, ae: AE, host: str, port: int, handlers: list) -> None:
+        self.ae, self.host, self.port, self.handlers = ae, host, port, handlers
+        self.server: TunedServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        try:
+            self.server = self.ae.make_server((self.host, self.port),
+                                              evt_handlers=self.handlers,
+                                              server_class=TunedServer)
+        except OSError as exc:
+            raise ListenerError(_bind_message(exc, self.host, self.port)) from None
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={
+            "poll_interval": 0.2}, name=f"dicomtui-listener-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; associations already running go on. Idempotent."""
+        if self.server is not None and not self._stopped:
+            self._stopped = True
+            # pynetdicom's shutdown() expects servers made by start_server(); ours is
+            # made by make_server(), so stop the loop and close the socket directly.
+            socketserver.BaseServer.shutdown(self.server)
+            self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def associations(self) -> list:
+        return self.server.active_associations if self.server else []
+
+
+def _bind_message(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} is already in use on {host} (another DICOM receiver?); "
+                "stop it or choose another port with --port")
+    if exc.errno == errno.EACCES:
+        return (f"not allowed to listen on port {port} (ports below 1024 need root or "
+                "CAP_NET_BIND_SERVICE); choose another port with --port")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"address {host} is not an address of this machine; check --host"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def prefer_requestor_syntaxes(assoc) -> None:
+    """Order our transfer syntaxes by the requestor's preference before negotiation.
+
+    pynetdicom picks the first syntax in the *acceptor's* list; a modality that offers
+    JPEG 2000 first (or uncompressed first) should get what it asked for, not what
+    happens to come first in ours, or it may have to convert and fail.
+    """
+    wanted: dict[str, list[str]] = {}
+    for cx in assoc.requestor.primitive.presentation_context_definition_list:
+        ordered = wanted.setdefault(str(cx.abstract_syntax), [])
+        ordered.extend(ts for ts in cx.transfer_syntax if ts not in ordered)
+    for cx in assoc.acceptor.supported_contexts:
+        first = [ts for ts in wanted.get(str(cx.abstract_syntax), ())
+                 if ts in cx.transfer_syntax]
+        if first:
+            cx.transfer_syntax = first + [ts for ts in cx.transfer_syntax if ts not in first]

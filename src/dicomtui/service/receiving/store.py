@@ -1,0 +1,227 @@
+"""Writing received instances to disk: validated paths, quota, duplicates, durability.
+
+A file becomes visible under its final name only after it is complete (temp file, fsync,
+rename, directory fsync), so every acknowledged C-STORE is on disk and a failed one
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from dicomtui.db.storage import fsync_dir
+from dicomtui.dicom.identify import Identity
+from dicomtui.dicom.layout import file_stem, folder_for
+from dicomtui.dicom.paths import InvalidUID, check_uid
+from dicomtui.service.receiving.dirindex import DirectoryIndex
+from dicomtui.settings import Resolved
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC210
+DUPLICATE_REJECTED = 0xC211
+
+
+@dataclass(frozen=True)
+class StorePolicy:
+    """The settings that shape one store; read once per request, so edits apply live."""
+
+    layout: str = "series"
+    naming: str = "sop-uid"
+    fsync: bool = True
+    duplicate_policy: str = "replace"
+    quota_bytes: int = 0
+    by_facility: bool = False  # layout "facility/...": a folder per facility first
+
+
+def quota_of(settings: Resolved) -> int:
+    """max_storage_gb in bytes (0: no quota)."""
+    return int(settings.max_storage_gb * 1_000_000_000)
+
+
+def policy_of(settings: Resolved) -> StorePolicy:
+    layout = settings.layout
+    return StorePolicy(layout=layout.removeprefix("facility/"), naming=settings.naming,
+                       fsync=settings.fsync, duplicate_policy=settings.duplicate_policy,
+                       quota_bytes=quota_of(settings),
+                       by_facility=layout.startswith("facility/"))
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What happened to one instance: the status to answer and what to log."""
+
+    status: int
+    reason: str = ""
+    path: str = ""  # relative to the storage root
+    size: int = 0
+    duplicate: bool = False
+    added: int = 0  # bytes the storage grew by (negative if a replaced file shrank)
+
+
+class StorageWriter:
+    """Places instances under one storage root; safe to call from many threads."""
+
+    def __init__(self, root: Path, used_bytes: int = 0) -> None:
+        self.root = Path(root).resolve()
+        self._used = used_bytes
+        self._usage_lock = threading.Lock()
+        self._dir_locks = [threading.Lock() for _ in range(64)]
+        self._dirs = DirectoryIndex()
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
+
+    def release(self, size: int) -> None:
+        """Files under the root were removed (upload cleanup): count them free."""
+        self._add_usage(-size)
+
+    def set_used(self, used: int) -> None:
+        with self._usage_lock:
+            self._used = used
+
+    def store(self, ident: Identity, header: bytes, body, policy: StorePolicy,
+              received: datetime, facility: str | None = None,
+              make_room: Callable[[int], bool] | None = None) -> StoreResult:
+        """Validate, check quota, write durably, and resolve duplicates.
+
+        `make_room` is asked for the bytes needed when the quota is reached
+        (auto_cleanup); if it freed space, the store tries once more.
+        """
+        try:
+            _check_uids(ident)
+            folder = self._folder(ident, policy, received, facility)
+        except InvalidUID as exc:
+            return StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
+        size = len(header) + len(body)
+        refusal = self._reserve(size, policy.quota_bytes)
+        if refusal and make_room is not None and make_room(size):
+            refusal = self._reserve(size, policy.quota_bytes)
+        if refusal:
+            return StoreResult(OUT_OF_RESOURCES, refusal)
+        try:
+            result = self._write(folder, ident, header, body, policy, received, size)
+        except OSError as exc:
+            result = StoreResult(OUT_OF_RESOURCES, _os_reason(exc, folder))
+        self._add_usage(result.added - size)  # settle the reservation
+        return result
+
+    def _folder(self, ident: Identity, policy: StorePolicy, received: datetime,
+                facility: str | None) -> Path:
+        folder = os.path.normpath(self.root / folder_for(policy.layout, ident, received,
+                                                         facility))
+        if os.path.commonpath([self.root, folder]) != str(self.root):
+            raise InvalidUID("path would leave the storage root")  # defence in depth
+        return Path(folder)
+
+    def _write(self, folder: Path, ident: Identity, header: bytes, body,
+               policy: StorePolicy, received: datetime, size: int) -> StoreResult:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = _write_temp(folder, header, body, policy.fsync)
+        try:
+            with self._dir_locks[hash(folder) % len(self._dir_locks)]:
+                result = self._place(folder, temp, ident, policy, received, size)
+        finally:
+            if temp.exists():
+                temp.unlink()
+        if policy.fsync and result.status == SUCCESS and result.size:
+            fsync_dir(folder)
+        return result
+
+    def _place(self, folder: Path, temp: Path, ident: Identity, policy: StorePolicy,
+               received: datetime, size: int) -> StoreResult:
+        existing = self._dirs.find(folder, ident.sop_uid, policy.naming)
+        if existing is not None:
+            return self._duplicate(folder / existing, temp, policy, size)
+        name = self._dirs.claim_name(folder, ident, policy.naming, received, file_stem)
+        os.replace(temp, folder / name)
+        self._dirs.record(folder, ident.sop_uid, name)
+        return StoreResult(SUCCESS, "", self._relative(folder / name), size, added=size)
+
+    def _duplicate(self, target: Path, temp: Path, policy: StorePolicy,
+                   size: int) -> StoreResult:
+        relative = self._relative(target)
+        if policy.duplicate_policy == "keep":
+            return StoreResult(SUCCESS, "duplicate: kept the copy already stored",
+                               relative, 0, duplicate=True)
+        if policy.duplicate_policy == "reject":
+            return StoreResult(DUPLICATE_REJECTED, "duplicate SOP Instance UID rejected "
+                               "(duplicate_policy=reject)", relative, 0, duplicate=True)
+        old_size = target.stat().st_size if target.exists() else 0
+        os.replace(temp, target)
+        return StoreResult(SUCCESS, "", relative, size, duplicate=True,
+                           added=size - old_size)
+
+    def _reserve(self, size: int, quota: int) -> str:
+        """Count `size` as used now, so concurrent stores cannot overrun the quota."""
+        with self._usage_lock:
+            if quota > 0 and self._used + size > quota:
+                return _quota_reason(size, self._used, quota)
+            self._used += size
+        return ""
+
+    def _add_usage(self, delta: int) -> None:
+        with self._usage_lock:
+            self._used += delta
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+
+def _check_uids(ident: Identity) -> None:
+    """SOP Class/Instance UIDs must be valid; Study/Series UIDs may be absent (some
+    real-world objects lack them: they file under UNKNOWN) but never malformed."""
+    check_uid("SOPInstanceUID", ident.sop_uid)
+    check_uid("SOPClassUID", ident.sop_class_uid)
+    if ident.study_uid:
+        check_uid("StudyInstanceUID", ident.study_uid)
+    if ident.series_uid:
+        check_uid("SeriesInstanceUID", ident.series_uid)
+
+
+def _write_temp(folder: Path, header: bytes, body, fsync: bool) -> Path:
+    temp = folder / f".incoming-{threading.get_ident()}-{os.urandom(4).hex()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=True) as fh:
+            fh.write(header)
+            fh.write(body)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _quota_reason(size: int, used: int, quota: int) -> str:
+    return (f"quota exceeded: {used} of {quota} bytes used, this instance needs {size} "
+            "(raise max_storage_gb or free space)")
+
+
+def _os_reason(exc: OSError, folder: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"disk full writing to {folder}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to {folder}: {exc.strerror}"
+    return f"write failed in {folder}: {exc.strerror or exc}"
+
+
+def scan_usage(root: Path) -> int:
+    """Bytes used by files under `root` (a startup scan; the writer tracks it after)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total

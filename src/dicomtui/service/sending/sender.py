@@ -1,0 +1,182 @@
+"""The SCU side: C-ECHO and C-STORE to any receiver, for `dicomtui echo` and `send`.
+
+Sockets get TCP_NODELAY: a sender that leaves Nagle on stalls ~40 ms per image against
+receivers that delay their ACKs (DESIGN.md "Sockets").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+from dicomtui.service.receiving.netio import TunedAssociationSocket, tune
+
+LOG = logging.getLogger("dicomtui.send")
+MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
+
+
+class SendError(RuntimeError):
+    """The peer could not be reached or refused us; the message says why."""
+
+
+@dataclass
+class SendSummary:
+    """What a send did, for the one-screen summary and the exit code."""
+
+    sent: int = 0
+    failed: int = 0
+    warnings: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One file (or generated dataset) to send, with what negotiation needs."""
+
+    sop_class: str
+    syntax: str
+    path: Path | None = None
+    dataset: Dataset | None = None
+    size: int = 0
+
+
+def _make_ae(calling: str, contexts: Iterable[tuple[str, str]] = ()) -> AE:
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    for sop_class, syntax in contexts:
+        ae.add_requested_context(sop_class, syntax)
+    return ae
+
+
+def _associate(ae: AE, host: str, port: int, called: str):
+    try:
+        assoc = ae.associate(host, port, ae_title=called)
+    except OSError as exc:
+        raise SendError(f"cannot connect to {host}:{port}: {exc}") from None
+    if not assoc.is_established:
+        raise SendError(_why_not(assoc, host, port, called))
+    sock = assoc.dul.socket
+    tune(sock.socket)
+    sock.__class__ = TunedAssociationSocket
+    return assoc
+
+
+def _why_not(assoc, host: str, port: int, called: str) -> str:
+    if assoc.is_rejected:
+        rj = assoc.acceptor.primitive
+        detail = f"result {rj.result}, source {rj.result_source}, diagnostic {rj.diagnostic}"
+        return f"{host}:{port} rejected the association as {called} ({detail})"
+    if assoc.is_aborted:
+        return f"{host}:{port} aborted the association"
+    return f"no association with {host}:{port} (nothing listening, or it timed out)"
+
+
+def echo(host: str, port: int, called: str, calling: str) -> int:
+    """One C-ECHO; returns its status or raises SendError."""
+    assoc = _associate(_make_ae(calling, [(Verification, "1.2.840.10008.1.2")]),
+                       host, port, called)
+    try:
+        reply = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    if "Status" not in reply:
+        raise SendError(f"{host}:{port} sent no C-ECHO response")
+    return int(reply.Status)
+
+
+def scan_files(paths: Iterable[Path], summary: SendSummary) -> list[Item]:
+    """DICOM files under the given files/folders; others are counted as skipped."""
+    items = []
+    for path in _walk(paths):
+        item = _read_item(path)
+        if item is None:
+            summary.skipped += 1
+        else:
+            items.append(item)
+    return items
+
+
+def _walk(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            yield path
+        else:
+            raise SendError(f"{path}: no such file or folder")
+
+
+def _read_item(path: Path) -> Item | None:
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        meta = ds.file_meta
+        return Item(str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID),
+                    path=path, size=path.stat().st_size)
+    except (InvalidDicomError, AttributeError, KeyError, ValueError, OSError, EOFError):
+        return None
+
+
+def dataset_items(datasets: Iterable[Dataset]) -> Iterator[Item]:
+    for ds in datasets:
+        yield Item(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID), dataset=ds)
+
+
+def send(items: Iterable[Item], host: str, port: int, called: str, calling: str,
+         summary: SendSummary, progress: Callable[[SendSummary], None] | None = None) -> None:
+    """C-STORE every item, opening a new association when contexts run out."""
+    batch: list[Item] = []
+    contexts: set[tuple[str, str]] = set()
+    for item in items:
+        key = (item.sop_class, item.syntax)
+        if key not in contexts and len(contexts) == MAX_CONTEXTS:
+            _send_batch(batch, contexts, host, port, called, calling, summary, progress)
+            batch, contexts = [], set()
+        contexts.add(key)
+        batch.append(item)
+        if len(batch) >= 1000 and item.dataset is not None:  # bound generated memory
+            _send_batch(batch, contexts, host, port, called, calling, summary, progress)
+            batch, contexts = [], set()
+    if batch:
+        _send_batch(batch, contexts, host, port, called, calling, summary, progress)
+
+
+def _send_batch(batch, contexts, host, port, called, calling, summary, progress) -> None:
+    assoc = _associate(_make_ae(calling, sorted(contexts)), host, port, called)
+    try:
+        for item in batch:
+            _send_one(assoc, item, summary)
+            if progress is not None:
+                progress(summary)
+            if not assoc.is_established:
+                raise SendError(f"{host}:{port} ended the association mid-transfer")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+def _send_one(assoc, item: Item, summary: SendSummary) -> None:
+    reply = assoc.send_c_store(item.path if item.path is not None else item.dataset)
+    status = int(reply.Status) if "Status" in reply else -1
+    summary.statuses[status] += 1
+    if status == 0x0000:
+        summary.sent += 1
+        summary.bytes += item.size
+    elif 0xB000 <= status <= 0xBFFF:
+        summary.warnings += 1
+        summary.sent += 1
+    else:
+        summary.failed += 1
+        comment = str(reply.get("ErrorComment", "")) if status != -1 else "no response"
+        summary.reasons.setdefault(status, comment)

@@ -1,0 +1,1 @@
+"""Shipping: study completion, study zips, and the durable upload queue with its worker."""

@@ -1,0 +1,1 @@
+"""Sites: facilities (AE titles and ports), allowed callers, and the access check."""
