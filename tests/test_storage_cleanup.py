@@ -33,10 +33,10 @@ def test_cleanup_removes_old_studies_files_index_and_logs_them(make_engine):
     send_all(engine.port, old)
     wait_quiet()
     used = engine.storage.used_bytes
-    preview = engine.archive.cleanup_plan(0)
+    preview = engine.archive.retention.cleanup_plan(0)
     assert [c.uid for c in preview.remove] == [str(old[0].StudyInstanceUID)]
     assert (engine.storage.root / "P1").exists()  # a preview removes nothing
-    job = engine.archive.jobs.wait(engine.archive.start_cleanup(0).id, 30)
+    job = engine.archive.jobs.wait(engine.archive.retention.start_cleanup(0).id, 30)
     assert job.state == "done" and job.result["studies"] == 1 and job.result["files"] == 4
     assert not (engine.storage.root / "P1").exists()  # empty folders pruned
     assert engine.archive.index.study(str(old[0].StudyInstanceUID)) is None
@@ -58,12 +58,12 @@ def test_cleanup_keeps_studies_being_received_or_waiting_for_upload(make_engine,
     engine.shipping.uploads.add(zip_path, 22, str(waiting[0].StudyInstanceUID), "auto")
     fresh = study("JUST^NOW", "P2", "20240101")
     send_all(engine.port, fresh)
-    plan = engine.archive.cleanup_plan(0)
+    plan = engine.archive.retention.cleanup_plan(0)
     assert plan.remove == []
     reasons = {c.uid: c.kept_because for c in plan.keep}
     assert reasons[str(waiting[0].StudyInstanceUID)].startswith("waiting for upload")
     assert reasons[str(fresh[0].StudyInstanceUID)].startswith("being received")
-    job = engine.archive.jobs.wait(engine.archive.start_cleanup(0).id, 30)
+    job = engine.archive.jobs.wait(engine.archive.retention.start_cleanup(0).id, 30)
     assert job.result["studies"] == 0 and len(engine.archive.index.studies) == 2
 
 

@@ -196,11 +196,11 @@ class LocalBackend:
 
     def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
         with _translated():
-            return self.engine.archive.cleanup_plan(older_than_days)
+            return self.engine.archive.retention.cleanup_plan(older_than_days)
 
     def start_cleanup(self, older_than_days: float | None = None) -> Job:
         with _translated():
-            return self.engine.archive.start_cleanup(older_than_days)
+            return self.engine.archive.retention.start_cleanup(older_than_days)
 
     def start_reindex(self) -> Job:
         with _translated():

@@ -8,13 +8,14 @@ components through the Backend (backend/local.py), never their insides.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from dicomtui import __version__
 from dicomtui.db.storage import flush_database, open_database
@@ -56,59 +57,43 @@ class Engine:
         Raises EngineError (another engine owns the data dir, a file cannot be opened).
         """
         self.data_dir = Path(data_dir).expanduser().resolve()
-        self._lock = DataDirLock(self.data_dir)
-        try:
-            self._lock.acquire()
-        except DataDirLocked as exc:
-            raise EngineError(str(exc)) from None
+        self._lock = _locked(self.data_dir)
         self._close_lock = threading.Lock()
         self.ring = EventRing()
         self.warnings: list[str] = []
         self._log_handler = RingLogHandler(self.ring)
         self._log_handler.addFilter(PHI_FILTER)
         self._seeded = False
-        try:
-            self._open(cli_settings or {}, environ)
-        except OSError as exc:  # e.g. a DB file root owns: say which, never a traceback
-            self._lock.release()
-            raise EngineError(f"cannot open {exc.filename or self.data_dir}: "
-                              f"{exc.strerror or exc}; check its owner and "
-                              "permissions") from None
-        except BaseException:
-            self._lock.release()
-            raise
+        with _released_on_failure(self._lock, self.data_dir):
+            # 0600: stored settings may hold api_password / api_token
+            self.db, warning = open_database(self.data_dir / "dicomtui.json", mode=0o600)
+            self.writer = DBWriter()
+            self._settings = SettingsStore(self.db, self.writer, cli_settings or {},
+                                           environ)
+            settings = self._settings.get
+            self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
+            self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
+            self.traffic = Traffic()
+            self.listeners = Listeners(self._bindings, settings)
+            self.sites = Sites(self.db, self.writer, settings, self.listeners,
+                               self.traffic.facility_today, self.traffic.forget_facility)
+            self.privacy = Privacy(self.data_dir, self.writer, settings,
+                                   self.sites.anonymize_choice)
+            self.shipping = Shipping(self.data_dir, settings, self.storage,
+                                     self._study_files_removed)
+            self.archive = Archive(self.data_dir, self.db, self.writer, settings,
+                                   self.storage, self.recorder, self.shipping,
+                                   self.traffic)
+            self.receiver = Receiver(settings, self.listeners, self.traffic,
+                                     self.recorder, self.ring, self.storage, self.sites,
+                                     self.privacy, [self.archive.instance_stored,
+                                                    self.shipping.instance_stored],
+                                     self.archive.retention.make_room)
+            self.writer.start()
+        self._warn(warning, *self._settings.problems, *self.sites.warnings,
+                   *self.shipping.warnings, *self.archive.warnings)
         self._attach_logging()
         self.is_open = True
-
-    def _open(self, cli_settings: Mapping, environ: Mapping[str, str] | None) -> None:
-        """The shared infrastructure, then each component with its collaborators."""
-        # 0600: stored settings may hold api_password / api_token
-        self.db, warning = open_database(self.data_dir / "dicomtui.json", mode=0o600)
-        self._warn(warning)
-        self.writer = DBWriter()
-        self._settings = SettingsStore(self.db, self.writer, cli_settings, environ)
-        self._warn(*self._settings.problems)
-        settings = self._settings.get
-        self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
-        self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
-        self.traffic = Traffic()
-        self.listeners = Listeners(self._bindings, settings)
-        self.sites = Sites(self.db, self.writer, settings, self.listeners,
-                           self.traffic.facility_today, self.traffic.forget_facility)
-        self.privacy = Privacy(self.data_dir, self.writer, settings,
-                               self.sites.anonymize_choice)
-        self.shipping = Shipping(self.data_dir, settings, self.storage,
-                                 self._study_files_removed)
-        self.archive = Archive(self.data_dir, self.db, self.writer, settings,
-                               self.storage, self.recorder, self.shipping, self.traffic)
-        self.receiver = Receiver(settings, self.listeners, self.traffic, self.recorder,
-                                 self.ring, self.storage, self.sites, self.privacy,
-                                 [self.archive.instance_stored,
-                                  self.shipping.instance_stored],
-                                 self.archive.make_room)
-        for component in (self.sites, self.shipping, self.archive):
-            self._warn(*component.warnings)
-        self.writer.start()
 
     def _bindings(self, facility: str | None) -> list:
         """The pynetdicom handlers of one listener (main: facility None)."""
@@ -195,7 +180,7 @@ class Engine:
         if self.listeners.running:
             return
         self.receiver.starting()
-        self.archive.ensure_usage()  # only a receiver needs it; config/log stay fast
+        self.storage.count_usage()  # only a receiver needs it; config/log stay fast
         self._seed_today()
         try:
             self.receiver.start()
@@ -254,6 +239,31 @@ class Engine:
             quota_bytes=self.receiver.policy.quota_bytes,
             last_errors=self.ring.problems(10), error=self.receiver.error,
             warnings=list(self.warnings), uploads=self.shipping.summary())
+
+
+def _locked(data_dir: Path) -> DataDirLock:
+    """The data dir's lock, taken (EngineError names the engine that holds it)."""
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+    except DataDirLocked as exc:
+        raise EngineError(str(exc)) from None
+    return lock
+
+
+@contextlib.contextmanager
+def _released_on_failure(lock: DataDirLock, data_dir: Path) -> Iterator[None]:
+    """Opening failed: let go of the data dir, and say which file in one line."""
+    try:
+        yield
+    except OSError as exc:  # e.g. a DB file root owns: say which, never a traceback
+        lock.release()
+        raise EngineError(f"cannot open {exc.filename or data_dir}: "
+                          f"{exc.strerror or exc}; check its owner and "
+                          "permissions") from None
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _storage_root(data_dir: Path, settings: Resolved) -> Path:

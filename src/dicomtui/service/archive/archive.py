@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -20,38 +18,26 @@ from tinydb import TinyDB
 
 from dicomtui.db.writer import DBWriter
 from dicomtui.dicom.matching import text_search
-from dicomtui.models import (CleanupPlan, Destination, Job, SeriesRow, StorageReport,
+from dicomtui.models import (Destination, Job, SeriesRow, StorageReport,
                              StudyPage, StudyQuery, StudyRow, UsageRow, outcome_of)
+from dicomtui.service.archive.errors import ArchiveError, ArchiveMissing
 from dicomtui.service.archive.index import ArchiveIndex, copy_doc
 from dicomtui.service.archive.destinations import DestinationList
 from dicomtui.db.storage import flush_database
-from dicomtui.service.core.records import (Cleanup, OperatorSend, StoredInstance,
+from dicomtui.service.core.records import (OperatorSend, StoredInstance,
                                            Transaction, who)
 from dicomtui.service.core.recorder import Recorder
 from dicomtui.service.archive.jobs import JobBoard, Reporter
 from dicomtui.service.archive.query import modalities
 from dicomtui.service.archive.reindex import install, rebuild
-from dicomtui.service.archive.retention import plan, remove_study
+from dicomtui.service.archive.cleanup import MAINTENANCE, Retention, recently_received
 from dicomtui.service.sending.sender import Item, SendError, SendSummary, send
-from dicomtui.service.receiving.store import StorageWriter, quota_of, scan_usage
+from dicomtui.service.receiving.store import StorageWriter, quota_of
 from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.archive")
-MAINTENANCE = ("cleanup", "reindex")  # one at a time: both rewrite the index
 UPLOAD_STATE = {"queued": "queued", "uploading": "uploading", "done": "uploaded",
                 "failed": "failed"}
-ROOM_TARGET = 0.9  # auto_cleanup frees down to this share of the quota
-
-
-class ArchiveError(ValueError):
-    """A request about the archive that cannot be done as asked; says why."""
-
-
-class ArchiveMissing(LookupError):
-    """No such study, series or destination."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "not found"
 
 
 class Shipments(Protocol):
@@ -85,9 +71,9 @@ class Archive:
                         lambda: flush_database(db))
         writer.register("index", lambda batch: None, self.index.save)
         self.jobs = JobBoard()
+        self.retention = Retention(self.index, storage, writer, settings, recorder,
+                                   self.jobs, shipping)
         self._during_reindex: list[StoredInstance] | None = None
-        self._room_lock = threading.Lock()
-        self._usage_scanned = False
 
     @property
     def settings(self) -> Resolved:
@@ -95,7 +81,7 @@ class Archive:
 
     def started(self) -> None:
         """The receiver started: count usage once, and rebuild a missing index."""
-        self.ensure_usage()
+        self.storage.count_usage()
         if self._index_empty_but_files():
             LOG.warning("the archive index is empty but storage holds DICOM files: "
                         "rebuilding it (reindex) in the background")
@@ -166,7 +152,8 @@ class Archive:
         return sorted(rows, key=lambda r: (r.number is None, r.number or 0, r.uid))
 
     def _study_states(self) -> tuple[set[str], dict[str, tuple[str, int]]]:
-        receiving = self._shipping.receiving() | self._recently_received()
+        receiving = self._shipping.receiving() | recently_received(
+            self.index, self.settings.study_timeout)
         return receiving, self._shipping.upload_states()
 
     def _row(self, doc: dict, states) -> StudyRow:
@@ -252,7 +239,7 @@ class Archive:
 
     # -- storage ------------------------------------------------------------------------
     def storage_report(self) -> StorageReport:
-        self.ensure_usage()
+        self.storage.count_usage()
         disk = shutil.disk_usage(self.storage.root)
         docs = self.index.all_studies()
         by_facility: dict[str, UsageRow] = {}
@@ -280,105 +267,6 @@ class Archive:
             sorted(by_modality.values(), key=lambda r: -r.bytes),
             sorted(by_day.values(), key=lambda r: r.key, reverse=True),
             settings.auto_cleanup, settings.retention_days)
-
-    def ensure_usage(self) -> None:
-        """Count what storage holds, once (a receiver or a storage report needs it)."""
-        if not self._usage_scanned:
-            self.storage.set_used(scan_usage(self.storage.root))
-            self._usage_scanned = True
-
-    # -- cleanup ------------------------------------------------------------------------
-    def _protected(self) -> dict[str, str]:
-        """Studies cleanup must keep, with the reason."""
-        keep = {uid: "being received" for uid in self._shipping.receiving()}
-        for uid in self._recently_received():
-            keep.setdefault(uid, "being received (an instance within study_timeout)")
-        for uid, why in self._shipping.waiting().items():
-            keep.setdefault(uid, why)
-        return keep
-
-    def _recently_received(self) -> set[str]:
-        """Without zip_studies nothing tracks open studies: an instance within
-        study_timeout means the study may still be arriving."""
-        recent = datetime.fromtimestamp(time.time() - self.settings.study_timeout
-                                        ).astimezone().isoformat()
-        return {d["uid"] for d in self.index.live_docs() if d["last_received"] >= recent}
-
-    def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
-        days = self._days(older_than_days)
-        return plan(self.index, days, self._protected())
-
-    def start_cleanup(self, older_than_days: float | None = None) -> Job:
-        days = self._days(older_than_days)
-        return self.jobs.start("cleanup", f"cleanup: studies older than {days:g} days",
-                               lambda r: self._cleanup(r, days), MAINTENANCE)
-
-    def _days(self, older_than_days: float | None) -> float:
-        days = self.settings.retention_days if older_than_days is None else older_than_days
-        try:
-            days = float(days)
-        except (TypeError, ValueError):
-            raise ArchiveError(f"--older-than {days!r} is not a number of days") from None
-        if not 0 <= days <= 36500:
-            raise ArchiveError(f"--older-than must be 0 to 36500 days (got {days:g})")
-        return days
-
-    def _cleanup(self, reporter: Reporter, days: float) -> tuple[str, dict]:
-        self.ensure_usage()
-        todo = plan(self.index, days, self._protected())
-        files = freed = studies = 0
-        reporter.progress(0, len(todo.remove), f"{len(todo.remove)} studies to remove")
-        for n, item in enumerate(todo.remove, 1):
-            if reporter.cancel_requested:
-                break
-            removed, size = self._remove(item.uid, f"older than {days:g} days")
-            files, freed, studies = files + removed, freed + size, studies + 1
-            reporter.progress(n, len(todo.remove), f"{n} of {len(todo.remove)} studies "
-                              "removed")
-        self._writer.flush()  # the job is done when its removals are on record
-        message = (f"removed {studies} studies ({files} files, {freed} bytes); "
-                   f"kept {len(todo.keep)}")
-        LOG.info("cleanup: %s", message)
-        return message, {"studies": studies, "files": files, "bytes": freed,
-                         "kept": len(todo.keep)}
-
-    def _remove(self, uid: str, why: str) -> tuple[int, int]:
-        doc = self.index.study(uid) or {}
-        files, freed = remove_study(self.index, self.storage.root, uid)
-        self.storage.release(freed)
-        self._writer.put("index", None)
-        self._recorder.record(Cleanup(
-            reason=why, study_uid=uid, instances=files, bytes=freed,
-            facility=doc.get("facility", ""), last_received=doc.get("last_received", "")))
-        LOG.warning("cleanup removed study %s (%s, last received %s): %d files, %d bytes",
-                    uid, why, doc.get("last_received", "?"), files, freed)
-        return files, freed
-
-    def make_room(self, needed: int) -> bool:
-        """The quota is reached (from a store): free the oldest allowed studies; True if
-        something was freed (auto_cleanup)."""
-        s = self.settings
-        quota = quota_of(s)
-        if not s.auto_cleanup or quota <= 0:
-            return False
-        if any(j.kind == "reindex" for j in self.jobs.running()):
-            return False  # the index is being rebuilt: removing now could be undone
-        with self._room_lock:
-            target = int(quota * ROOM_TARGET) - needed
-            if self.storage.used_bytes <= target:
-                return True  # another store made room meanwhile
-            todo = plan(self.index, s.retention_days, self._protected())
-            freed_any = False
-            for item in todo.remove:
-                if self.storage.used_bytes <= target:
-                    break
-                self._remove(item.uid, "auto_cleanup: quota reached, older than "
-                             f"{s.retention_days} days")
-                freed_any = True
-            if not freed_any:
-                LOG.error("quota reached and auto_cleanup found no study older than "
-                          "%d days that it may remove", s.retention_days)
-            return freed_any
 
     # -- reindex -----------------------------------------------------------------------
     def start_reindex(self) -> Job:
@@ -408,8 +296,7 @@ class Archive:
             self._during_reindex = None
         self._writer.put("index", None)
         self._writer.flush()
-        self.storage.set_used(scan_usage(self.storage.root))
-        self._usage_scanned = True
+        self.storage.count_usage(again=True)
         message = (f"indexed {rebuilt.indexed} of {rebuilt.files} files in "
                    f"{len(rebuilt.studies)} studies; {len(rebuilt.unreadable)} unreadable")
         LOG.info("reindex: %s (%d stored meanwhile added)", message, late)

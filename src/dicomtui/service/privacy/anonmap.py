@@ -52,10 +52,10 @@ class AnonymizationMap:
         self._open: dict[int, TinyDB] = {}
         self._touched: set[int] = set()
         self._index: dict[int, dict[str, dict]] = {}  # file -> sop -> values (reads)
-        self._load()
+        self.uid_secret = self._load()  # keys anonymize_uids' new UIDs
 
     # -- loading -------------------------------------------------------------------
-    def _load(self) -> None:
+    def _load(self) -> str:
         for doc in self._db.table("subjects").all():
             self._subjects[doc["code"]] = (doc.doc_id, dict(doc))
             self._codes[_key_of(doc)] = doc["code"]
@@ -65,9 +65,9 @@ class AnonymizationMap:
         if not meta.all() and self.writable:
             meta.insert({"uid_secret": secrets.token_hex(16), "version": 1})
             self._save()
-        self.uid_secret = meta.all()[0]["uid_secret"] if meta.all() else ""
         if self.key is not None and self.writable:
             self._seal_plain_files()
+        return meta.all()[0]["uid_secret"] if meta.all() else ""
 
     def _seal_plain_files(self) -> None:
         """A key set on a map that was plain: encrypt every file of it now."""

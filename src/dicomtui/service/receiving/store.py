@@ -71,6 +71,7 @@ class StorageWriter:
     def __init__(self, root: Path, used_bytes: int = 0) -> None:
         self.root = Path(root).resolve()
         self._used = used_bytes
+        self._counted = False
         self._usage_lock = threading.Lock()
         self._dir_locks = [threading.Lock() for _ in range(64)]
         self._dirs = DirectoryIndex()
@@ -83,9 +84,14 @@ class StorageWriter:
         """Files under the root were removed (upload cleanup): count them free."""
         self._add_usage(-size)
 
-    def set_used(self, used: int) -> None:
+    def count_usage(self, again: bool = False) -> None:
+        """Count what the root holds: once (a receiver or a report needs it), or
+        `again` after a reindex; config and log never pay for the walk."""
+        if self._counted and not again:
+            return
+        used = scan_usage(self.root)
         with self._usage_lock:
-            self._used = used
+            self._used, self._counted = used, True
 
     def store(self, ident: Identity, header: bytes, body, policy: StorePolicy,
               received: datetime, facility: str | None = None,
