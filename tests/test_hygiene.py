@@ -1,4 +1,4 @@
-"""Layering rules from DESIGN.md, checked in fresh interpreters."""
+"""Layering rules from ARCHITECTURE.md, checked in fresh interpreters."""
 
 import subprocess
 import sys
@@ -83,7 +83,7 @@ TUI = ["dicomtui.tui.app", "dicomtui.tui.screens.status", "dicomtui.tui.screens.
 
 @pytest.mark.parametrize("module", TUI)
 def test_console_sees_the_engine_only_through_the_backend(module):
-    """tui/ never loads pynetdicom, TinyDB, or the engine and DB layers (DESIGN.md)."""
+    """tui/ never loads pynetdicom, TinyDB, or the engine and DB layers (ARCHITECTURE.md)."""
     code = f"import sys, {module}; print('\\n'.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()

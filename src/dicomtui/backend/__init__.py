@@ -1,1 +1,1 @@
-"""backend layer (see DESIGN.md)."""
+"""The Backend: the one interface front ends use, local or over the control socket."""

@@ -1,1 +1,1 @@
-"""control layer (see DESIGN.md)."""
+"""The control API: the Backend over HTTP on the data dir's unix socket."""

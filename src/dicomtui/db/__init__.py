@@ -1,1 +1,1 @@
-"""db layer (see DESIGN.md)."""
+"""Persistence: atomic TinyDB storage, the one DB writer thread, the transaction log."""

@@ -1,6 +1,6 @@
 """Storage layout presets: where a received instance goes, relative to the storage root.
 
-A layout is a folder template plus a file name rule (DESIGN.md "Storage layout"). The
+A layout is a folder template plus a file name rule (README, "Storage"). The
 result is always a relative path made only of validated UIDs and sanitized parts.
 """
 

@@ -1,6 +1,6 @@
 """The archive index: studies and their series in memory, instances in a file per study.
 
-Per DESIGN.md the index holds counts per study and series, never a document per instance:
+Per ARCHITECTURE.md ("Data") the index holds counts per study and series, never a document per instance:
 - `index/studies-NN.json` (64 TinyDB-format shards by a hash of the Study Instance UID):
   one document per study with its series embedded. A receiving study dirties one shard,
   so a save rewrites 1/64 of the index, whatever its size.

@@ -5,7 +5,7 @@ per subject (code, original PatientID/issuer/name, counts) and per study (the or
 its first instance had: the values most instances share). What differs per instance
 (times, instance UIDs, references) goes to one small file per study under
 `anonymization/`, so recording an instance never rewrites a file that grows with the
-archive (DESIGN.md, Data).
+archive (ARCHITECTURE.md, "Data").
 
 A new subject or study is saved before the instance is acknowledged, so a code is never
 handed out twice, even after a crash; per-instance values are saved by the DB writer

@@ -1,7 +1,7 @@
 """Socket tuning for the SCP: no Nagle, quick ACKs, and big reads.
 
 A sender that leaves Nagle on stalls ~40 ms per image against a receiver whose ACKs are
-delayed (DESIGN.md "Sockets"). Re-arming TCP_QUICKACK before each read on Linux removes
+delayed (ARCHITECTURE.md, "Rules for the network"). Re-arming TCP_QUICKACK before each read on Linux removes
 the stall; reading whole PDUs with recv_into avoids pynetdicom's 4 KiB read loop.
 """
 

@@ -1,7 +1,7 @@
 """The SCU side: C-ECHO and C-STORE to any receiver, for `dicomtui echo` and `send`.
 
 Sockets get TCP_NODELAY: a sender that leaves Nagle on stalls ~40 ms per image against
-receivers that delay their ACKs (DESIGN.md "Sockets").
+receivers that delay their ACKs (ARCHITECTURE.md, "Rules for the network").
 """
 
 from __future__ import annotations
