@@ -429,7 +429,7 @@ def from_dict(cls: type, data: Any) -> Any:
 
 
 def _convert(hint: Any, value: Any) -> Any:
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return from_dict(hint, value)
     if typing.get_origin(hint) is list and isinstance(value, list):
         (item_hint,) = typing.get_args(hint) or (Any,)

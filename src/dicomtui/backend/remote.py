@@ -44,7 +44,7 @@ class RemoteBackend:
 
     def events(self, after: int = 0, limit: int = 1000,
                kinds: list[str] | None = None) -> EventBatch:
-        params = {"after": after, "limit": limit}
+        params: dict[str, int | str] = {"after": after, "limit": limit}
         if kinds:
             params["kinds"] = ",".join(kinds)
         data = self._call("GET", "/events", params=params)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinydb import TinyDB
+
 
 class SnapshotTable:
     """Subclasses set TABLE and WHAT and implement _parse(doc) and _keep(item)."""
@@ -17,7 +19,7 @@ class SnapshotTable:
     WHAT = "record"
 
     def __init__(self) -> None:
-        self._db = None
+        self._db: TinyDB | None = None
 
     def load(self, db) -> list[str]:
         """Parse every saved document; the problems, one line each."""
@@ -33,6 +35,7 @@ class SnapshotTable:
 
     def write_batch(self, batch: list[list[dict]]) -> None:
         """Writer-thread sink: the newest snapshot replaces the table."""
+        assert self._db is not None, "load() first"
         table = self._db.table(self.TABLE)
         table.truncate()
         table.insert_multiple(batch[-1])

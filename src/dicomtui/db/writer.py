@@ -36,8 +36,8 @@ class DBWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._logged: set[str] = set()  # errors logged since the last success
-        self._stats = {"batches": 0, "last_error": None, "last_write_s": 0.0,
-                       "dropped": 0}
+        self._stats: dict[str, Any] = {"batches": 0, "last_error": None,
+                                       "last_write_s": 0.0, "dropped": 0}
 
     def register(self, kind: str, sink: Sink, flush: Save | None = None) -> None:
         """Send items of `kind` to `sink`, then save with `flush`; call before start()."""

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.multival import MultiValue
+from pydicom.tag import Tag
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
@@ -25,7 +26,7 @@ _WANTED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceU
            "ReferringPhysicianName")
 
 
-_TAGS = {int(tag_for_keyword(name)): name for name in _WANTED}
+_TAGS = {int(Tag(name)): name for name in _WANTED}
 
 
 class UnreadableDataset(ValueError):
@@ -127,8 +128,8 @@ def _inflate(data: bytes) -> bytes:
 def _text(value: object) -> str:
     if value is None:
         return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        value = "\\".join(str(v) for v in value)  # type: ignore[union-attr]
+    if isinstance(value, (list, tuple, MultiValue)):
+        value = "\\".join(str(v) for v in value)
     return str(value).strip().rstrip("\x00")
 
 

@@ -118,7 +118,9 @@ class Archive:
         """A C-FIND, C-MOVE or C-GET of an association, with who asked."""
         tx.facility = self.callers.facility_of(assoc)
         tx.association = self.callers.association_id(assoc)
-        tx.calling_ae, tx.called_ae, tx.peer = who(assoc).values()
+        peer = who(assoc)
+        tx.calling_ae, tx.called_ae, tx.peer = (peer["calling_ae"], peer["called_ae"],
+                                                peer["peer"])
         self._recorder.record(tx)
         if tx.is_problem:
             LOG.warning("%s from %s refused (0x%04X): %s", tx.KIND.upper(),
@@ -226,12 +228,15 @@ class Archive:
         status = 0x0000 if not failed and not summary.warnings else \
             0xA702 if failed == len(items) else 0xB000
         reason = error or (f"{failed} failed" if failed else "")
-        result = {"total": len(items), "completed": summary.sent - summary.warnings,
-                  "warning": summary.warnings, "failed": failed}
-        self._recorder.record(OperatorSend(
+        tx = OperatorSend(
             outcome_of(status), status, reason, calling_ae=self.settings.ae_title,
             called_ae=where.ae_title, peer=f"{where.host}:{where.port}",
-            destination=where.ae_title, study_uid=study_uid, **result))
+            destination=where.ae_title, study_uid=study_uid, total=len(items),
+            completed=summary.sent - summary.warnings, warning=summary.warnings,
+            failed=failed)
+        self._recorder.record(tx)
+        result = {"total": tx.total, "completed": tx.completed, "warning": tx.warning,
+                  "failed": tx.failed}
         if error and not summary.sent:
             raise RuntimeError(error)
         return (f"sent {summary.sent} of {len(items)} to {where.ae_title}"

@@ -102,7 +102,7 @@ def hear_the_peer(assoc, answered: int, patience: float = 2.0) -> None:
     """
     dul = getattr(assoc, "dul", None)
     raw = getattr(getattr(dul, "socket", None), "socket", None)
-    if raw is None or (answered % PACE and not _readable(raw)):
+    if dul is None or raw is None or (answered % PACE and not _readable(raw)):
         return
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline and assoc.is_established and \

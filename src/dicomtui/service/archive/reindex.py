@@ -36,7 +36,7 @@ class Rebuilt:
     files: int = 0
     indexed: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    folder: Path | None = None  # the new instance files
+    folder: Path = Path()  # the new instance files
 
 
 def storage_files(root: Path) -> list[str]:

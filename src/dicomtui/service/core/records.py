@@ -10,7 +10,7 @@ front ends see `to_dict()`, whose keys are the log's public shape (see `dicomtui
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from dicomtui.dicom.identify import Identity
 from dicomtui.models import OK, REFUSED, WARNING
@@ -52,7 +52,13 @@ def calling_ae_of(assoc) -> str:
     return (assoc.requestor.ae_title or "").strip()
 
 
-def who(assoc) -> dict[str, str]:
+class Who(TypedDict):
+    calling_ae: str
+    called_ae: str
+    peer: str
+
+
+def who(assoc) -> Who:
     """The calling AE, called AE and peer address of an association, as record fields."""
     return {"calling_ae": calling_ae_of(assoc), "called_ae": called_ae_of(assoc),
             "peer": peer_of(assoc)}

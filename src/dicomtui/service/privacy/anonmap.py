@@ -93,14 +93,14 @@ class AnonymizationMap:
             return code
 
     def add_instance(self, code: str, study_uid: str, sop_uid: str,
-                     originals: Originals, now: str) -> dict | None:
-        """Keep the originals of one instance; the per-instance part is returned for
-        the DB writer (None when the study's shared values already say everything)."""
+                     originals: Originals, now: str) -> dict:
+        """Keep the originals of one instance; the per-instance part (what differs from
+        the study's shared values) is returned for the DB writer."""
         with self._lock:
-            entry = self._studies.get(_study_key(code, study_uid))
-            new_study = entry is None
-            if new_study:
-                entry = self._new_study(code, study_uid, originals, now)
+            known = self._studies.get(_study_key(code, study_uid))
+            new_study = known is None
+            entry = self._new_study(code, study_uid, originals, now) if known is None \
+                else known
             study = entry[1]
             subject = self._subjects[code][1]
             subject["instances"] += 1

@@ -68,10 +68,10 @@ class Privacy:
             return anon
         with self._anon_lock:
             if self._anon is None or self._anon_key_file != key_file:
-                self._open_anon_map(key_file)
+                return self._open_anon_map(key_file)
             return self._anon
 
-    def _open_anon_map(self, key_file: str) -> None:
+    def _open_anon_map(self, key_file: str) -> Anonymizer:
         self._close_anon_map()
         try:
             key = load_key(key_file) if key_file else None
@@ -83,6 +83,7 @@ class Privacy:
             raise AnonymizationUnavailable(str(exc)) from None
         self._anon = Anonymizer(amap, lambda item: self._writer.put("anon", item))
         self._anon_key_file, self.anon_error = key_file, ""
+        return self._anon
 
     def close(self) -> None:
         """Save what the map holds and close it (the DB writer is still running)."""

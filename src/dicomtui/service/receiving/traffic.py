@@ -98,7 +98,7 @@ class Traffic:
                 if record.get("facility"):
                     self._facilities.stored(record["facility"],
                                             record.get("study_uid") or "",
-                                            record.get("time"))
+                                            record.get("time") or "")
 
     def facility_today(self, name: str) -> tuple[int, int, str | None]:
         """(instances, studies, last seen) of a facility today."""

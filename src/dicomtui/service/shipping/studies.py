@@ -22,6 +22,7 @@ from dicomtui.db.storage import flush_database, open_database
 from dicomtui.service.core.background import Background
 from dicomtui.service.shipping.upload_queue import UploadQueue
 from dicomtui.service.shipping.zipper import zip_files
+from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.studies")
 
@@ -110,7 +111,7 @@ class Completion(Background):
     NAME = "dicomtui-studies"
 
     def __init__(self, tracker: StudyTracker, queue: UploadQueue,
-                 settings: Callable[[], object], storage_root: Path,
+                 settings: Callable[[], Resolved], storage_root: Path,
                  zip_dir: Callable[[], Path]) -> None:
         super().__init__()
         self.tracker, self.queue, self._settings = tracker, queue, settings

@@ -15,6 +15,8 @@ from typing import Callable
 
 import httpx
 
+from dicomtui.settings import Resolved
+
 RETRYABLE_4XX = (408, 429)
 
 
@@ -36,7 +38,7 @@ class Outcome:
 class UploadClient:
     """Logs in when needed (once again on a 401), then POSTs the file as `file`."""
 
-    def __init__(self, settings: Callable[[], object]) -> None:
+    def __init__(self, settings: Callable[[], Resolved]) -> None:
         self._settings = settings
         self._access: str | None = None
         self._key = ""

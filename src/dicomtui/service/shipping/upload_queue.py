@@ -12,6 +12,7 @@ import threading
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from dicomtui.db.storage import flush_database, open_database
 from dicomtui.models import UploadItem, UploadSummary
@@ -42,8 +43,7 @@ class UploadQueue:
         requeued = False
         for doc in self._db.table(TABLE).all():
             files = list(doc.get("files", []))
-            fields = {k: v for k, v in doc.items() if k in UploadItem.__dataclass_fields__}
-            item = UploadItem(**{**fields, "id": doc.doc_id, "bytes_sent": 0})
+            item = _item(doc.doc_id, doc)
             if item.state == "uploading":
                 item, requeued = replace(item, state="queued", next_attempt=None,
                                          last_error=INTERRUPTED), True
@@ -61,7 +61,7 @@ class UploadQueue:
                    "source": source, "version": version, "files": list(files or [])}
             doc_id = self._db.table(TABLE).insert(doc)
             self._flush_or_undo(doc_id)
-            item = UploadItem(id=doc_id, **{k: v for k, v in doc.items() if k != "files"})
+            item = _item(doc_id, doc)
             self._items[doc_id], self._files[doc_id] = item, list(files or [])
         self.wake.set()
         return item
@@ -152,6 +152,12 @@ class UploadQueue:
     def close(self) -> None:
         with self._lock:
             flush_database(self._db)
+
+
+def _item(doc_id: int, doc: dict[str, Any]) -> UploadItem:
+    """The item a saved document describes (its file list is kept apart)."""
+    fields = {k: v for k, v in doc.items() if k in UploadItem.__dataclass_fields__}
+    return UploadItem(**{**fields, "id": doc_id, "bytes_sent": 0})
 
 
 def _parse(iso: str | None) -> datetime | None:

@@ -20,6 +20,7 @@ from dicomtui.service.core.events import now_iso
 from dicomtui.service.archive.retention import prune_empty
 from dicomtui.service.shipping.upload_client import Outcome, UploadClient
 from dicomtui.service.shipping.upload_queue import QueueMissing, UploadQueue
+from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.uploads")
 
@@ -29,7 +30,7 @@ class UploadWorker(Background):
 
     NAME = "dicomtui-uploads"
 
-    def __init__(self, queue: UploadQueue, settings: Callable[[], object],
+    def __init__(self, queue: UploadQueue, settings: Callable[[], Resolved],
                  storage_root: Path, freed: Callable[[int], None],
                  removed: Callable[[str], None] = lambda study_uid: None) -> None:
         super().__init__()

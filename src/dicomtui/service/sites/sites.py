@@ -36,7 +36,8 @@ class SitesError(RuntimeError):
 class FacilityPorts(Protocol):
     """The listeners of facilities (receiving owns them)."""
 
-    running: bool
+    @property
+    def running(self) -> bool: ...
 
     def open_facility(self, name: str, ae_title: str, port: int) -> str: ...
     def retire_facility(self, name: str) -> None: ...
