@@ -1,7 +1,9 @@
 """Layering rules from DESIGN.md, checked in fresh interpreters."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +91,78 @@ def test_console_sees_the_engine_only_through_the_backend(module):
                          check=True).stdout.split()
     assert not {"pynetdicom", "tinydb"} & {name.split(".")[0] for name in out}
     assert [m for m in out if m.startswith(("dicomtui.service", "dicomtui.db"))] == []
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "dicomtui"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The dicomtui modules a file imports anywhere in it, function bodies included."""
+    package = _module_name(path) if path.name == "__init__.py" else \
+        _module_name(path).rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules
+                      else base for alias in node.names}
+    return found & modules
+
+
+def _import_graph() -> dict[str, set[str]]:
+    files = {_module_name(path): path for path in SRC.rglob("*.py")}
+    return {name: _imports(path, set(files)) - {name} for name, path in files.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One shortest loop per module that can reach itself, each loop listed once."""
+    loops, seen = [], set()
+    for start in sorted(graph):
+        path = _shortest_path(graph, start)
+        if path and frozenset(path) not in seen:
+            seen.add(frozenset(path))
+            loops.append(path + [start])
+    return loops
+
+
+def _shortest_path(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """The fewest imports that lead from start back to it (start first), or None."""
+    came_from = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for target in sorted(graph[node]):
+                if target == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return path[::-1]
+                if target not in came_from:
+                    came_from[target] = node
+                    nxt.append(target)
+        frontier = nxt
+    return None
+
+
+def test_the_circle_finder_names_each_loop_once():
+    graph = {"a": {"b"}, "b": {"c", "e"}, "c": {"a"}, "d": {"a"}, "e": {"f"}, "f": {"e"}}
+    assert _cycles(graph) == [["a", "b", "c", "a"], ["e", "f", "e"]]
+
+
+def test_no_module_of_dicomtui_imports_itself_in_a_circle():
+    """Imports only go down, so each layer can be read, tested and moved on its own."""
+    graph = _import_graph()
+    assert "dicomtui.models" in graph and any(graph.values())
+    loops = _cycles(graph)
+    assert not loops, "import cycles:\n" + "\n".join(" -> ".join(loop) for loop in loops)
