@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dicomtui import views
 from dicomtui.models import to_dict
+from dicomtui.wording import size
 
 
 def uploads_args(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,7 @@ def cmd_upload(args) -> int:
     from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         item = backend.upload(str(Path(args.path).expanduser().absolute()))
-        print(f"upload {item.id} queued: {item.path} ({views.size(item.size)})"
+        print(f"upload {item.id} queued: {item.path} ({size(item.size)})"
               + ("" if backend.mode == "service" else
                  "; it is sent when the service runs"))
     return 0
