@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-CORE = ["dicomtui.service.engine", "dicomtui.daemon", "dicomtui.service.sender",
+CORE = ["dicomtui.service.engine", "dicomtui.control.daemon", "dicomtui.service.sender",
         "dicomtui.db.storage", "dicomtui.db.txlog", "dicomtui.db.writer",
         "dicomtui.backend.local", "dicomtui.backend.remote", "dicomtui.control.server",
         "dicomtui.cli", "dicomtui.site_commands", "dicomtui.service.sites",
@@ -66,8 +66,7 @@ def test_engine_layers_never_import_front_ends(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     upward = [m for m in out if m.startswith(("dicomtui.backend", "dicomtui.control",
-                                              "dicomtui.cli", "dicomtui.commands",
-                                              "dicomtui.daemon"))]
+                                              "dicomtui.cli", "dicomtui.commands"))]
     assert upward == []
 
 

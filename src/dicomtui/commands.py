@@ -154,7 +154,7 @@ def console_backend(args):
 def cmd_serve(args) -> int:
     from dicomtui.cli import setup_logging
     from dicomtui.service.engine import EngineError
-    from dicomtui.daemon import serve
+    from dicomtui.control.daemon import serve
 
     resolve(args.settings)  # refuse bad options before touching the data dir
     setup_logging(args.log_level)
