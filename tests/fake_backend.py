@@ -22,7 +22,7 @@ from dicomtui.models import (ANONYMIZE_CHOICES, MASK, AllowedCaller, AnonExport,
                              StorageReport, StudyPage, StudyQuery, StudyRow,
                              TransactionFilter, UploadItem, UploadSummary, UsageRow)
 from dicomtui.settings import SPEC_BY_NAME, SPECS, SettingError, parse_networks, parse_value
-from dicomtui.views import size
+from dicomtui.wording import size
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"

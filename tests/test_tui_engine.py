@@ -11,7 +11,7 @@ from console import console_from, drive, notified, wait_for, wait_for_text
 from helpers import fresh_ct, send, stored_files
 from screen_text import screen_text
 
-from dicomtui.commands import console_backend
+from dicomtui.cli.connect import console_backend
 from dicomtui.db.txlog import TransactionLog
 from dicomtui.service.engine import Engine
 from dicomtui.service.core.lock import DataDirLock

@@ -1,1 +1,1 @@
-"""The control API: the Backend over HTTP on the data dir's unix socket."""
+"""The control API on the data dir's socket, and `serve`, the process that hosts it."""

@@ -7,8 +7,8 @@ from datetime import date, datetime
 import humanize
 from rich.text import Text
 
-from dicomtui.views import clock as _clock
-from dicomtui.views import size  # noqa: F401 - one way to write a size, CLI and console
+from dicomtui.wording import clock as _clock
+from dicomtui.wording import size  # noqa: F401 - one way to write a size, CLI and console
 
 STATE_STYLE = {"running": "bold green", "starting": "bold yellow", "stopping": "bold yellow",
                "stopped": "bold red", "error": "bold white on red",

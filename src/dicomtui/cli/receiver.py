@@ -1,37 +1,49 @@
-"""The CLI verbs. Each talks to the running service when there is one, else to the data
-dir directly (taking its lock, never starting the SCP), per DESIGN.md."""
+"""The receiver's own verbs: serve, the console, status, log, config, and echo and send.
+
+`serve` is the service; status, log and config use it when it runs, else open the data
+dir (see ARCHITECTURE.md); echo and send talk to a DICOM peer.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import logging
 import re
 import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from dicomtui import views
 from dicomtui.backend.base import BackendError, InvalidRequest
-from dicomtui.models import (TRANSACTION_TYPES, TransactionFilter, status_word,
-                             to_dict)
+from dicomtui.cli import views
+from dicomtui.cli.connect import backend_for, console_backend
+from dicomtui.cli.errors import Failed, UsageError
+from dicomtui.cli.verb import Verb
 from dicomtui.locations import socket_path
+from dicomtui.models import TRANSACTION_TYPES, TransactionFilter, status_word, to_dict
+from dicomtui.service.privacy.phi import PHI_FILTER
 from dicomtui.settings import resolve
 
 
+def receiver_options(parser: argparse.ArgumentParser) -> None:
+    """The receiver's settings as options: for `serve` and for the console."""
+    group = parser.add_argument_group("receiver settings (override env and stored)")
+    group.add_argument("--port", help="TCP port to listen on (default 11112)")
+    group.add_argument("--ae-title", help="our AE title (default DICOMTUI)")
+    group.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    group.add_argument("--storage-dir", help="where DICOM files go "
+                       "(default <data-dir>/storage)")
+    group.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="any other setting, e.g. --set layout=flat (repeatable)")
+    group.add_argument("--log-level", default="INFO",
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="log level on stderr (DEBUG includes pynetdicom's detail)")
 
-class Failed(Exception):
-    """The operation failed: exit code 1."""
 
-
-class UsageError(Exception):
-    """Bad command-line input: exit code 2."""
-
-
-# -- argument definitions -----------------------------------------------------------------
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.epilog = "Runs until SIGTERM/SIGINT; then finishes in-flight stores and exits 0."
+    receiver_options(p)
 
 
 def _status_args(p: argparse.ArgumentParser) -> None:
@@ -74,49 +86,6 @@ def _send_args(p: argparse.ArgumentParser) -> None:
                    help="send N generated 512x512 CT instances instead of files")
 
 
-from dicomtui.site_commands import ae_args, cmd_ae, cmd_facility, facility_args  # noqa: E402
-from dicomtui.privacy_commands import anon_args, cmd_anon, cmd_restore, restore_args  # noqa: E402,F401,E501
-from dicomtui.upload_commands import (cmd_cancel, cmd_retry, cmd_upload, cmd_uploads,  # noqa: E402,F401,E501
-                                      item_args, upload_args, uploads_args)
-from dicomtui.archive_commands import (cleanup_args, cmd_cleanup, cmd_dest,  # noqa: E402,F401,E501
-                                       cmd_reindex, cmd_storage, cmd_studies, dest_args,
-                                       reindex_args, storage_args, studies_args)
-
-REGISTRY = {
-    "serve": ("run the receiver headless (for systemd)", _serve_args),
-    "status": ("state, uptime, listeners, associations and counters", _status_args),
-    "log": ("the transaction log (associations, echoes, stores, queries, retrieves, "
-            "cleanups)", _log_args),
-    "config": ("effective settings and their source; set or unset stored values",
-               _config_args),
-    "echo": ("send a C-ECHO to a DICOM peer", _peer_args),
-    "send": ("send DICOM files or synthetic instances to a peer", _send_args),
-    "facility": ("facilities: list, add, edit, remove, and their remote-PACS config",
-                 facility_args),
-    "ae": ("allowed callers: list, allow, deny, remove calling AE titles", ae_args),
-    "anon": ("the anonymization map: list subject codes, export, make a key", anon_args),
-    "restore": ("re-identify anonymized files or a folder with the map", restore_args),
-    "uploads": ("the upload queue: each study zip, its state, tries and last error",
-                uploads_args),
-    "upload": ("queue a study folder or zip for upload by hand", upload_args),
-    "retry": ("queue a failed or cancelled upload again", item_args),
-    "cancel": ("stop trying an upload", item_args),
-    "studies": ("the archive: indexed studies, their state, instances and size",
-                studies_args),
-    "dest": ("C-MOVE destinations: list, add AE HOST PORT, remove AE", dest_args),
-    "storage": ("storage used, quota, free disk; usage by facility, modality and day",
-                storage_args),
-    "cleanup": ("remove the oldest studies (older than retention_days or --older-than)",
-                cleanup_args),
-    "reindex": ("rebuild the archive index from the storage tree", reindex_args),
-}
-
-
-# -- dispatch ----------------------------------------------------------------------------
-def run(args: argparse.Namespace) -> int:
-    return globals()[f"cmd_{args.command or 'console'}"](args)
-
-
 def cmd_console(args) -> int:
     """The console: attached to a running service, else the engine in this process."""
     from dicomtui.tui.app import make_app
@@ -129,31 +98,9 @@ def cmd_console(args) -> int:
     return 0
 
 
-def console_backend(args):
-    """The Backend the console uses: the service when one answers, else a local engine.
-
-    Runs on a worker thread of the console; failures become BackendError for the screen.
-    """
-    from dicomtui.backend.remote import probe
-    remote = probe(socket_path(args.data_dir))
-    if remote is not None:
-        if args.settings:
-            remote.notice = (f"attached to the running service: {', '.join(sorted(args.settings))}"
-                             " given here are ignored (change them on screen 9)")
-        return remote
-    from dicomtui.backend.local import LocalBackend
-    from dicomtui.service.engine import Engine, EngineError
-    try:
-        engine = Engine(args.data_dir, args.settings)
-    except EngineError as exc:
-        raise BackendError(str(exc)) from None
-    return LocalBackend(engine, mode="local")
-
-
 def cmd_serve(args) -> int:
-    from dicomtui.cli import setup_logging
+    from dicomtui.control.daemon import serve
     from dicomtui.service.engine import EngineError
-    from dicomtui.daemon import serve
 
     resolve(args.settings)  # refuse bad options before touching the data dir
     setup_logging(args.log_level)
@@ -163,47 +110,16 @@ def cmd_serve(args) -> int:
         raise Failed(str(exc)) from None
 
 
-@contextlib.contextmanager
-def backend_for(args, need_service: bool = False):
-    """The running service's API if one answers, else the data dir opened here."""
-    from dicomtui.backend.remote import probe
-    remote = probe(socket_path(args.data_dir))
-    if remote is not None:
-        try:
-            yield remote
-        finally:
-            remote.close()
-        return
-    if need_service:
-        raise Failed(f"the dicomtui service is not running (data dir {args.data_dir})")
-    local = _open_local(args)
-    try:
-        yield local
-    finally:
-        local.close()
-
-
-@contextlib.contextmanager
-def verb_backend(args):
-    """backend_for(args) for a verb: bad input exits 2, anything refused or missing 1,
-    each as one line."""
-    try:
-        with backend_for(args) as backend:
-            yield backend
-    except InvalidRequest as exc:
-        raise UsageError(str(exc)) from None
-    except BackendError as exc:
-        raise Failed(str(exc)) from None
-
-
-def _open_local(args):
-    from dicomtui.backend.local import LocalBackend
-    from dicomtui.service.engine import Engine, EngineError
-    try:
-        engine = Engine(args.data_dir, args.settings)
-    except EngineError as exc:
-        raise Failed(str(exc)) from None
-    return LocalBackend(engine)
+def setup_logging(level: str) -> None:
+    """Log records on stderr, for systemd's journal; PHI masked when deidentify_logs is on."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(PHI_FILTER)  # deidentify_logs: the engine turns it on or off
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("dicomtui").setLevel(level)
+    logging.getLogger("pynetdicom").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
 
 
 def cmd_status(args) -> int:
@@ -389,3 +305,16 @@ def _send_items(args, summary):
     if not items:
         raise Failed(f"no DICOM files found ({summary.skipped} other files skipped)")
     return items
+
+
+VERBS = {
+    "serve": Verb("run the receiver headless (for systemd)", _serve_args, cmd_serve),
+    "status": Verb("state, uptime, listeners, associations and counters", _status_args,
+                   cmd_status),
+    "log": Verb("the transaction log (associations, echoes, stores, queries, retrieves, "
+                "cleanups)", _log_args, cmd_log),
+    "config": Verb("effective settings and their source; set or unset stored values",
+                   _config_args, cmd_config),
+    "echo": Verb("send a C-ECHO to a DICOM peer", _peer_args, cmd_echo),
+    "send": Verb("send DICOM files or synthetic instances to a peer", _send_args, cmd_send),
+}

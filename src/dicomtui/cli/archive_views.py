@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from dicomtui.models import CleanupPlan, Destination, Job, StorageReport, StudyPage, UsageRow
-from dicomtui.views import size
+from dicomtui.wording import size
 
 
 def studies(page: StudyPage) -> str:

@@ -8,8 +8,11 @@ import argparse
 import json
 from pathlib import Path
 
-from dicomtui import views
+from dicomtui.cli import views
+from dicomtui.cli.connect import verb_backend
+from dicomtui.cli.verb import Verb
 from dicomtui.models import to_dict
+from dicomtui.wording import size
 
 
 def uploads_args(p: argparse.ArgumentParser) -> None:
@@ -28,7 +31,6 @@ def item_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_uploads(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         items = backend.uploads()
         print(json.dumps(to_dict(items), indent=2) if args.json else views.uploads(items))
@@ -36,17 +38,15 @@ def cmd_uploads(args) -> int:
 
 
 def cmd_upload(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         item = backend.upload(str(Path(args.path).expanduser().absolute()))
-        print(f"upload {item.id} queued: {item.path} ({views.size(item.size)})"
+        print(f"upload {item.id} queued: {item.path} ({size(item.size)})"
               + ("" if backend.mode == "service" else
                  "; it is sent when the service runs"))
     return 0
 
 
 def cmd_retry(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         item = backend.retry_upload(args.id)
         print(f"upload {item.id} queued again ({Path(item.path).name})")
@@ -54,9 +54,17 @@ def cmd_retry(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         item = backend.cancel_upload(args.id)
         print(f"upload {item.id} cancelled ({Path(item.path).name}); `dicomtui retry "
               f"{item.id}` queues it again")
     return 0
+
+
+VERBS = {
+    "uploads": Verb("the upload queue: each study zip, its state, tries and last error",
+                    uploads_args, cmd_uploads),
+    "upload": Verb("queue a study folder or zip for upload by hand", upload_args, cmd_upload),
+    "retry": Verb("queue a failed or cancelled upload again", item_args, cmd_retry),
+    "cancel": Verb("stop trying an upload", item_args, cmd_cancel),
+}

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import humanize
 
 from dicomtui.models import (AllowedCaller, AnonSubject, Facility, PacsConfig, SettingValue,
                              StatusSnapshot, UploadItem)
-
-
-def size(n: int | None) -> str:
-    return humanize.naturalsize(n or 0, binary=False)
+from dicomtui.wording import clock, size
 
 
 def duration(seconds: float) -> str:
@@ -61,17 +57,6 @@ def _counters_line(label: str, c) -> str:
     return (f"  {label + ':':<12} received {c.received:,} ({size(c.bytes)}), failed "
             f"{c.failed:,}, refused {c.refused:,}, echoes {c.echoes:,}, "
             f"associations {c.associations:,}")
-
-
-def clock(iso: str | None, with_date: bool = True) -> str:
-    """The wall-clock part of an ISO time, in the zone it was written in."""
-    if not iso:
-        return ""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return str(iso)
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
 
 
 def record_line(r: dict) -> str:

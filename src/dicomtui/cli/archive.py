@@ -12,7 +12,10 @@ import json
 import sys
 import time
 
-from dicomtui import archive_views as views
+from dicomtui.cli import archive_views as views
+from dicomtui.cli.connect import verb_backend
+from dicomtui.cli.errors import Failed
+from dicomtui.cli.verb import Verb
 from dicomtui.models import StudyQuery, to_dict
 
 
@@ -67,7 +70,6 @@ def reindex_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_studies(args) -> int:
-    from dicomtui.commands import verb_backend
     query = StudyQuery(args.patient, args.accession, args.date_from, args.date_to,
                        args.modality, args.facility, max(1, args.limit))
     with verb_backend(args) as backend:
@@ -77,7 +79,6 @@ def cmd_studies(args) -> int:
 
 
 def cmd_dest(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         if args.action == "list":
             items = backend.destinations()
@@ -94,7 +95,6 @@ def cmd_dest(args) -> int:
 
 
 def cmd_storage(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         report = backend.storage_report()
         print(json.dumps(to_dict(report), indent=2) if args.json else views.storage(report))
@@ -102,7 +102,6 @@ def cmd_storage(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from dicomtui.commands import Failed, verb_backend
     with verb_backend(args) as backend:
         plan = backend.cleanup_plan(args.older_than)
         if args.dry_run:
@@ -119,7 +118,6 @@ def cmd_cleanup(args) -> int:
 
 
 def cmd_reindex(args) -> int:
-    from dicomtui.commands import Failed, verb_backend
     with verb_backend(args) as backend:
         job = _follow(backend, backend.start_reindex())
         if args.json:
@@ -150,3 +148,17 @@ def _follow(backend, job):
     if tty:
         sys.stderr.write("\n")
     return job
+
+
+VERBS = {
+    "studies": Verb("the archive: indexed studies, their state, instances and size",
+                    studies_args, cmd_studies),
+    "dest": Verb("C-MOVE destinations: list, add AE HOST PORT, remove AE", dest_args,
+                 cmd_dest),
+    "storage": Verb("storage used, quota, free disk; usage by facility, modality and day",
+                    storage_args, cmd_storage),
+    "cleanup": Verb("remove the oldest studies (older than retention_days or --older-than)",
+                    cleanup_args, cmd_cleanup),
+    "reindex": Verb("rebuild the archive index from the storage tree", reindex_args,
+                    cmd_reindex),
+}

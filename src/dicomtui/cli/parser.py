@@ -1,4 +1,4 @@
-"""The `dicomtui` command line: argument parsing and dispatch to the Backend.
+"""The `dicomtui` command line: the argument tree of every verb, and main().
 
 Exit codes: 0 success, 1 operation failed, 2 usage error. Errors are one line on stderr.
 """
@@ -6,15 +6,14 @@ Exit codes: 0 success, 1 operation failed, 2 usage error. Errors are one line on
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from dicomtui import __version__, commands
+from dicomtui import __version__
+from dicomtui.cli import archive, privacy, receiver, sites, uploads
+from dicomtui.cli.errors import Failed, UsageError
 from dicomtui.locations import default_data_dir
-from dicomtui.commands import UsageError
 from dicomtui.settings import SettingError
-from dicomtui.service.privacy.phi import PHI_FILTER
 
 EPILOG = """\
 settings come from (highest first): command-line option, DICOMTUI_<NAME> environment
@@ -22,24 +21,14 @@ variable, stored setting (`dicomtui config set`), default. See `dicomtui config`
 data dir: --data-dir, else DICOMTUI_DATA_DIR, else $XDG_DATA_HOME/dicomtui
 (~/.local/share/dicomtui)."""
 
+# in the order `dicomtui --help` lists them
+REGISTRY = {**receiver.VERBS, **sites.VERBS, **privacy.VERBS, **uploads.VERBS,
+            **archive.VERBS}
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="data dir (default: %s)" % default_data_dir())
-
-
-def _receiver_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("receiver settings (override env and stored)")
-    group.add_argument("--port", help="TCP port to listen on (default 11112)")
-    group.add_argument("--ae-title", help="our AE title (default DICOMTUI)")
-    group.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-    group.add_argument("--storage-dir", help="where DICOM files go "
-                       "(default <data-dir>/storage)")
-    group.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="any other setting, e.g. --set layout=flat (repeatable)")
-    group.add_argument("--log-level", default="INFO",
-                       choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                       help="log level on stderr (DEBUG includes pynetdicom's detail)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,17 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"dicomtui {__version__}")
     _common(parser)
-    _receiver_options(parser)
+    receiver.receiver_options(parser)
     parser.add_argument("--no-start", action="store_true",
                         help="console: open without starting the receiver (press s)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (helptext, configure) in commands.REGISTRY.items():
-        child = sub.add_parser(name, help=helptext, description=helptext,
+    for name, verb in REGISTRY.items():
+        child = sub.add_parser(name, help=verb.help, description=verb.help,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         _common(child)
-        configure(child)
-        if name == "serve":
-            _receiver_options(child)
+        verb.configure(child)
     return parser
 
 
@@ -78,15 +65,11 @@ def cli_settings(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(PHI_FILTER)  # deidentify_logs: the engine turns it on or off
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-    logging.getLogger("dicomtui").setLevel(level)
-    logging.getLogger("pynetdicom").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
+def run(args: argparse.Namespace) -> int:
+    """The verb the arguments name; without one, the console."""
+    if args.command is None:
+        return receiver.cmd_console(args)
+    return REGISTRY[args.command].run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir = Path(getattr(args, "data_dir", None) or default_data_dir()).expanduser()
     try:
         args.settings = cli_settings(args)
-        return commands.run(args)
+        return run(args)
     except (UsageError, SettingError) as exc:
         print(f"dicomtui: error: {exc}", file=sys.stderr)
         return 2
-    except commands.Failed as exc:
+    except Failed as exc:
         print(f"dicomtui: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

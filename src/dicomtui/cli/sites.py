@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from dicomtui import views
+from dicomtui.cli import views
+from dicomtui.cli.connect import verb_backend
+from dicomtui.cli.errors import Failed
+from dicomtui.cli.verb import Verb
 from dicomtui.dicom.aetitle import ascii_fold
 from dicomtui.models import ANONYMIZE_CHOICES, to_dict
 
@@ -76,7 +79,6 @@ def ae_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_facility(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         if args.action == "list":
             items = backend.facilities()
@@ -108,7 +110,6 @@ def cmd_facility(args) -> int:
             config = backend.pacs_config()
             if args.name and not any(lst.name.casefold() == args.name.casefold()
                                      for lst in config.listeners):
-                from dicomtui.commands import Failed
                 raise Failed(f"no facility named {args.name!r} (see `dicomtui facility "
                              "list`)")
             print(json.dumps(to_dict(config), indent=2) if args.json
@@ -126,7 +127,6 @@ def _listening(facility, backend) -> str:
 
 
 def cmd_ae(args) -> int:
-    from dicomtui.commands import verb_backend
     with verb_backend(args) as backend:
         if args.action == "list":
             items = backend.callers()
@@ -147,3 +147,10 @@ def cmd_ae(args) -> int:
             print(f"calling AE {caller.ae_title} removed from the list")
     return 0
 
+
+VERBS = {
+    "facility": Verb("facilities: list, add, edit, remove, and their remote-PACS config",
+                     facility_args, cmd_facility),
+    "ae": Verb("allowed callers: list, allow, deny, remove calling AE titles", ae_args,
+               cmd_ae),
+}

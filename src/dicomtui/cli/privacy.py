@@ -13,7 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from dicomtui import views
+from dicomtui.cli import views
+from dicomtui.cli.connect import verb_backend
+from dicomtui.cli.errors import Failed
+from dicomtui.cli.verb import Verb
 from dicomtui.models import to_dict
 
 
@@ -48,7 +51,6 @@ def anon_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_restore(args) -> int:
-    from dicomtui.commands import Failed
     from dicomtui.db.sealed import SealError, load_key
     from dicomtui.service.privacy.anonmap import AnonymizationMap, MapError
     from dicomtui.service.privacy.restore import RestoreError, restore_path
@@ -101,7 +103,6 @@ def _progress_done() -> None:
 
 
 def cmd_anon(args) -> int:
-    from dicomtui.commands import Failed, verb_backend
     if args.action == "keygen":
         from dicomtui.db.sealed import SealError, new_key_file
         try:
@@ -123,3 +124,11 @@ def cmd_anon(args) -> int:
             print(f"exported {done.subjects} subject(s) to {done.path} (mode 0600: it "
                   "holds original identities)")
     return 0
+
+
+VERBS = {
+    "anon": Verb("the anonymization map: list subject codes, export, make a key", anon_args,
+                 cmd_anon),
+    "restore": Verb("re-identify anonymized files or a folder with the map", restore_args,
+                    cmd_restore),
+}

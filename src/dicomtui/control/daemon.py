@@ -19,6 +19,8 @@ from dicomtui.locations import socket_path
 from dicomtui.service.engine import Engine, EngineError
 
 LOG = logging.getLogger("dicomtui.service")
+
+
 def serve(data_dir: Path, cli_settings: Mapping, environ=None) -> int:
     """Run until signalled. Returns the process exit code; raises EngineError on start."""
     engine = Engine(data_dir, cli_settings, environ)
