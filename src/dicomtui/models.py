@@ -209,8 +209,15 @@ class AnonExport:
     subjects: int
 
 
-STUDY_STATES = ("receiving", "complete", "zipped", "queued", "uploading", "uploaded",
-                "failed")
+STUDY_STATES = (
+    "receiving",
+    "complete",
+    "zipped",
+    "queued",
+    "uploading",
+    "uploaded",
+    "failed",
+)
 
 
 @dataclass
@@ -392,8 +399,10 @@ def status_word(word: str) -> tuple[str | None, int | None]:
     try:
         return None, int(word.lower().removeprefix("0x"), 16)
     except ValueError:
-        raise ValueError(f"{word!r} is not one of {', '.join(OUTCOMES)} nor a hex "
-                         "status code like 0xA700") from None
+        raise ValueError(
+            f"{word!r} is not one of {', '.join(OUTCOMES)} nor a hex "
+            "status code like 0xA700"
+        ) from None
 
 
 @dataclass
@@ -429,7 +438,11 @@ def from_dict(cls: type, data: Any) -> Any:
 
 
 def _convert(hint: Any, value: Any) -> Any:
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if (
+        isinstance(hint, type)
+        and dataclasses.is_dataclass(hint)
+        and isinstance(value, dict)
+    ):
         return from_dict(hint, value)
     if typing.get_origin(hint) is list and isinstance(value, list):
         (item_hint,) = typing.get_args(hint) or (Any,)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from dicomtui.dicom.aetitle import ae_title_problem
 
@@ -55,98 +56,297 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], bool]:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("ae_title", str, "DICOMTUI", "AE title this receiver answers to",
-         "must be 1-16 characters of printable ASCII without backslash",
-         lambda v: ae_title_problem(v) is None),
-    Spec("host", str, "0.0.0.0", "address to listen on (0.0.0.0 = every interface)",
-         "must not be empty", lambda v: bool(v.strip())),
-    Spec("port", int, 11112, "TCP port of the main listener",
-         "must be an integer from 1 to 65535", _int_range(1, 65535)),
-    Spec("max_pdu", int, 65536, "largest PDU we accept, in bytes (0 = unlimited)",
-         "must be 0 or an integer from 4096 to 16777216",
-         lambda v: v == 0 or 4096 <= v <= 16777216),
-    Spec("acse_timeout", float, 30.0, "seconds to wait for association messages",
-         "must be a number of seconds from 1 to 3600", _int_range(1, 3600)),
-    Spec("dimse_timeout", float, 30.0, "seconds to wait for DIMSE messages",
-         "must be a number of seconds from 1 to 3600", _int_range(1, 3600)),
-    Spec("network_timeout", float, 60.0, "seconds a silent connection is kept",
-         "must be a number of seconds from 1 to 3600", _int_range(1, 3600)),
-    Spec("max_associations", int, 10, "associations served at once",
-         "must be an integer from 1 to 1000", _int_range(1, 1000)),
+    Spec(
+        "ae_title",
+        str,
+        "DICOMTUI",
+        "AE title this receiver answers to",
+        "must be 1-16 characters of printable ASCII without backslash",
+        lambda v: ae_title_problem(v) is None,
+    ),
+    Spec(
+        "host",
+        str,
+        "0.0.0.0",
+        "address to listen on (0.0.0.0 = every interface)",
+        "must not be empty",
+        lambda v: bool(v.strip()),
+    ),
+    Spec(
+        "port",
+        int,
+        11112,
+        "TCP port of the main listener",
+        "must be an integer from 1 to 65535",
+        _int_range(1, 65535),
+    ),
+    Spec(
+        "max_pdu",
+        int,
+        65536,
+        "largest PDU we accept, in bytes (0 = unlimited)",
+        "must be 0 or an integer from 4096 to 16777216",
+        lambda v: v == 0 or 4096 <= v <= 16777216,
+    ),
+    Spec(
+        "acse_timeout",
+        float,
+        30.0,
+        "seconds to wait for association messages",
+        "must be a number of seconds from 1 to 3600",
+        _int_range(1, 3600),
+    ),
+    Spec(
+        "dimse_timeout",
+        float,
+        30.0,
+        "seconds to wait for DIMSE messages",
+        "must be a number of seconds from 1 to 3600",
+        _int_range(1, 3600),
+    ),
+    Spec(
+        "network_timeout",
+        float,
+        60.0,
+        "seconds a silent connection is kept",
+        "must be a number of seconds from 1 to 3600",
+        _int_range(1, 3600),
+    ),
+    Spec(
+        "max_associations",
+        int,
+        10,
+        "associations served at once",
+        "must be an integer from 1 to 1000",
+        _int_range(1, 1000),
+    ),
     Spec("storage_dir", str, "", "where DICOM files go (empty = <data-dir>/storage)"),
-    Spec("layout", str, "series", "folder layout: " + "|".join(BASE_LAYOUTS)
-         + ", each optionally under facility/ (facility/series)",
-         "must be one of " + ", ".join(LAYOUTS), _choice(LAYOUTS)),
-    Spec("naming", str, "sop-uid", "file name rule: " + "|".join(NAMINGS),
-         "must be one of " + ", ".join(NAMINGS), _choice(NAMINGS)),
+    Spec(
+        "layout",
+        str,
+        "series",
+        "folder layout: "
+        + "|".join(BASE_LAYOUTS)
+        + ", each optionally under facility/ (facility/series)",
+        "must be one of " + ", ".join(LAYOUTS),
+        _choice(LAYOUTS),
+    ),
+    Spec(
+        "naming",
+        str,
+        "sop-uid",
+        "file name rule: " + "|".join(NAMINGS),
+        "must be one of " + ", ".join(NAMINGS),
+        _choice(NAMINGS),
+    ),
     Spec("fsync", bool, True, "fsync each file before acknowledging it", restart=False),
-    Spec("duplicate_policy", str, "replace",
-         "a re-sent SOP Instance UID: replace the file, keep the first, or reject",
-         "must be one of " + ", ".join(DUPLICATE_POLICIES), _choice(DUPLICATE_POLICIES),
-         restart=False),
-    Spec("max_storage_gb", float, 0.0, "storage quota in GB (0 = none)",
-         "must be a number >= 0", lambda v: v >= 0, restart=False),
-    Spec("log_instances", bool, True, "one transaction record per stored instance",
-         restart=False),
-    Spec("require_calling_ae", bool, False, "refuse calling AE titles that are not "
-         "active allowed callers (`dicomtui ae allow`)", restart=False),
-    Spec("allowed_ips", str, "", "addresses or CIDR networks that may connect, comma "
-         "separated (empty = any)", "must be IP addresses or CIDR networks separated by "
-         "commas, e.g. 10.0.0.0/8, 192.168.1.20", lambda v: ip_list_problem(v) is None,
-         restart=False),
-    Spec("check_called_ae", bool, False, "refuse associations whose called AE title is "
-         "neither ours nor a facility's", restart=False),
-    Spec("auto_create_facilities", bool, False, "an unknown calling AE becomes a new "
-         "facility (with its own AE title and port)", restart=False),
-    Spec("anonymize", bool, False, "anonymize every instance before it is written "
-         "(PS3.15 Basic Profile; a facility can say on/off instead)", restart=False),
-    Spec("anonymize_uids", bool, False, "when anonymizing, replace Study/Series/SOP "
-         "Instance UIDs and references too (the originals go to the map)", restart=False),
-    Spec("anonymization_key_file", str, "", "file holding the Fernet key that encrypts "
-         "the anonymization map (empty = not encrypted; mode 0600 either way)",
-         restart=False),
-    Spec("deidentify_logs", bool, True, "mask patient names and IDs in application logs",
-         restart=False),
-    Spec("study_timeout", float, 60.0, "seconds without a new instance after which a "
-         "study is complete", "must be a number of seconds from 1 to 86400",
-         _int_range(1, 86400), restart=False),
-    Spec("study_max_age", float, 5400.0, "seconds after its first instance at which a "
-         "study is complete at the latest (5400 = 90 minutes)",
-         "must be a number of seconds from 1 to 604800", _int_range(1, 604800),
-         restart=False),
-    Spec("zip_studies", bool, False, "zip each completed study into zip_dir",
-         restart=False),
-    Spec("zip_dir", str, "", "where study zips go (empty = <data-dir>/zips)",
-         restart=False),
-    Spec("auto_upload", bool, False, "queue each study zip for upload to api_url "
-         "(needs zip_studies)", restart=False),
-    Spec("api_url", str, "http://localhost:8000/api", "base URL of the upload API",
-         "must start with http:// or https://",
-         lambda v: v.startswith(("http://", "https://")), restart=False),
-    Spec("api_username", str, "", "user name for POST {api_url}/users/login/",
-         restart=False),
-    Spec("api_password", str, "", "password for the login (DICOMTUI_API_PASSWORD)",
-         restart=False, secret=True),
-    Spec("api_token", str, "", "a bearer token to use instead of logging in",
-         restart=False, secret=True),
-    Spec("max_retries", int, 3, "retries of a failed upload before it is marked failed",
-         "must be an integer from 0 to 100", _int_range(0, 100), restart=False),
-    Spec("retry_delay", float, 5.0, "seconds before the first retry (doubling, with "
-         "jitter)", "must be a number of seconds from 0 to 3600", _int_range(0, 3600),
-         restart=False),
-    Spec("upload_timeout", float, 60.0, "seconds an upload may wait for the server",
-         "must be a number of seconds from 1 to 3600", _int_range(1, 3600),
-         restart=False),
-    Spec("cleanup_after_upload", bool, False, "after a successful upload (2xx), remove "
-         "the zip and the study's files", restart=False),
-    Spec("auto_cleanup", bool, False, "when the quota (max_storage_gb) is reached, "
-         "remove the oldest studies older than retention_days (never one being "
-         "received or waiting for upload)", restart=False),
-    Spec("retention_days", int, 30, "studies received longer ago than this may be "
-         "removed by cleanup and auto_cleanup", "must be a whole number of days from 0 "
-         "to 36500", _int_range(0, 36500), restart=False),
-    Spec("autostart", bool, True, "the console starts the receiver when it opens "
-         "(off: start it with s)", restart=False),
+    Spec(
+        "duplicate_policy",
+        str,
+        "replace",
+        "a re-sent SOP Instance UID: replace the file, keep the first, or reject",
+        "must be one of " + ", ".join(DUPLICATE_POLICIES),
+        _choice(DUPLICATE_POLICIES),
+        restart=False,
+    ),
+    Spec(
+        "max_storage_gb",
+        float,
+        0.0,
+        "storage quota in GB (0 = none)",
+        "must be a number >= 0",
+        lambda v: v >= 0,
+        restart=False,
+    ),
+    Spec(
+        "log_instances",
+        bool,
+        True,
+        "one transaction record per stored instance",
+        restart=False,
+    ),
+    Spec(
+        "require_calling_ae",
+        bool,
+        False,
+        "refuse calling AE titles that are not "
+        "active allowed callers (`dicomtui ae allow`)",
+        restart=False,
+    ),
+    Spec(
+        "allowed_ips",
+        str,
+        "",
+        "addresses or CIDR networks that may connect, comma separated (empty = any)",
+        "must be IP addresses or CIDR networks separated by "
+        "commas, e.g. 10.0.0.0/8, 192.168.1.20",
+        lambda v: ip_list_problem(v) is None,
+        restart=False,
+    ),
+    Spec(
+        "check_called_ae",
+        bool,
+        False,
+        "refuse associations whose called AE title is neither ours nor a facility's",
+        restart=False,
+    ),
+    Spec(
+        "auto_create_facilities",
+        bool,
+        False,
+        "an unknown calling AE becomes a new facility (with its own AE title and port)",
+        restart=False,
+    ),
+    Spec(
+        "anonymize",
+        bool,
+        False,
+        "anonymize every instance before it is written "
+        "(PS3.15 Basic Profile; a facility can say on/off instead)",
+        restart=False,
+    ),
+    Spec(
+        "anonymize_uids",
+        bool,
+        False,
+        "when anonymizing, replace Study/Series/SOP "
+        "Instance UIDs and references too (the originals go to the map)",
+        restart=False,
+    ),
+    Spec(
+        "anonymization_key_file",
+        str,
+        "",
+        "file holding the Fernet key that encrypts "
+        "the anonymization map (empty = not encrypted; mode 0600 either way)",
+        restart=False,
+    ),
+    Spec(
+        "deidentify_logs",
+        bool,
+        True,
+        "mask patient names and IDs in application logs",
+        restart=False,
+    ),
+    Spec(
+        "study_timeout",
+        float,
+        60.0,
+        "seconds without a new instance after which a study is complete",
+        "must be a number of seconds from 1 to 86400",
+        _int_range(1, 86400),
+        restart=False,
+    ),
+    Spec(
+        "study_max_age",
+        float,
+        5400.0,
+        "seconds after its first instance at which a "
+        "study is complete at the latest (5400 = 90 minutes)",
+        "must be a number of seconds from 1 to 604800",
+        _int_range(1, 604800),
+        restart=False,
+    ),
+    Spec(
+        "zip_studies", bool, False, "zip each completed study into zip_dir", restart=False
+    ),
+    Spec(
+        "zip_dir", str, "", "where study zips go (empty = <data-dir>/zips)", restart=False
+    ),
+    Spec(
+        "auto_upload",
+        bool,
+        False,
+        "queue each study zip for upload to api_url (needs zip_studies)",
+        restart=False,
+    ),
+    Spec(
+        "api_url",
+        str,
+        "http://localhost:8000/api",
+        "base URL of the upload API",
+        "must start with http:// or https://",
+        lambda v: v.startswith(("http://", "https://")),
+        restart=False,
+    ),
+    Spec(
+        "api_username", str, "", "user name for POST {api_url}/users/login/", restart=False
+    ),
+    Spec(
+        "api_password",
+        str,
+        "",
+        "password for the login (DICOMTUI_API_PASSWORD)",
+        restart=False,
+        secret=True,
+    ),
+    Spec(
+        "api_token",
+        str,
+        "",
+        "a bearer token to use instead of logging in",
+        restart=False,
+        secret=True,
+    ),
+    Spec(
+        "max_retries",
+        int,
+        3,
+        "retries of a failed upload before it is marked failed",
+        "must be an integer from 0 to 100",
+        _int_range(0, 100),
+        restart=False,
+    ),
+    Spec(
+        "retry_delay",
+        float,
+        5.0,
+        "seconds before the first retry (doubling, with jitter)",
+        "must be a number of seconds from 0 to 3600",
+        _int_range(0, 3600),
+        restart=False,
+    ),
+    Spec(
+        "upload_timeout",
+        float,
+        60.0,
+        "seconds an upload may wait for the server",
+        "must be a number of seconds from 1 to 3600",
+        _int_range(1, 3600),
+        restart=False,
+    ),
+    Spec(
+        "cleanup_after_upload",
+        bool,
+        False,
+        "after a successful upload (2xx), remove the zip and the study's files",
+        restart=False,
+    ),
+    Spec(
+        "auto_cleanup",
+        bool,
+        False,
+        "when the quota (max_storage_gb) is reached, "
+        "remove the oldest studies older than retention_days (never one being "
+        "received or waiting for upload)",
+        restart=False,
+    ),
+    Spec(
+        "retention_days",
+        int,
+        30,
+        "studies received longer ago than this may be removed by cleanup and auto_cleanup",
+        "must be a whole number of days from 0 to 36500",
+        _int_range(0, 36500),
+        restart=False,
+    ),
+    Spec(
+        "autostart",
+        bool,
+        True,
+        "the console starts the receiver when it opens (off: start it with s)",
+        restart=False,
+    ),
 )
 SPEC_BY_NAME: dict[str, Spec] = {s.name: s for s in SPECS}
 
@@ -239,11 +439,17 @@ def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return found
 
 
-def resolve(cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
-            stored: Mapping[str, Any] | None = None) -> Resolved:
+def resolve(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    stored: Mapping[str, Any] | None = None,
+) -> Resolved:
     """Apply command line > environment > stored > default; raise SettingError if bad."""
-    layers = (("command line", cli or {}), ("environment", env_values(env)),
-              ("stored", stored or {}))
+    layers = (
+        ("command line", cli or {}),
+        ("environment", env_values(env)),
+        ("stored", stored or {}),
+    )
     result = Resolved()
     for spec in SPECS:
         result.values[spec.name], result.sources[spec.name] = spec.default, "default"

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, CleanupPlan,
-                             Destination, EventBatch, Facility, Job, PacsConfig,
-                             SeriesRow, SettingValue, StatusSnapshot, StorageReport,
-                             StudyPage, StudyQuery, TransactionFilter, UploadItem)
+from dicomtui.models import (
+    AllowedCaller,
+    AnonExport,
+    AnonSubject,
+    CleanupPlan,
+    Destination,
+    EventBatch,
+    Facility,
+    Job,
+    PacsConfig,
+    SeriesRow,
+    SettingValue,
+    StatusSnapshot,
+    StorageReport,
+    StudyPage,
+    StudyQuery,
+    TransactionFilter,
+    UploadItem,
+)
 
 
 class BackendError(RuntimeError):
@@ -35,8 +50,9 @@ class Backend(Protocol):
 
     def restart(self) -> StatusSnapshot: ...
 
-    def events(self, after: int = 0, limit: int = 1000,
-               kinds: list[str] | None = None) -> EventBatch: ...
+    def events(
+        self, after: int = 0, limit: int = 1000, kinds: list[str] | None = None
+    ) -> EventBatch: ...
 
     def transactions(self, flt: TransactionFilter) -> list[dict]: ...
 
@@ -49,16 +65,25 @@ class Backend(Protocol):
     # -- facilities: a name, an AE title and a port each (one listener each) ----------
     def facilities(self) -> list[Facility]: ...
 
-    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None,
-                     anonymize: str | None = None) -> Facility:
+    def add_facility(
+        self,
+        name: str,
+        port: int | None = None,
+        ae_title: str | None = None,
+        calling_aes: list[str] | None = None,
+        anonymize: str | None = None,
+    ) -> Facility:
         """AE title generated from the name and the next free port unless given;
         InvalidRequest says what is wrong. Starts its listener if the receiver runs."""
 
-    def update_facility(self, name: str, ae_title: str | None = None,
-                        port: int | None = None,
-                        calling_aes: list[str] | None = None,
-                        anonymize: str | None = None) -> Facility:
+    def update_facility(
+        self,
+        name: str,
+        ae_title: str | None = None,
+        port: int | None = None,
+        calling_aes: list[str] | None = None,
+        anonymize: str | None = None,
+    ) -> Facility:
         """Change what is given (None = keep); a running listener moves live.
         `anonymize`: "on", "off" or "default" (follow the anonymize setting)."""
 
@@ -70,12 +95,14 @@ class Backend(Protocol):
     # -- allowed callers -------------------------------------------------------------
     def callers(self) -> list[AllowedCaller]: ...
 
-    def allow_caller(self, ae_title: str, ip: str | None = None,
-                     description: str | None = None) -> AllowedCaller:
+    def allow_caller(
+        self, ae_title: str, ip: str | None = None, description: str | None = None
+    ) -> AllowedCaller:
         """Add or re-activate a caller; ip/description None = keep, "" = clear."""
 
-    def update_caller(self, ae_title: str, ip: str | None = None,
-                      description: str | None = None) -> AllowedCaller:
+    def update_caller(
+        self, ae_title: str, ip: str | None = None, description: str | None = None
+    ) -> AllowedCaller:
         """Edit a known caller, keeping it allowed or denied (NotFound if unknown)."""
 
     def deny_caller(self, ae_title: str) -> AllowedCaller:
@@ -117,8 +144,9 @@ class Backend(Protocol):
     def destinations(self) -> list[Destination]:
         """C-MOVE destinations, by AE title."""
 
-    def add_destination(self, ae_title: str, host: str, port: int,
-                        description: str = "") -> Destination:
+    def add_destination(
+        self, ae_title: str, host: str, port: int, description: str = ""
+    ) -> Destination:
         """Add or replace one (InvalidRequest for a bad AE title, host or port)."""
 
     def remove_destination(self, ae_title: str) -> Destination:

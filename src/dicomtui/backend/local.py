@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
-import contextlib
-
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, CleanupPlan,
-                             Destination, EventBatch, Facility, Job, PacsConfig,
-                             SeriesRow, SettingValue, StatusSnapshot, StorageReport,
-                             StudyPage, StudyQuery, TransactionFilter, UploadItem)
+from dicomtui.models import (
+    AllowedCaller,
+    AnonExport,
+    AnonSubject,
+    CleanupPlan,
+    Destination,
+    EventBatch,
+    Facility,
+    Job,
+    PacsConfig,
+    SeriesRow,
+    SettingValue,
+    StatusSnapshot,
+    StorageReport,
+    StudyPage,
+    StudyQuery,
+    TransactionFilter,
+    UploadItem,
+)
 from dicomtui.service.archive.archive import ArchiveError, ArchiveMissing
 from dicomtui.service.archive.destinations import DestinationError, DestinationMissing
 from dicomtui.service.archive.jobs import JobError
-from dicomtui.service.shipping.shipping import QueueError, QueueMissing, ShippingError
-from dicomtui.service.privacy.privacy import PrivacyError
-from dicomtui.service.sites.access import CallerError, CallerMissing
 from dicomtui.service.engine import Engine, EngineError
+from dicomtui.service.privacy.privacy import PrivacyError
+from dicomtui.service.shipping.shipping import QueueError, QueueMissing, ShippingError
+from dicomtui.service.sites.access import CallerError, CallerMissing
 from dicomtui.service.sites.facilities import FacilityError, FacilityMissing
 from dicomtui.service.sites.sites import SitesError
 from dicomtui.settings import SettingError
@@ -28,11 +42,24 @@ def _translated():
     """The engine's own errors as the Backend's: bad input, unknown name, failure."""
     try:
         yield
-    except (FacilityError, CallerError, PrivacyError, ShippingError, QueueError,
-            ArchiveError, DestinationError, JobError) as exc:
+    except (
+        FacilityError,
+        CallerError,
+        PrivacyError,
+        ShippingError,
+        QueueError,
+        ArchiveError,
+        DestinationError,
+        JobError,
+    ) as exc:
         raise InvalidRequest(str(exc)) from None
-    except (FacilityMissing, CallerMissing, QueueMissing, ArchiveMissing,
-            DestinationMissing) as exc:
+    except (
+        FacilityMissing,
+        CallerMissing,
+        QueueMissing,
+        ArchiveMissing,
+        DestinationMissing,
+    ) as exc:
         raise NotFound(exc.args[0]) from None
     except (SitesError, EngineError) as exc:
         raise BackendError(str(exc)) from None
@@ -64,8 +91,9 @@ class LocalBackend:
             raise BackendError(str(exc)) from None
         return self.status()
 
-    def events(self, after: int = 0, limit: int = 1000,
-               kinds: list[str] | None = None) -> EventBatch:
+    def events(
+        self, after: int = 0, limit: int = 1000, kinds: list[str] | None = None
+    ) -> EventBatch:
         return self.engine.ring.since(after, limit, frozenset(kinds) if kinds else None)
 
     def transactions(self, flt: TransactionFilter) -> list[dict]:
@@ -76,9 +104,16 @@ class LocalBackend:
         if since is not None and since.tzinfo is None:
             since = since.astimezone()
         return self.engine.txlog.query(
-            types=flt.types, outcomes=flt.outcomes, statuses=flt.statuses, ae=flt.ae,
-            since=since, after_id=flt.after_id, before_id=flt.before_id, text=flt.text,
-            limit=flt.limit)
+            types=flt.types,
+            outcomes=flt.outcomes,
+            statuses=flt.statuses,
+            ae=flt.ae,
+            since=since,
+            after_id=flt.after_id,
+            before_id=flt.before_id,
+            text=flt.text,
+            limit=flt.limit,
+        )
 
     def settings(self) -> list[SettingValue]:
         return self.engine.setting_values()
@@ -101,20 +136,31 @@ class LocalBackend:
     def facilities(self) -> list[Facility]:
         return self.engine.sites.facility_list()
 
-    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None,
-                     anonymize: str | None = None) -> Facility:
+    def add_facility(
+        self,
+        name: str,
+        port: int | None = None,
+        ae_title: str | None = None,
+        calling_aes: list[str] | None = None,
+        anonymize: str | None = None,
+    ) -> Facility:
         with _translated():
-            return self.engine.sites.add_facility(name, port, ae_title, calling_aes,
-                                            anonymize=anonymize)
+            return self.engine.sites.add_facility(
+                name, port, ae_title, calling_aes, anonymize=anonymize
+            )
 
-    def update_facility(self, name: str, ae_title: str | None = None,
-                        port: int | None = None,
-                        calling_aes: list[str] | None = None,
-                        anonymize: str | None = None) -> Facility:
+    def update_facility(
+        self,
+        name: str,
+        ae_title: str | None = None,
+        port: int | None = None,
+        calling_aes: list[str] | None = None,
+        anonymize: str | None = None,
+    ) -> Facility:
         with _translated():
-            return self.engine.sites.update_facility(name, ae_title, port, calling_aes,
-                                               anonymize)
+            return self.engine.sites.update_facility(
+                name, ae_title, port, calling_aes, anonymize
+            )
 
     def remove_facility(self, name: str) -> Facility:
         with _translated():
@@ -126,13 +172,15 @@ class LocalBackend:
     def callers(self) -> list[AllowedCaller]:
         return self.engine.sites.caller_list()
 
-    def allow_caller(self, ae_title: str, ip: str | None = None,
-                     description: str | None = None) -> AllowedCaller:
+    def allow_caller(
+        self, ae_title: str, ip: str | None = None, description: str | None = None
+    ) -> AllowedCaller:
         with _translated():
             return self.engine.sites.allow_caller(ae_title, ip, description)
 
-    def update_caller(self, ae_title: str, ip: str | None = None,
-                      description: str | None = None) -> AllowedCaller:
+    def update_caller(
+        self, ae_title: str, ip: str | None = None, description: str | None = None
+    ) -> AllowedCaller:
         with _translated():
             return self.engine.sites.update_caller(ae_title, ip, description)
 
@@ -178,8 +226,9 @@ class LocalBackend:
     def destinations(self) -> list[Destination]:
         return self.engine.archive.destinations.all()
 
-    def add_destination(self, ae_title: str, host: str, port: int,
-                        description: str = "") -> Destination:
+    def add_destination(
+        self, ae_title: str, host: str, port: int, description: str = ""
+    ) -> Destination:
         with _translated():
             return self.engine.archive.add_destination(ae_title, host, port, description)
 

@@ -9,11 +9,27 @@ from urllib.parse import quote
 import httpx
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import (AllowedCaller, AnonExport, AnonSubject, CleanupPlan,
-                             Destination, EventBatch, Facility, Job, PacsConfig,
-                             SeriesRow, SettingValue, StatusSnapshot, StorageReport,
-                             StudyPage, StudyQuery, TransactionFilter, UploadItem,
-                             from_dict, to_dict)
+from dicomtui.models import (
+    AllowedCaller,
+    AnonExport,
+    AnonSubject,
+    CleanupPlan,
+    Destination,
+    EventBatch,
+    Facility,
+    Job,
+    PacsConfig,
+    SeriesRow,
+    SettingValue,
+    StatusSnapshot,
+    StorageReport,
+    StudyPage,
+    StudyQuery,
+    TransactionFilter,
+    UploadItem,
+    from_dict,
+    to_dict,
+)
 
 BASE_URL = "http://dicomtui"  # the host name is a placeholder: the socket is the address
 
@@ -42,8 +58,9 @@ class RemoteBackend:
     def restart(self) -> StatusSnapshot:
         return from_dict(StatusSnapshot, self._call("POST", "/restart"))
 
-    def events(self, after: int = 0, limit: int = 1000,
-               kinds: list[str] | None = None) -> EventBatch:
+    def events(
+        self, after: int = 0, limit: int = 1000, kinds: list[str] | None = None
+    ) -> EventBatch:
         params: dict[str, int | str] = {"after": after, "limit": limit}
         if kinds:
             params["kinds"] = ",".join(kinds)
@@ -54,7 +71,9 @@ class RemoteBackend:
         return self._call("POST", "/transactions", json=to_dict(flt))["transactions"]
 
     def settings(self) -> list[SettingValue]:
-        return [from_dict(SettingValue, v) for v in self._call("GET", "/settings")["settings"]]
+        return [
+            from_dict(SettingValue, v) for v in self._call("GET", "/settings")["settings"]
+        ]
 
     def set_setting(self, name: str, value: str) -> SettingValue:
         data = self._call("PUT", _setting_url(name), json={"value": value})
@@ -64,21 +83,41 @@ class RemoteBackend:
         return from_dict(SettingValue, self._call("DELETE", _setting_url(name)))
 
     def facilities(self) -> list[Facility]:
-        return [from_dict(Facility, f) for f in self._call("GET", "/facilities")["facilities"]]
+        return [
+            from_dict(Facility, f) for f in self._call("GET", "/facilities")["facilities"]
+        ]
 
-    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None,
-                     anonymize: str | None = None) -> Facility:
-        body = {"name": name, "port": port, "ae_title": ae_title, "calling_aes": calling_aes,
-                "anonymize": anonymize}
+    def add_facility(
+        self,
+        name: str,
+        port: int | None = None,
+        ae_title: str | None = None,
+        calling_aes: list[str] | None = None,
+        anonymize: str | None = None,
+    ) -> Facility:
+        body = {
+            "name": name,
+            "port": port,
+            "ae_title": ae_title,
+            "calling_aes": calling_aes,
+            "anonymize": anonymize,
+        }
         return from_dict(Facility, self._call("POST", "/facilities", json=body))
 
-    def update_facility(self, name: str, ae_title: str | None = None,
-                        port: int | None = None,
-                        calling_aes: list[str] | None = None,
-                        anonymize: str | None = None) -> Facility:
-        body = {"ae_title": ae_title, "port": port, "calling_aes": calling_aes,
-                "anonymize": anonymize}
+    def update_facility(
+        self,
+        name: str,
+        ae_title: str | None = None,
+        port: int | None = None,
+        calling_aes: list[str] | None = None,
+        anonymize: str | None = None,
+    ) -> Facility:
+        body = {
+            "ae_title": ae_title,
+            "port": port,
+            "calling_aes": calling_aes,
+            "anonymize": anonymize,
+        }
         return from_dict(Facility, self._call("PATCH", _url("facilities", name), json=body))
 
     def remove_facility(self, name: str) -> Facility:
@@ -109,22 +148,30 @@ class RemoteBackend:
         return from_dict(PacsConfig, self._call("GET", "/pacs-config"))
 
     def callers(self) -> list[AllowedCaller]:
-        return [from_dict(AllowedCaller, c) for c in self._call("GET", "/callers")["callers"]]
+        return [
+            from_dict(AllowedCaller, c) for c in self._call("GET", "/callers")["callers"]
+        ]
 
-    def allow_caller(self, ae_title: str, ip: str | None = None,
-                     description: str | None = None) -> AllowedCaller:
+    def allow_caller(
+        self, ae_title: str, ip: str | None = None, description: str | None = None
+    ) -> AllowedCaller:
         body = {"ip": ip, "description": description}
-        return from_dict(AllowedCaller, self._call("PUT", _url("callers", ae_title), json=body))
+        return from_dict(
+            AllowedCaller, self._call("PUT", _url("callers", ae_title), json=body)
+        )
 
-    def update_caller(self, ae_title: str, ip: str | None = None,
-                      description: str | None = None) -> AllowedCaller:
+    def update_caller(
+        self, ae_title: str, ip: str | None = None, description: str | None = None
+    ) -> AllowedCaller:
         body = {"ip": ip, "description": description}
-        return from_dict(AllowedCaller, self._call("PATCH", _url("callers", ae_title),
-                                                   json=body))
+        return from_dict(
+            AllowedCaller, self._call("PATCH", _url("callers", ae_title), json=body)
+        )
 
     def deny_caller(self, ae_title: str) -> AllowedCaller:
-        return from_dict(AllowedCaller,
-                         self._call("POST", _url("callers", ae_title) + "/deny"))
+        return from_dict(
+            AllowedCaller, self._call("POST", _url("callers", ae_title) + "/deny")
+        )
 
     def remove_caller(self, ae_title: str) -> AllowedCaller:
         return from_dict(AllowedCaller, self._call("DELETE", _url("callers", ae_title)))
@@ -137,36 +184,47 @@ class RemoteBackend:
         return [from_dict(SeriesRow, s) for s in data["series"]]
 
     def destinations(self) -> list[Destination]:
-        return [from_dict(Destination, d)
-                for d in self._call("GET", "/destinations")["destinations"]]
+        return [
+            from_dict(Destination, d)
+            for d in self._call("GET", "/destinations")["destinations"]
+        ]
 
-    def add_destination(self, ae_title: str, host: str, port: int,
-                        description: str = "") -> Destination:
+    def add_destination(
+        self, ae_title: str, host: str, port: int, description: str = ""
+    ) -> Destination:
         try:
             number = int(port)
         except (TypeError, ValueError):
             raise InvalidRequest(f"port {port!r} is not a number") from None
         body = {"host": host, "port": number, "description": description}
-        return from_dict(Destination, self._call("PUT", _url("destinations", ae_title),
-                                                 json=body))
+        return from_dict(
+            Destination, self._call("PUT", _url("destinations", ae_title), json=body)
+        )
 
     def remove_destination(self, ae_title: str) -> Destination:
         return from_dict(Destination, self._call("DELETE", _url("destinations", ae_title)))
 
     def send_study(self, study_uid: str, ae_title: str) -> Job:
-        return from_dict(Job, self._call("POST", _url("studies", study_uid) + "/send",
-                                         json={"ae_title": ae_title}))
+        return from_dict(
+            Job,
+            self._call(
+                "POST", _url("studies", study_uid) + "/send", json={"ae_title": ae_title}
+            ),
+        )
 
     def storage_report(self) -> StorageReport:
         return from_dict(StorageReport, self._call("GET", "/storage", timeout=60))
 
     def cleanup_plan(self, older_than_days: float | None = None) -> CleanupPlan:
-        return from_dict(CleanupPlan, self._call(
-            "POST", "/cleanup/plan", json={"older_than_days": older_than_days}))
+        return from_dict(
+            CleanupPlan,
+            self._call("POST", "/cleanup/plan", json={"older_than_days": older_than_days}),
+        )
 
     def start_cleanup(self, older_than_days: float | None = None) -> Job:
-        return from_dict(Job, self._call("POST", "/cleanup",
-                                         json={"older_than_days": older_than_days}))
+        return from_dict(
+            Job, self._call("POST", "/cleanup", json={"older_than_days": older_than_days})
+        )
 
     def start_reindex(self) -> Job:
         return from_dict(Job, self._call("POST", "/reindex"))
@@ -186,8 +244,9 @@ class RemoteBackend:
             response = self._client.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
-            raise BackendError(f"cannot reach the dicomtui service at {self.path}: "
-                               f"{reason}") from None
+            raise BackendError(
+                f"cannot reach the dicomtui service at {self.path}: {reason}"
+            ) from None
         return _payload(response)
 
 

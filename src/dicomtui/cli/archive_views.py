@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from dicomtui.models import CleanupPlan, Destination, Job, StorageReport, StudyPage, UsageRow
+from dicomtui.models import (
+    CleanupPlan,
+    Destination,
+    Job,
+    StorageReport,
+    StudyPage,
+    UsageRow,
+)
 from dicomtui.wording import size
 
 

@@ -28,7 +28,7 @@ REGISTRY = {**receiver.VERBS, **sites.VERBS, **privacy.VERBS, **uploads.VERBS,
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                        help="data dir (default: %s)" % default_data_dir())
+                        help=f"data dir (default: {default_data_dir()})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 
 class Verb(NamedTuple):

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import humanize
 
-from dicomtui.models import (AllowedCaller, AnonSubject, Facility, PacsConfig, SettingValue,
-                             StatusSnapshot, UploadItem)
+from dicomtui.models import (
+    AllowedCaller,
+    AnonSubject,
+    Facility,
+    PacsConfig,
+    SettingValue,
+    StatusSnapshot,
+    UploadItem,
+)
 from dicomtui.wording import clock, size
 
 

@@ -10,8 +10,8 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from dicomtui.backend.local import LocalBackend
 from dicomtui.control.server import ControlServer
@@ -26,12 +26,18 @@ def serve(data_dir: Path, cli_settings: Mapping, environ=None) -> int:
     engine = Engine(data_dir, cli_settings, environ)
     control = None
     try:
-        control = ControlServer(LocalBackend(engine, mode="service"),
-                                socket_path(engine.data_dir))
+        control = ControlServer(
+            LocalBackend(engine, mode="service"), socket_path(engine.data_dir)
+        )
         control.start()
         engine.start()
-        LOG.info("data dir %s, storage %s, control socket %s (pid %d)", engine.data_dir,
-                 engine.storage.root, control.path, os.getpid())
+        LOG.info(
+            "data dir %s, storage %s, control socket %s (pid %d)",
+            engine.data_dir,
+            engine.storage.root,
+            control.path,
+            os.getpid(),
+        )
         _wait_for_signal()
         LOG.info("stopping: finishing in-flight stores")
     except RuntimeError as exc:

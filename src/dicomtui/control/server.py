@@ -22,11 +22,12 @@ import stat
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
@@ -103,8 +104,9 @@ class Request:
     def days(self) -> float | None:
         """The optional "older_than_days" member: a number of days or null."""
         value = self.obj().get("older_than_days")
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, (int, float))):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
             raise InvalidRequest('"older_than_days" must be a number')
         return value
 
@@ -123,51 +125,129 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("POST", "/start", lambda b, r: to_dict(b.start())),
     ("POST", "/stop", lambda b, r: to_dict(b.stop())),
     ("POST", "/restart", lambda b, r: to_dict(b.restart())),
-    ("GET", "/events", lambda b, r: to_dict(
-        b.events(r.int_arg("after", 0), r.int_arg("limit", 1000), r.words("kinds")))),
-    ("POST", "/transactions", lambda b, r: {
-        "transactions": b.transactions(r.shape(TransactionFilter))}),
+    (
+        "GET",
+        "/events",
+        lambda b, r: to_dict(
+            b.events(r.int_arg("after", 0), r.int_arg("limit", 1000), r.words("kinds"))
+        ),
+    ),
+    (
+        "POST",
+        "/transactions",
+        lambda b, r: {"transactions": b.transactions(r.shape(TransactionFilter))},
+    ),
     ("GET", "/settings", lambda b, r: {"settings": to_dict(b.settings())}),
-    ("PUT", "/settings/{name}", lambda b, r: to_dict(
-        b.set_setting(r.params["name"], r.text("value")))),
+    (
+        "PUT",
+        "/settings/{name}",
+        lambda b, r: to_dict(b.set_setting(r.params["name"], r.text("value"))),
+    ),
     ("DELETE", "/settings/{name}", lambda b, r: to_dict(b.unset_setting(r.params["name"]))),
     ("GET", "/facilities", lambda b, r: {"facilities": to_dict(b.facilities())}),
-    ("POST", "/facilities", lambda b, r: to_dict(b.add_facility(
-        r.text("name"), r.optional("port", int), r.optional("ae_title", str),
-        r.optional("calling_aes", list), r.optional("anonymize", str)))),
-    ("PATCH", "/facilities/{name}", lambda b, r: to_dict(b.update_facility(
-        r.params["name"], r.optional("ae_title", str), r.optional("port", int),
-        r.optional("calling_aes", list), r.optional("anonymize", str)))),
-    ("DELETE", "/facilities/{name}", lambda b, r: to_dict(b.remove_facility(
-        r.params["name"]))),
+    (
+        "POST",
+        "/facilities",
+        lambda b, r: to_dict(
+            b.add_facility(
+                r.text("name"),
+                r.optional("port", int),
+                r.optional("ae_title", str),
+                r.optional("calling_aes", list),
+                r.optional("anonymize", str),
+            )
+        ),
+    ),
+    (
+        "PATCH",
+        "/facilities/{name}",
+        lambda b, r: to_dict(
+            b.update_facility(
+                r.params["name"],
+                r.optional("ae_title", str),
+                r.optional("port", int),
+                r.optional("calling_aes", list),
+                r.optional("anonymize", str),
+            )
+        ),
+    ),
+    (
+        "DELETE",
+        "/facilities/{name}",
+        lambda b, r: to_dict(b.remove_facility(r.params["name"])),
+    ),
     ("GET", "/pacs-config", lambda b, r: to_dict(b.pacs_config())),
     ("GET", "/callers", lambda b, r: {"callers": to_dict(b.callers())}),
-    ("PUT", "/callers/{ae}", lambda b, r: to_dict(b.allow_caller(
-        r.params["ae"], r.optional("ip", str), r.optional("description", str)))),
-    ("PATCH", "/callers/{ae}", lambda b, r: to_dict(b.update_caller(
-        r.params["ae"], r.optional("ip", str), r.optional("description", str)))),
+    (
+        "PUT",
+        "/callers/{ae}",
+        lambda b, r: to_dict(
+            b.allow_caller(
+                r.params["ae"], r.optional("ip", str), r.optional("description", str)
+            )
+        ),
+    ),
+    (
+        "PATCH",
+        "/callers/{ae}",
+        lambda b, r: to_dict(
+            b.update_caller(
+                r.params["ae"], r.optional("ip", str), r.optional("description", str)
+            )
+        ),
+    ),
     ("POST", "/callers/{ae}/deny", lambda b, r: to_dict(b.deny_caller(r.params["ae"]))),
     ("DELETE", "/callers/{ae}", lambda b, r: to_dict(b.remove_caller(r.params["ae"]))),
     # POST: a search term and a reveal flag are not for URLs and proxy logs.
-    ("POST", "/anonymization/subjects", lambda b, r: {"subjects": to_dict(b.anon_subjects(
-        r.optional("search", str) or "", bool(r.optional("reveal", bool))))}),
-    ("POST", "/anonymization/export", lambda b, r: to_dict(
-        b.export_anonymization(r.text("path")))),
+    (
+        "POST",
+        "/anonymization/subjects",
+        lambda b, r: {
+            "subjects": to_dict(
+                b.anon_subjects(
+                    r.optional("search", str) or "", bool(r.optional("reveal", bool))
+                )
+            )
+        },
+    ),
+    (
+        "POST",
+        "/anonymization/export",
+        lambda b, r: to_dict(b.export_anonymization(r.text("path"))),
+    ),
     ("GET", "/uploads", lambda b, r: {"uploads": to_dict(b.uploads())}),
     ("POST", "/uploads", lambda b, r: to_dict(b.upload(r.text("path")))),
     ("POST", "/uploads/{id}/retry", lambda b, r: to_dict(b.retry_upload(r.id_param()))),
     ("POST", "/uploads/{id}/cancel", lambda b, r: to_dict(b.cancel_upload(r.id_param()))),
     ("POST", "/studies", lambda b, r: to_dict(b.studies(r.shape(StudyQuery)))),
-    ("GET", "/studies/{uid}/series", lambda b, r: {"series": to_dict(b.series(
-        r.params["uid"]))}),
-    ("POST", "/studies/{uid}/send", lambda b, r: to_dict(b.send_study(
-        r.params["uid"], r.text("ae_title")))),
+    (
+        "GET",
+        "/studies/{uid}/series",
+        lambda b, r: {"series": to_dict(b.series(r.params["uid"]))},
+    ),
+    (
+        "POST",
+        "/studies/{uid}/send",
+        lambda b, r: to_dict(b.send_study(r.params["uid"], r.text("ae_title"))),
+    ),
     ("GET", "/destinations", lambda b, r: {"destinations": to_dict(b.destinations())}),
-    ("PUT", "/destinations/{ae}", lambda b, r: to_dict(b.add_destination(
-        r.params["ae"], r.text("host"), r.optional("port", int),
-        r.optional("description", str) or ""))),
-    ("DELETE", "/destinations/{ae}", lambda b, r: to_dict(b.remove_destination(
-        r.params["ae"]))),
+    (
+        "PUT",
+        "/destinations/{ae}",
+        lambda b, r: to_dict(
+            b.add_destination(
+                r.params["ae"],
+                r.text("host"),
+                r.optional("port", int),
+                r.optional("description", str) or "",
+            )
+        ),
+    ),
+    (
+        "DELETE",
+        "/destinations/{ae}",
+        lambda b, r: to_dict(b.remove_destination(r.params["ae"])),
+    ),
     ("GET", "/storage", lambda b, r: to_dict(b.storage_report())),
     ("POST", "/cleanup/plan", lambda b, r: to_dict(b.cleanup_plan(r.days()))),
     ("POST", "/cleanup", lambda b, r: to_dict(b.start_cleanup(r.days()))),
@@ -183,7 +263,7 @@ def _match(pattern: str, segments: list[str]) -> dict[str, str] | None:
     if len(parts) != len(segments):
         return None
     params = {}
-    for part, segment in zip(parts, segments):
+    for part, segment in zip(parts, segments, strict=True):
         if part.startswith("{") and part.endswith("}"):
             params[part[1:-1]] = unquote(segment)
         elif part != segment:
@@ -230,8 +310,9 @@ def _error(kind: str, message: str) -> bytes:
     return json.dumps({"error": message, "kind": kind}).encode()
 
 
-def _answer(backend, method: str, target: str,
-            read_body: Callable[[], bytes]) -> tuple[int, bytes]:
+def _answer(
+    backend, method: str, target: str, read_body: Callable[[], bytes]
+) -> tuple[int, bytes]:
     """(HTTP status, JSON body) for one request; every failure becomes a one-line error."""
     try:
         return 200, _dispatch(backend, method, target, read_body())
@@ -243,7 +324,7 @@ def _answer(backend, method: str, target: str,
         return 409, _error("backend", _one_line(str(exc), "refused by the service"))
     except _HTTPError as exc:
         return exc.code, _error("invalid", _one_line(str(exc), HTTPStatus(exc.code).phrase))
-    except Exception as exc:  # noqa: BLE001 - the service must keep answering
+    except Exception as exc:
         LOG.exception("control API: %s %s failed", method, target)
         text = _one_line(f"{type(exc).__name__}: {exc}", type(exc).__name__)
         return 500, _error("internal", f"internal error in the service: {text}")
@@ -254,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT
-    server: "_UnixHTTPServer"
+    server: _UnixHTTPServer
 
     def _serve(self) -> None:
         code, data = _answer(self.server.backend, self.command, self.path, self._body)
@@ -270,8 +351,10 @@ class _Handler(BaseHTTPRequestHandler):
             length = -1
         if "Transfer-Encoding" in self.headers or not 0 <= length <= MAX_BODY:
             self.close_connection = True
-            raise _HTTPError(400 if length <= MAX_BODY else 413,
-                             f"need a Content-Length of at most {MAX_BODY} bytes")
+            raise _HTTPError(
+                400 if length <= MAX_BODY else 413,
+                f"need a Content-Length of at most {MAX_BODY} bytes",
+            )
         return self._read(length)
 
     def _read(self, length: int) -> bytes:
@@ -361,8 +444,9 @@ class ControlServer:
             server.server_close()
             raise
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.2,),
-                                        name="dicomtui-control", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.2,), name="dicomtui-control", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -407,7 +491,9 @@ def _bind(sock: socket.socket, path: str) -> None:
         sock.bind(path)
     except OSError as exc:
         hint = " (unix socket paths are limited to ~100 bytes)" if len(path) > 100 else ""
-        raise RuntimeError(f"cannot create the control socket {path}: {exc}{hint}") from None
+        raise RuntimeError(
+            f"cannot create the control socket {path}: {exc}{hint}"
+        ) from None
 
 
 def _link(temp: str, target: Path) -> None:

@@ -24,23 +24,28 @@ class SealError(Exception):
 def load_key(path: str | Path) -> bytes:
     """The Fernet key in `path` (SealError if unreadable or not a Fernet key)."""
     from cryptography.fernet import Fernet
+
     path = Path(path).expanduser()
     try:
         key = path.read_bytes().strip()
     except OSError as exc:
-        raise SealError(f"cannot read the anonymization key file {path}: "
-                        f"{exc.strerror or exc}") from None
+        raise SealError(
+            f"cannot read the anonymization key file {path}: {exc.strerror or exc}"
+        ) from None
     try:
         Fernet(key)
     except (ValueError, TypeError):
-        raise SealError(f"{path} does not hold a Fernet key (44 characters of url-safe "
-                        "base64; make one with `dicomtui anon keygen PATH`)") from None
+        raise SealError(
+            f"{path} does not hold a Fernet key (44 characters of url-safe "
+            "base64; make one with `dicomtui anon keygen PATH`)"
+        ) from None
     return key
 
 
 def new_key_file(path: str | Path) -> Path:
     """Write a fresh Fernet key to a new file, mode 0600 (SealError if it exists)."""
     from cryptography.fernet import Fernet
+
     path = Path(path).expanduser()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
@@ -70,13 +75,16 @@ def read_sealed(path: Path, key: bytes | None) -> dict | None:
 
 def _open(token: bytes, key: bytes | None, path: Path) -> bytes:
     from cryptography.fernet import Fernet, InvalidToken
+
     if key is None:
         raise SealError(f"{path} is encrypted: set anonymization_key_file to its key file")
     try:
         return Fernet(key).decrypt(token.strip())
     except InvalidToken:
-        raise SealError(f"{path} cannot be decrypted with this key (wrong key file, or "
-                        "the file is damaged)") from None
+        raise SealError(
+            f"{path} cannot be decrypted with this key (wrong key file, or "
+            "the file is damaged)"
+        ) from None
 
 
 class SealedStorage(AtomicJSONStorage):
@@ -93,5 +101,6 @@ class SealedStorage(AtomicJSONStorage):
         payload = orjson.dumps(data)
         if self.key is not None:
             from cryptography.fernet import Fernet
+
             payload = Fernet(self.key).encrypt(payload)
         atomic_write(self.path, payload, PRIVATE)

@@ -29,8 +29,10 @@ class SnapshotTable:
             try:
                 self._keep(self._parse(doc))
             except (KeyError, TypeError, ValueError) as exc:
-                problems.append(f"a saved {self.WHAT} was unreadable and is ignored: "
-                                f"{dict(doc)!r} ({exc})")
+                problems.append(
+                    f"a saved {self.WHAT} was unreadable and is ignored: "
+                    f"{dict(doc)!r} ({exc})"
+                )
         return problems
 
     def write_batch(self, batch: list[list[dict]]) -> None:

@@ -138,8 +138,9 @@ def move_aside(path: Path) -> Path:
     return target
 
 
-def corrupt_message(path: Path, problem: CorruptDatabase, target: Path,
-                    action: str = "started a new one") -> str:
+def corrupt_message(
+    path: Path, problem: CorruptDatabase, target: Path, action: str = "started a new one"
+) -> str:
     """The one-line warning shown when a DB file was moved aside."""
     return f"{Path(path).name} was corrupt ({problem}); moved it to {target} and {action}"
 

@@ -19,8 +19,14 @@ from pathlib import Path
 
 import orjson
 
-from dicomtui.db.storage import AtomicJSONStorage, CorruptDatabase, corrupt_message
-from dicomtui.db.storage import move_aside, read_checked, remove_stale_temps
+from dicomtui.db.storage import (
+    AtomicJSONStorage,
+    CorruptDatabase,
+    corrupt_message,
+    move_aside,
+    read_checked,
+    remove_stale_temps,
+)
 
 LOG = logging.getLogger("dicomtui.db")
 TABLE = "transactions"
@@ -47,11 +53,14 @@ def summarize(records: list[dict]) -> Summary | None:
         return None
     times = [t for t in map(_time_of, records) if t is not None]
     return Summary(
-        records[0]["id"], records[-1]["id"], max(times, default=None),
+        records[0]["id"],
+        records[-1]["id"],
+        max(times, default=None),
         frozenset(r.get("type") for r in records),
         frozenset(r.get("outcome") for r in records),
         frozenset(_hashable(r.get("status")) for r in records),
-        frozenset(_ae(r.get(k)) for r in records for k in ("calling_ae", "called_ae")))
+        frozenset(_ae(r.get(k)) for r in records for k in ("calling_ae", "called_ae")),
+    )
 
 
 @dataclass(frozen=True)
@@ -69,8 +78,14 @@ class Filter:
     def build(cls, types, outcomes, statuses, ae, since, text=None) -> Filter:
         if since is not None and since.tzinfo is None:
             since = since.astimezone()  # naive: the local time, as a person types it
-        return cls(_set(types), _set(outcomes), _set(statuses), _ae(ae) if ae else None,
-                   since, text.strip().lower() if text and text.strip() else None)
+        return cls(
+            _set(types),
+            _set(outcomes),
+            _set(statuses),
+            _ae(ae) if ae else None,
+            since,
+            text.strip().lower() if text and text.strip() else None,
+        )
 
     def matches(self, r: dict) -> bool:
         if self.types is not None and r.get("type") not in self.types:
@@ -79,8 +94,10 @@ class Filter:
             return False
         if self.statuses is not None and _hashable(r.get("status")) not in self.statuses:
             return False
-        if self.ae is not None and self.ae not in (_ae(r.get("calling_ae")),
-                                                   _ae(r.get("called_ae"))):
+        if self.ae is not None and self.ae not in (
+            _ae(r.get("calling_ae")),
+            _ae(r.get("called_ae")),
+        ):
             return False
         if self.since is not None and not _after_or_at(_time_of(r), self.since):
             return False
@@ -88,10 +105,13 @@ class Filter:
 
     def may_match(self, s: Summary) -> bool:
         """False when the summary proves no record in the shard matches."""
-        return not (_disjoint(self.types, s.types) or _disjoint(self.outcomes, s.outcomes)
-                    or _disjoint(self.statuses, s.statuses)
-                    or (self.ae is not None and self.ae not in s.aes)
-                    or (self.since is not None and s.newest is None))
+        return not (
+            _disjoint(self.types, s.types)
+            or _disjoint(self.outcomes, s.outcomes)
+            or _disjoint(self.statuses, s.statuses)
+            or (self.ae is not None and self.ae not in s.aes)
+            or (self.since is not None and s.newest is None)
+        )
 
     def before_since(self, s: Summary) -> bool:
         """True when every record in the shard is older than `since`."""
@@ -275,8 +295,19 @@ class TransactionLog:
         return self._next_id - 1
 
     # -- reading (any thread) ----------------------------------------------------------
-    def query(self, *, types=None, outcomes=None, statuses=None, ae=None, since=None,
-              after_id=None, before_id=None, text=None, limit: int = 200) -> list[dict]:
+    def query(
+        self,
+        *,
+        types=None,
+        outcomes=None,
+        statuses=None,
+        ae=None,
+        since=None,
+        after_id=None,
+        before_id=None,
+        text=None,
+        limit: int = 200,
+    ) -> list[dict]:
         """Matching records, newest first; with `after_id`, the oldest ones after it.
 
         `types`/`outcomes`/`statuses` match any of their values, `ae` the calling or
@@ -296,12 +327,16 @@ class TransactionLog:
             found = self._after(flt, after_id, current, closed, unsaved, limit)
         return [dict(r) for r in found]
 
-    def _newest(self, flt: Filter, current, closed, unsaved, limit,
-                before_id: int | None = None) -> list[dict]:
+    def _newest(
+        self, flt: Filter, current, closed, unsaved, limit, before_id: int | None = None
+    ) -> list[dict]:
         found: list[dict] = []
         for records in self._newest_shards(flt, current, closed, unsaved, before_id):
-            end = len(records) if before_id is None else bisect.bisect_left(
-                records, before_id, key=_id)
+            end = (
+                len(records)
+                if before_id is None
+                else bisect.bisect_left(records, before_id, key=_id)
+            )
             for index in range(end - 1, -1, -1):
                 record = records[index]
                 if flt.matches(record):
@@ -328,8 +363,9 @@ class TransactionLog:
             if flt.may_match(summary):
                 yield self._records(number, unsaved)
 
-    def _after(self, flt: Filter, after_id: int, current, closed, unsaved,
-               limit) -> list[dict]:
+    def _after(
+        self, flt: Filter, after_id: int, current, closed, unsaved, limit
+    ) -> list[dict]:
         """The oldest `limit` matches with id > after_id, ascending (log --follow)."""
         found: list[dict] = []
         for records in self._shards_after(flt, after_id, current, closed, unsaved):
@@ -402,8 +438,11 @@ def _json_copy(record: dict) -> dict:
     try:
         return orjson.loads(orjson.dumps(record))
     except TypeError as exc:
-        LOG.warning("transaction log: record %s stored with str() values (%s)",
-                    record.get("id"), exc)
+        LOG.warning(
+            "transaction log: record %s stored with str() values (%s)",
+            record.get("id"),
+            exc,
+        )
     return orjson.loads(orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS))
 
 

@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 LOG = logging.getLogger("dicomtui.db")
 Sink = Callable[[list], None]
@@ -36,8 +37,12 @@ class DBWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._logged: set[str] = set()  # errors logged since the last success
-        self._stats: dict[str, Any] = {"batches": 0, "last_error": None,
-                                       "last_write_s": 0.0, "dropped": 0}
+        self._stats: dict[str, Any] = {
+            "batches": 0,
+            "last_error": None,
+            "last_write_s": 0.0,
+            "dropped": 0,
+        }
 
     def register(self, kind: str, sink: Sink, flush: Save | None = None) -> None:
         """Send items of `kind` to `sink`, then save with `flush`; call before start()."""
@@ -50,8 +55,9 @@ class DBWriter:
         self._pending.append((kind, item))
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dicomtui-db-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="dicomtui-db-writer", daemon=True
+        )
         self._thread.start()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
@@ -77,19 +83,27 @@ class DBWriter:
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                LOG.error("DB writer did not finish within %.0f s; unsaved records may "
-                          "be lost", timeout)
+                LOG.error(
+                    "DB writer did not finish within %.0f s; unsaved records may be lost",
+                    timeout,
+                )
                 return False
         self._tick()  # items put after the thread's last tick
         if not self._clean():
-            LOG.error("DB writer stopped with %d records not written (%s)",
-                      len(self._retry) + len(self._pending), self._stats["last_error"])
+            LOG.error(
+                "DB writer stopped with %d records not written (%s)",
+                len(self._retry) + len(self._pending),
+                self._stats["last_error"],
+            )
         return self._clean()
 
     def stats(self) -> dict:
         """Pending items, batches handed to sinks, last error or None, last write time."""
-        return {**self._stats, "pending": len(self._pending) + len(self._retry),
-                "unsaved": sorted(self._dirty)}
+        return {
+            **self._stats,
+            "pending": len(self._pending) + len(self._retry),
+            "unsaved": sorted(self._dirty),
+        }
 
     # -- the thread ------------------------------------------------------------------
     def _run(self) -> None:
@@ -131,8 +145,13 @@ class DBWriter:
         if excess <= 0:
             return batch
         self._stats["dropped"] += excess
-        LOG.error("DB writer dropped %d records, the oldest: more than %d were waiting "
-                  "(last error: %s)", excess, self.max_pending, self._stats["last_error"])
+        LOG.error(
+            "DB writer dropped %d records, the oldest: more than %d were waiting "
+            "(last error: %s)",
+            excess,
+            self.max_pending,
+            self._stats["last_error"],
+        )
         return batch[excess:]
 
     def _write(self, batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -159,8 +178,9 @@ class DBWriter:
         try:
             fn(*args)
         except Exception as exc:
-            self._note_error(f"writing {kind} records failed: {exc}; keeping them and "
-                             "retrying")
+            self._note_error(
+                f"writing {kind} records failed: {exc}; keeping them and retrying"
+            )
             return False
         return True
 

@@ -25,15 +25,31 @@ def ae_title_problem(value: str) -> str | None:
 
 
 # Letters NFKD does not split into a base letter and an accent.
-_SPECIAL = str.maketrans({"ß": "SS", "ẞ": "SS", "Æ": "AE", "æ": "AE", "Ø": "O", "ø": "O",
-                          "Œ": "OE", "œ": "OE", "Ł": "L", "ł": "L", "Đ": "D", "đ": "D",
-                          "Þ": "TH", "þ": "TH", "ı": "I"})
+_SPECIAL = str.maketrans(
+    {
+        "ß": "SS",
+        "ẞ": "SS",
+        "Æ": "AE",
+        "æ": "AE",
+        "Ø": "O",
+        "ø": "O",
+        "Œ": "OE",
+        "œ": "OE",
+        "Ł": "L",
+        "ł": "L",
+        "Đ": "D",
+        "đ": "D",
+        "Þ": "TH",
+        "þ": "TH",
+        "ı": "I",
+    }
+)
 MIN_GENERATED = 4
 FALLBACK_PREFIX = "FAC"  # a name with no Latin letter or digit at all
 
 
 def ascii_fold(text: str) -> str:
-    """"São Paulo" -> "Sao Paulo": accents dropped, letters kept, the rest untouched."""
+    """ "São Paulo" -> "Sao Paulo": accents dropped, letters kept, the rest untouched."""
     decomposed = unicodedata.normalize("NFKD", text.translate(_SPECIAL))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -63,6 +79,6 @@ def generate_ae_title(name: str, taken=()) -> str:
     candidate, n = base, 2
     while candidate in used:
         suffix = str(n)
-        candidate = base[:MAX_AE_LENGTH - len(suffix)] + suffix
+        candidate = base[: MAX_AE_LENGTH - len(suffix)] + suffix
         n += 1
     return candidate

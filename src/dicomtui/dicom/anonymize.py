@@ -25,10 +25,28 @@ IDENTITY_REMOVED, METHOD, METHOD_CODES = 0x00120062, 0x00120063, 0x00120064
 METHOD_TEXT = "DICOM PS3.15 E.1 Basic Profile (dicomtui)"
 DUMMY_TEXT = "ANON"
 _DUMMIES: dict[str, Any] = {
-    "DA": "19000101", "TM": "000000", "DT": "19000101000000", "AS": "000D",
-    "IS": "0", "DS": "0", "US": 0, "SS": 0, "UL": 0, "SL": 0, "UV": 0, "SV": 0,
-    "FL": 0.0, "FD": 0.0, "OB": b"", "OW": b"", "OF": b"", "OD": b"", "OL": b"",
-    "OV": b"", "UN": b"", "AT": None,
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000D",
+    "IS": "0",
+    "DS": "0",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "UV": 0,
+    "SV": 0,
+    "FL": 0.0,
+    "FD": 0.0,
+    "OB": b"",
+    "OW": b"",
+    "OF": b"",
+    "OD": b"",
+    "OL": b"",
+    "OV": b"",
+    "UN": b"",
+    "AT": None,
 }
 # CID 7050 codes describing what was done (PS3.16).
 _BASIC = ("113100", "Basic Application Confidentiality Profile")
@@ -95,8 +113,7 @@ def new_uid(secret: str, original: str) -> str:
 def _may_change(ds: Dataset, tag: int) -> bool:
     """Whether the profile may touch this top-level attribute, from its tag and VR alone
     (deciding it must not decode every value: most are kept as they came)."""
-    return action_for(tag) is not None or tag & 0xFFFF == 0 or _vr(ds, tag) in ("SQ",
-                                                                                 "UN")
+    return action_for(tag) is not None or tag & 0xFFFF == 0 or _vr(ds, tag) in ("SQ", "UN")
 
 
 def _vr(ds: Dataset, tag: int) -> str:
@@ -198,11 +215,11 @@ def _code(value: str, meaning: str) -> Dataset:
 
 def _json(elem: DataElement) -> dict:
     try:
-        return elem.to_json_dict(bulk_data_element_handler=None,
-                                 bulk_data_threshold=2**62)
+        return elem.to_json_dict(bulk_data_element_handler=None, bulk_data_threshold=2**62)
     except Exception as exc:  # a value pydicom cannot express: refuse, never lose it
-        raise AnonymizeError(f"cannot keep {elem.tag} ({elem.keyword or 'private'}) "
-                             f"for restoring: {exc}") from exc
+        raise AnonymizeError(
+            f"cannot keep {elem.tag} ({elem.keyword or 'private'}) for restoring: {exc}"
+        ) from exc
 
 
 def _key(tag: int) -> str:

@@ -649,8 +649,19 @@ REPEATING: tuple[tuple[int, int, str], ...] = (
     (0xFF00FFFF, 0x60004000, "X"),  # Overlay Comments (60xx,4000)
 )
 
-_RESOLVED = {"D": "D", "Z": "Z", "X": "X", "U": "U", "K": "K", "C": "D",
-             "X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "U"}
+_RESOLVED = {
+    "D": "D",
+    "Z": "Z",
+    "X": "X",
+    "U": "U",
+    "K": "K",
+    "C": "D",
+    "X/Z": "Z",
+    "X/D": "D",
+    "Z/D": "D",
+    "X/Z/D": "D",
+    "X/Z/U*": "U",
+}
 
 
 def action_for(tag: int) -> str | None:

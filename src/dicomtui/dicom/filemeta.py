@@ -29,17 +29,20 @@ def _padded(text: str, pad: bytes) -> bytes:
     return raw + pad if len(raw) % 2 else raw
 
 
-def file_header(sop_class_uid: str, sop_uid: str, transfer_syntax: str,
-                source_ae: str = "") -> bytes:
+def file_header(
+    sop_class_uid: str, sop_uid: str, transfer_syntax: str, source_ae: str = ""
+) -> bytes:
     """Preamble, 'DICM' and the encoded file meta group for one instance."""
-    body = b"".join((
-        _element(0x0001, b"OB", b"\x00\x01"),
-        _element(0x0002, b"UI", _padded(sop_class_uid, b"\x00")),
-        _element(0x0003, b"UI", _padded(sop_uid, b"\x00")),
-        _element(0x0010, b"UI", _padded(transfer_syntax, b"\x00")),
-        _element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\x00")),
-        _element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION, b" ")),
-    ))
+    body = b"".join(
+        (
+            _element(0x0001, b"OB", b"\x00\x01"),
+            _element(0x0002, b"UI", _padded(sop_class_uid, b"\x00")),
+            _element(0x0003, b"UI", _padded(sop_uid, b"\x00")),
+            _element(0x0010, b"UI", _padded(transfer_syntax, b"\x00")),
+            _element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\x00")),
+            _element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION, b" ")),
+        )
+    )
     if source_ae.strip():
         body += _element(0x0016, b"AE", _padded(source_ae.strip()[:16], b" "))
     group_length = _element(0x0000, b"UL", struct.pack("<I", len(body)))
@@ -63,13 +66,13 @@ def read_file_meta(buf: bytes) -> tuple[str, int]:
         group, element = struct.unpack_from("<HH", buf, pos)
         if group != 0x0002:
             break
-        vr = buf[pos + 4:pos + 6]
+        vr = buf[pos + 4 : pos + 6]
         if vr in (b"OB", b"UN", b"OW", b"SQ", b"UT"):
             length, start = struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
         else:
             length, start = struct.unpack_from("<H", buf, pos + 6)[0], pos + 8
         if element == 0x0010:
-            syntax = buf[start:start + length].decode("ascii", "replace").strip(" \x00")
+            syntax = buf[start : start + length].decode("ascii", "replace").strip(" \x00")
         pos = start + length
     if not syntax:
         raise NotDicomFile("file meta has no Transfer Syntax UID")

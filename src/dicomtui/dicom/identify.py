@@ -11,19 +11,34 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import BinaryIO
 
+from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
-from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
 from dicomtui.dicom.rawscan import scan
 
 _LAST_TAG = 0x00200013  # InstanceNumber: everything we need sits at or before it
-_WANTED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
-           "PatientID", "PatientName", "InstanceNumber", "Modality", "StudyDate",
-           "AccessionNumber", "PatientBirthDate", "PatientSex", "StudyTime", "StudyID",
-           "StudyDescription", "SeriesDescription", "SeriesNumber",
-           "ReferringPhysicianName")
+_WANTED = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "PatientID",
+    "PatientName",
+    "InstanceNumber",
+    "Modality",
+    "StudyDate",
+    "AccessionNumber",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyTime",
+    "StudyID",
+    "StudyDescription",
+    "SeriesDescription",
+    "SeriesNumber",
+    "ReferringPhysicianName",
+)
 
 
 _TAGS = {int(Tag(name)): name for name in _WANTED}
@@ -81,23 +96,30 @@ def identity_of(ds) -> Identity:
 
 def _identity(values: dict[str, str]) -> Identity:
     return Identity(
-        sop_class_uid=values["SOPClassUID"], sop_uid=values["SOPInstanceUID"],
-        study_uid=values["StudyInstanceUID"], series_uid=values["SeriesInstanceUID"],
-        patient_id=values["PatientID"], patient_name=values["PatientName"],
-        instance_number=_as_int(values["InstanceNumber"]), modality=values["Modality"],
-        study_date=values["StudyDate"], accession=values["AccessionNumber"],
-        birth_date=values["PatientBirthDate"], sex=values["PatientSex"],
-        study_time=values["StudyTime"], study_id=values["StudyID"],
+        sop_class_uid=values["SOPClassUID"],
+        sop_uid=values["SOPInstanceUID"],
+        study_uid=values["StudyInstanceUID"],
+        series_uid=values["SeriesInstanceUID"],
+        patient_id=values["PatientID"],
+        patient_name=values["PatientName"],
+        instance_number=_as_int(values["InstanceNumber"]),
+        modality=values["Modality"],
+        study_date=values["StudyDate"],
+        accession=values["AccessionNumber"],
+        birth_date=values["PatientBirthDate"],
+        sex=values["PatientSex"],
+        study_time=values["StudyTime"],
+        study_id=values["StudyID"],
         study_description=values["StudyDescription"],
         series_description=values["SeriesDescription"],
         series_number=_as_int(values["SeriesNumber"]),
-        referring=values["ReferringPhysicianName"])
+        referring=values["ReferringPhysicianName"],
+    )
 
 
 def _fast(stream, syntax: UID) -> dict[str, str] | None:
     with stream.getbuffer() as view:
-        found = scan(view, syntax.is_implicit_VR, syntax.is_little_endian, _TAGS,
-                     _LAST_TAG)
+        found = scan(view, syntax.is_implicit_VR, syntax.is_little_endian, _TAGS, _LAST_TAG)
     if found is None:
         return None
     return {name: found.get(name, "") for name in _WANTED}
@@ -106,8 +128,9 @@ def _fast(stream, syntax: UID) -> dict[str, str] | None:
 def _with_pydicom(stream, syntax: UID) -> dict[str, str]:
     stream.seek(0)
     try:
-        ds = read_dataset(stream, syntax.is_implicit_VR,
-                          syntax.is_little_endian, stop_when=_stop)
+        ds = read_dataset(
+            stream, syntax.is_implicit_VR, syntax.is_little_endian, stop_when=_stop
+        )
         return {name: _text(ds.get(name)) for name in _WANTED}
     except Exception as exc:  # pydicom raises many kinds on garbage input
         raise UnreadableDataset(f"dataset cannot be parsed: {exc}") from exc

@@ -27,8 +27,9 @@ NAMES = {
 }
 
 
-def folder_for(layout: str, ident: Identity, received: datetime,
-               facility: str | None = None) -> PurePosixPath:
+def folder_for(
+    layout: str, ident: Identity, received: datetime, facility: str | None = None
+) -> PurePosixPath:
     """The folder (relative to the storage root) an instance belongs in."""
     fields = _fields(ident, received, sequence=0)
     parts = [safe_part(t.format(**fields)) for t in FOLDERS[layout]]

@@ -8,7 +8,8 @@ case (PS3.4 allows it, and every modality worklist user expects it).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Matcher = Callable[[Any], bool]
 WILDCARD_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"}
@@ -71,23 +72,30 @@ def _wildcard(text: str, ignore_case: bool) -> re.Pattern:
     parts = []
     for ch in text.strip():
         parts.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL if ignore_case
-                      else re.DOTALL)
+    return re.compile(
+        "".join(parts), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
+    )
 
 
 def _range(vr: str, text: str) -> Matcher:
     low, _, high = text.partition("-")
     if vr == "DT" and text.count("-") > 1:  # DT may carry a UTC offset: "a-b" splits once
         raise QueryError(f"date-time range {text!r} is ambiguous")
-    low_n, high_n = _normal(vr, low) if low.strip() else "", \
-        _normal(vr, high, upper=True) if high.strip() else ""
+    low_n, high_n = (
+        _normal(vr, low) if low.strip() else "",
+        _normal(vr, high, upper=True) if high.strip() else "",
+    )
     if not low_n and not high_n:
         raise QueryError(f"range {text!r} has neither start nor end")
 
     def test(v: str) -> bool:
         value = _normal(vr, v)
-        return bool(value) and (not low_n or value >= low_n) and \
-            (not high_n or value <= high_n)
+        return (
+            bool(value)
+            and (not low_n or value >= low_n)
+            and (not high_n or value <= high_n)
+        )
+
     return lambda value: _any(value, test)
 
 
@@ -130,7 +138,8 @@ def text_search(query: str) -> Matcher | None:
     query = query.strip()
     if not query:
         return None
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch)
-                   for ch in query)
+    body = "".join(
+        ".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in query
+    )
     pattern = re.compile(body, re.IGNORECASE | re.DOTALL)
     return lambda value: _any(value, lambda v: pattern.search(v) is not None)

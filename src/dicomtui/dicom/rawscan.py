@@ -10,12 +10,29 @@ from __future__ import annotations
 from struct import error as StructError
 from struct import unpack_from
 
-LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
-            b"UT", b"UV"}
+LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-PLAIN_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
-                  "ISO_IR 192": "utf-8"}
+PLAIN_CHARSETS = {
+    "": "latin-1",
+    "ISO_IR 6": "latin-1",
+    "ISO_IR 100": "latin-1",
+    "ISO_IR 192": "utf-8",
+}
 CHARSET_TAG = 0x00080005
 
 
@@ -23,8 +40,9 @@ class _Unsure(Exception):
     """The bytes are not laid out as this walker expects."""
 
 
-def scan(buf, implicit: bool, little: bool, wanted: dict[int, str],
-         last_tag: int) -> dict[str, str] | None:
+def scan(
+    buf, implicit: bool, little: bool, wanted: dict[int, str], last_tag: int
+) -> dict[str, str] | None:
     """Values (as text) of `wanted` top-level tags before `last_tag`, or None if unsure."""
     walker = _Walker(buf, implicit, "<" if little else ">")
     try:
@@ -35,8 +53,10 @@ def scan(buf, implicit: bool, little: bool, wanted: dict[int, str],
     codec = PLAIN_CHARSETS.get(charset)
     if codec is None:
         return None
-    return {wanted[tag]: value.decode(codec, "replace").strip(" \x00")
-            for tag, value in raw.items()}
+    return {
+        wanted[tag]: value.decode(codec, "replace").strip(" \x00")
+        for tag, value in raw.items()
+    }
 
 
 class _Walker:
@@ -50,7 +70,7 @@ class _Walker:
         tag = group << 16 | elem
         if self.implicit or group == 0xFFFE:
             return tag, unpack_from(self.endian + "I", self.buf, pos + 4)[0], pos + 8
-        vr = bytes(self.buf[pos + 4:pos + 6])
+        vr = bytes(self.buf[pos + 4 : pos + 6])
         if vr in LONG_VRS:
             return tag, unpack_from(self.endian + "I", self.buf, pos + 8)[0], pos + 12
         if not vr.isalpha():
@@ -69,7 +89,7 @@ class _Walker:
             previous = tag
             pos = self.skip_value(start, length)
             if tag in wanted:
-                found[tag] = bytes(self.buf[start:start + length])
+                found[tag] = bytes(self.buf[start : start + length])
         return found
 
     def skip_value(self, start: int, length: int) -> int:
@@ -88,8 +108,11 @@ class _Walker:
                 return start
             if tag != ITEM:
                 raise _Unsure("expected an item")
-            pos = self.skip_value(start, length) if length != UNDEFINED else \
-                self.skip_item_body(start)
+            pos = (
+                self.skip_value(start, length)
+                if length != UNDEFINED
+                else self.skip_item_body(start)
+            )
 
     def skip_item_body(self, pos: int) -> int:
         while True:

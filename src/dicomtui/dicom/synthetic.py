@@ -12,10 +12,10 @@ import math
 import random
 import sys
 from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from pydicom import Dataset, dcmwrite
 from pydicom.dataset import FileMetaDataset
@@ -31,15 +31,33 @@ SMALL_ROWS, SMALL_COLUMNS = 128, 160
 FIELD_OF_VIEW_MM = 350.0
 NOISE_ROWS = 32
 
-_FAMILY = ("Smith", "Garcia", "Nguyen", "Muller", "Rossi", "Kowalski", "Tanaka",
-           "Okafor", "Larsen", "Dubois", "Silva", "Novak")
-_GIVEN = {"F": ("Anna", "Maria", "Yuki", "Chioma", "Ingrid", "Claire"),
-          "M": ("John", "Luis", "Minh", "Piotr", "Marco", "Lars")}
+_FAMILY = (
+    "Smith",
+    "Garcia",
+    "Nguyen",
+    "Muller",
+    "Rossi",
+    "Kowalski",
+    "Tanaka",
+    "Okafor",
+    "Larsen",
+    "Dubois",
+    "Silva",
+    "Novak",
+)
+_GIVEN = {
+    "F": ("Anna", "Maria", "Yuki", "Chioma", "Ingrid", "Claire"),
+    "M": ("John", "Luis", "Minh", "Piotr", "Marco", "Lars"),
+}
 _DOCTORS = ("House^Gregory", "Grey^Meredith", "Kildare^James", "Quinn^Michaela")
 _STUDIES = ("CT THORAX", "CT ABDOMEN PELVIS", "CT THORAX ABDOMEN", "CT CHEST LOW DOSE")
 # (series description, window centre, window width)
-_PROTOCOLS = (("Soft tissue", 40, 400), ("Lung", -600, 1500), ("Bone", 300, 1500),
-              ("Venous phase", 50, 350))
+_PROTOCOLS = (
+    ("Soft tissue", 40, 400),
+    ("Lung", -600, 1500),
+    ("Bone", 300, 1500),
+    ("Venous phase", 50, 350),
+)
 _THICKNESSES = (0.625, 1.0, 1.25, 2.5, 3.0, 5.0)
 _AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 _CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
@@ -85,8 +103,10 @@ class Series:
 
 # --- public API -------------------------------------------------------------------------
 
-def synthetic_instances(count: int, *, rows: int = 512, columns: int = 512,
-                        seed: int | None = None) -> Iterator[Dataset]:
+
+def synthetic_instances(
+    count: int, *, rows: int = 512, columns: int = 512, seed: int | None = None
+) -> Iterator[Dataset]:
     """Yield `count` CT instances grouped in studies; same seed, same structure and values.
 
     UIDs are always fresh, so a re-run never collides with instances already stored.
@@ -120,6 +140,7 @@ def write_instances(datasets: Iterable[Dataset], folder: Path) -> list[Path]:
 
 # --- structure --------------------------------------------------------------------------
 
+
 def _all_series(rng: random.Random) -> Iterator[Series]:
     """Series after series, study after study, cycling over a few patients."""
     patients = [_patient(rng) for _ in range(rng.randint(3, 5))]
@@ -141,10 +162,15 @@ def _study(rng: random.Random, patient: Patient) -> Study:
     day = date(2024, 1, 1) + timedelta(days=rng.randrange(700))
     time = f"{rng.randint(7, 19):02d}{rng.randrange(60):02d}{rng.randrange(60):02d}"
     return Study(
-        patient=patient, study_uid=generate_uid(), frame_uid=generate_uid(),
-        study_date=day.strftime("%Y%m%d"), study_time=time,
-        accession=f"A{rng.randrange(10**8):08d}", study_id=str(rng.randint(1, 9999)),
-        referring=rng.choice(_DOCTORS), description=rng.choice(_STUDIES),
+        patient=patient,
+        study_uid=generate_uid(),
+        frame_uid=generate_uid(),
+        study_date=day.strftime("%Y%m%d"),
+        study_time=time,
+        accession=f"A{rng.randrange(10**8):08d}",
+        study_id=str(rng.randint(1, 9999)),
+        referring=rng.choice(_DOCTORS),
+        description=rng.choice(_STUDIES),
         signed=rng.random() < 0.5,
     )
 
@@ -153,22 +179,45 @@ def _study_series(rng: random.Random, study: Study) -> list[Series]:
     """1-4 series: usually a 2-3 image scout, then 1-3 axial series of 40-300 slices."""
     series = []
     if rng.random() < 0.8:
-        series.append(Series(study, generate_uid(), 1, "Topogram", True,
-                             rng.randint(2, 3), 0.6, 0.0, (40, 400)))
+        series.append(
+            Series(
+                study,
+                generate_uid(),
+                1,
+                "Topogram",
+                True,
+                rng.randint(2, 3),
+                0.6,
+                0.0,
+                (40, 400),
+            )
+        )
     for _ in range(rng.randint(1, 3)):
         name, centre, width = rng.choice(_PROTOCOLS)
         thickness = rng.choice(_THICKNESSES)
         start_z = round(rng.uniform(-50.0, 200.0), 1)
-        series.append(Series(study, generate_uid(), len(series) + 1,
-                             f"{name} {thickness} mm", False, rng.randint(40, 300),
-                             thickness, start_z, (centre, width)))
+        series.append(
+            Series(
+                study,
+                generate_uid(),
+                len(series) + 1,
+                f"{name} {thickness} mm",
+                False,
+                rng.randint(40, 300),
+                thickness,
+                start_z,
+                (centre, width),
+            )
+        )
     return series
 
 
 # --- datasets ---------------------------------------------------------------------------
 
-def _instance(series: Series, index: int, rows: int, columns: int,
-              pixels: bytes) -> Dataset:
+
+def _instance(
+    series: Series, index: int, rows: int, columns: int, pixels: bytes
+) -> Dataset:
     ds = Dataset()
     _add_patient_study(ds, series.study)
     _add_series(ds, series)
@@ -226,8 +275,7 @@ def _add_geometry(ds: Dataset, series: Series, index: int, columns: int) -> None
     ds.SliceLocation = _ds(z)
 
 
-def _add_image(ds: Dataset, series: Series, rows: int, columns: int,
-               pixels: bytes) -> None:
+def _add_image(ds: Dataset, series: Series, rows: int, columns: int, pixels: bytes) -> None:
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = rows, columns
@@ -256,6 +304,7 @@ def _ds(value: float) -> str:
 
 # --- pixels -----------------------------------------------------------------------------
 
+
 class _Phantom:
     """A noisy body ellipse with a bone disk, in stored values for one series.
 
@@ -270,21 +319,27 @@ class _Phantom:
         offset = 0 if series.study.signed else 1024
         typecode = "h" if series.study.signed else "H"
         self.air = _row_bytes(typecode, [_AIR + offset] * columns)
-        self.tissue = [_noise_row(rng, typecode, _TISSUE + offset, columns)
-                       for _ in range(NOISE_ROWS)]
-        self.bone = [_noise_row(rng, typecode, _BONE + offset, columns)
-                     for _ in range(NOISE_ROWS)]
+        self.tissue = [
+            _noise_row(rng, typecode, _TISSUE + offset, columns) for _ in range(NOISE_ROWS)
+        ]
+        self.bone = [
+            _noise_row(rng, typecode, _BONE + offset, columns) for _ in range(NOISE_ROWS)
+        ]
 
     def image(self, index: int) -> bytes:
         scale = 0.9 + 0.08 * math.sin(self.phase + index * 0.05)
         half_x = self.columns * (0.30 if self.scout else 0.44) * scale
         half_y = self.rows * (0.46 if self.scout else 0.32) * scale
         radius = min(self.rows, self.columns) * 0.07
-        return b"".join(piece for y in range(self.rows)
-                        for piece in self._row(y, index, half_x, half_y, radius))
+        return b"".join(
+            piece
+            for y in range(self.rows)
+            for piece in self._row(y, index, half_x, half_y, radius)
+        )
 
-    def _row(self, y: int, index: int, half_x: float, half_y: float,
-             radius: float) -> list[bytes]:
+    def _row(
+        self, y: int, index: int, half_x: float, half_y: float, radius: float
+    ) -> list[bytes]:
         cx, cy = self.columns / 2, self.rows / 2
         x0, x1 = _chord(self.columns, cx, (y - cy) / half_y, half_x)
         if x0 >= x1:
@@ -293,10 +348,15 @@ class _Phantom:
         b0, b1 = max(b0, x0), min(b1, x1)
         tissue = self.tissue[(y + index) % NOISE_ROWS]
         if b0 >= b1:
-            return [self.air[:2 * x0], tissue[2 * x0:2 * x1], self.air[2 * x1:]]
+            return [self.air[: 2 * x0], tissue[2 * x0 : 2 * x1], self.air[2 * x1 :]]
         bone = self.bone[(3 * y + index) % NOISE_ROWS]
-        return [self.air[:2 * x0], tissue[2 * x0:2 * b0], bone[2 * b0:2 * b1],
-                tissue[2 * b1:2 * x1], self.air[2 * x1:]]
+        return [
+            self.air[: 2 * x0],
+            tissue[2 * x0 : 2 * b0],
+            bone[2 * b0 : 2 * b1],
+            tissue[2 * b1 : 2 * x1],
+            self.air[2 * x1 :],
+        ]
 
 
 def _chord(columns: int, centre: float, dy: float, half: float) -> tuple[int, int]:

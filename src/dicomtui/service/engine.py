@@ -13,9 +13,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from dicomtui import __version__
 from dicomtui.db.storage import flush_database, open_database
@@ -50,8 +50,12 @@ class EngineError(RuntimeError):
 class Engine:
     """One receiver over one data dir, open from construction until close()."""
 
-    def __init__(self, data_dir: Path, cli_settings: Mapping | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        cli_settings: Mapping | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         """Take the data dir (its lock), load its state and wire the components.
 
         Raises EngineError (another engine owns the data dir, a file cannot be opened).
@@ -68,37 +72,66 @@ class Engine:
             # 0600: stored settings may hold api_password / api_token
             self.db, warning = open_database(self.data_dir / "dicomtui.json", mode=0o600)
             self.writer = DBWriter()
-            self._settings = SettingsStore(self.db, self.writer, cli_settings or {},
-                                           environ)
+            self._settings = SettingsStore(
+                self.db, self.writer, cli_settings or {}, environ
+            )
             settings = self._settings.get
             self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
             self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
             self.traffic = Traffic()
             self.listeners = Listeners(self._bindings, settings)
-            self.sites = Sites(self.db, self.writer, settings, self.listeners,
-                               self.traffic.facility_today, self.traffic.forget_facility)
-            self.privacy = Privacy(self.data_dir, self.writer, settings,
-                                   self.sites.anonymize_choice)
-            self.shipping = Shipping(self.data_dir, settings, self.storage,
-                                     self._study_files_removed)
-            self.archive = Archive(self.data_dir, self.db, self.writer, settings,
-                                   self.storage, self.recorder, self.shipping,
-                                   self.traffic)
-            self.receiver = Receiver(settings, self.listeners, self.traffic,
-                                     self.recorder, self.ring, self.storage, self.sites,
-                                     self.privacy, [self.archive.instance_stored,
-                                                    self.shipping.instance_stored],
-                                     self.archive.retention.make_room)
+            self.sites = Sites(
+                self.db,
+                self.writer,
+                settings,
+                self.listeners,
+                self.traffic.facility_today,
+                self.traffic.forget_facility,
+            )
+            self.privacy = Privacy(
+                self.data_dir, self.writer, settings, self.sites.anonymize_choice
+            )
+            self.shipping = Shipping(
+                self.data_dir, settings, self.storage, self._study_files_removed
+            )
+            self.archive = Archive(
+                self.data_dir,
+                self.db,
+                self.writer,
+                settings,
+                self.storage,
+                self.recorder,
+                self.shipping,
+                self.traffic,
+            )
+            self.receiver = Receiver(
+                settings,
+                self.listeners,
+                self.traffic,
+                self.recorder,
+                self.ring,
+                self.storage,
+                self.sites,
+                self.privacy,
+                [self.archive.instance_stored, self.shipping.instance_stored],
+                self.archive.retention.make_room,
+            )
             self.writer.start()
-        self._warn(warning, *self._settings.problems, *self.sites.warnings,
-                   *self.shipping.warnings, *self.archive.warnings)
+        self._warn(
+            warning,
+            *self._settings.problems,
+            *self.sites.warnings,
+            *self.shipping.warnings,
+            *self.archive.warnings,
+        )
         self._attach_logging()
         self.is_open = True
 
     def _bindings(self, facility: str | None) -> list:
         """The pynetdicom handlers of one listener (main: facility None)."""
-        return (handlers.bindings(self.receiver, facility)
-                + qr_handlers.bindings(self.archive))
+        return handlers.bindings(self.receiver, facility) + qr_handlers.bindings(
+            self.archive
+        )
 
     def _study_files_removed(self, study_uid: str) -> None:
         """Shipping removed an uploaded study's files (cleanup_after_upload)."""
@@ -135,6 +168,7 @@ class Engine:
         # pynetdicom formats every Q/R identifier for its log even when nothing logs it
         # (~0.5 ms per C-FIND answer): only when its DEBUG detail is asked for
         from pynetdicom import _config
+
         detail = logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG)
         _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = detail
         if logging.getLogger("dicomtui").getEffectiveLevel() > logging.INFO:
@@ -168,8 +202,10 @@ class Engine:
 
     def _after_settings_change(self) -> None:
         if not self.writer.flush():
-            raise EngineError("could not save settings: the DB writer is stuck "
-                              f"({self.writer.stats().get('last_error')})")
+            raise EngineError(
+                "could not save settings: the DB writer is stuck "
+                f"({self.writer.stats().get('last_error')})"
+            )
         self.receiver.refresh_policy()
         self.sites.refresh_access()
         self.privacy.apply_settings()
@@ -195,10 +231,12 @@ class Engine:
         """Count today's stores already logged, so a restart keeps "today" true."""
         if self._seeded:
             return
-        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0,
-                                                       microsecond=0)
-        done = self.txlog.query(types=["store"], outcomes=["ok", "warning"],
-                                since=midnight, limit=SEED_LIMIT)
+        midnight = (
+            datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        )
+        done = self.txlog.query(
+            types=["store"], outcomes=["ok", "warning"], since=midnight, limit=SEED_LIMIT
+        )
         self.traffic.seed_facilities(list(reversed(done)))  # oldest first
         self._seeded = True
 
@@ -221,24 +259,37 @@ class Engine:
 
     def main_listener(self) -> Listener:
         s = self.listeners.effective()
-        return Listener(s.ae_title, s.host, self.port or s.port,
-                        "listening" if self.listeners.running
-                        else self.receiver.state_word())
+        return Listener(
+            s.ae_title,
+            s.host,
+            self.port or s.port,
+            "listening" if self.listeners.running else self.receiver.state_word(),
+        )
 
     # -- snapshots ----------------------------------------------------------------------
     def snapshot(self, mode: str) -> StatusSnapshot:
         assocs, counters, today = self.traffic.snapshot()
         started = self.receiver.started_at
         return StatusSnapshot(
-            state=self.receiver.state, mode=mode, pid=os.getpid(), version=__version__,
-            data_dir=str(self.data_dir), storage_dir=str(self.storage.root),
-            started_at=_iso(started), uptime_s=time.time() - started if started else 0.0,
+            state=self.receiver.state,
+            mode=mode,
+            pid=os.getpid(),
+            version=__version__,
+            data_dir=str(self.data_dir),
+            storage_dir=str(self.storage.root),
+            started_at=_iso(started),
+            uptime_s=time.time() - started if started else 0.0,
             listeners=[self.main_listener()] + self.sites.facility_listeners(),
-            associations=assocs, counters=counters, today=today,
+            associations=assocs,
+            counters=counters,
+            today=today,
             storage_used_bytes=self.storage.used_bytes,
             quota_bytes=self.receiver.policy.quota_bytes,
-            last_errors=self.ring.problems(10), error=self.receiver.error,
-            warnings=list(self.warnings), uploads=self.shipping.summary())
+            last_errors=self.ring.problems(10),
+            error=self.receiver.error,
+            warnings=list(self.warnings),
+            uploads=self.shipping.summary(),
+        )
 
 
 def _locked(data_dir: Path) -> DataDirLock:
@@ -258,9 +309,11 @@ def _released_on_failure(lock: DataDirLock, data_dir: Path) -> Iterator[None]:
         yield
     except OSError as exc:  # e.g. a DB file root owns: say which, never a traceback
         lock.release()
-        raise EngineError(f"cannot open {exc.filename or data_dir}: "
-                          f"{exc.strerror or exc}; check its owner and "
-                          "permissions") from None
+        raise EngineError(
+            f"cannot open {exc.filename or data_dir}: "
+            f"{exc.strerror or exc}; check its owner and "
+            "permissions"
+        ) from None
     except BaseException:
         lock.release()
         raise
@@ -276,9 +329,11 @@ def _storage_root(data_dir: Path, settings: Resolved) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise EngineError(f"storage directory {root} is not writable "
-                          f"({exc.strerror or exc}); fix its permissions or set "
-                          "--storage-dir") from None
+        raise EngineError(
+            f"storage directory {root} is not writable "
+            f"({exc.strerror or exc}); fix its permissions or set "
+            "--storage-dir"
+        ) from None
     return root
 
 

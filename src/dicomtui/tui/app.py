@@ -11,10 +11,10 @@ import os
 import signal
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -27,7 +27,6 @@ from dicomtui.models import Event
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, HelpScreen
 from dicomtui.tui.rates import RateHistory
-from dicomtui.tui.widgets import our_bindings
 from dicomtui.tui.screens.access import AccessScreen
 from dicomtui.tui.screens.anonymization import AnonymizationScreen
 from dicomtui.tui.screens.facilities import FacilitiesScreen
@@ -37,6 +36,7 @@ from dicomtui.tui.screens.status import StatusScreen
 from dicomtui.tui.screens.storage import StorageScreen
 from dicomtui.tui.screens.studies import StudiesScreen
 from dicomtui.tui.screens.uploads import UploadsScreen
+from dicomtui.tui.widgets import our_bindings
 
 Connector = Callable[[], object]
 LOG_EVENTS_KEPT = 2000
@@ -388,10 +388,8 @@ class DicomTUI(App):
         quitting, nothing may start the receiver again."""
         if action in ("start_stop", "restart") and self._quitting:
             return False
-        if isinstance(self.screen, ModalScreen) and action in (
-                "show", "start_stop", "restart", "help"):
-            return False
-        return True
+        in_dialog = isinstance(self.screen, ModalScreen)
+        return not (in_dialog and action in ("show", "start_stop", "restart", "help"))
 
     # -- help and the command palette are generated from the bindings ----------------
     def _binding_rows(self) -> list[tuple[str, str, str]]:

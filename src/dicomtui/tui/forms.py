@@ -8,8 +8,9 @@ place and stays open, so the fix is one edit away and the words match the CLI's.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rich.text import Text
 from textual import on, work

@@ -19,7 +19,6 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 
-
 @dataclass(frozen=True)
 class Column:
     title: str
@@ -198,7 +197,7 @@ class LogTable(ScrollView, can_focus=True):
 
     def _line(self, cells: tuple) -> Strip:
         line = Text(no_wrap=True, end="")
-        for column, cell in zip(self.columns, cells):
+        for column, cell in zip(self.columns, cells, strict=False):
             text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
             text.truncate(column.width, overflow="ellipsis", pad=True)
             line.append_text(text)

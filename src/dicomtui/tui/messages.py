@@ -7,9 +7,22 @@ from typing import Any
 
 from textual.message import Message
 
-from dicomtui.models import (AllowedCaller, AnonSubject, Destination, EventBatch, Facility,
-                             Job, PacsConfig, SeriesRow, SettingValue, StatusSnapshot,
-                             StorageReport, StudyPage, StudyQuery, UploadItem)
+from dicomtui.models import (
+    AllowedCaller,
+    AnonSubject,
+    Destination,
+    EventBatch,
+    Facility,
+    Job,
+    PacsConfig,
+    SeriesRow,
+    SettingValue,
+    StatusSnapshot,
+    StorageReport,
+    StudyPage,
+    StudyQuery,
+    UploadItem,
+)
 
 
 @dataclass

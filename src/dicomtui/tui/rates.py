@@ -28,7 +28,7 @@ class RateHistory:
         start = now - self.window
         counts = [0.0] * self.buckets
         samples = list(self._samples)
-        for (t0, n0), (t1, n1) in zip(samples, samples[1:]):
+        for (_t0, n0), (t1, n1) in zip(samples, samples[1:], strict=False):
             if t1 <= start or n1 == n0:
                 continue
             index = min(self.buckets - 1, max(0, int((t1 - start) / width)))

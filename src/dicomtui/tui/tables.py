@@ -25,7 +25,7 @@ def sync_rows(table: DataTable, rows: dict[str, tuple]) -> None:
             if before is None:
                 table.add_row(*cells, key=key)
             elif before != cells:
-                for column, old, new in zip(columns, before, cells):
+                for column, old, new in zip(columns, before, cells, strict=False):
                     if old != new:
                         table.update_cell(key, column, new, update_width=True)
     table._shown_rows = dict(rows)

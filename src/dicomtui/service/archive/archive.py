@@ -11,33 +11,46 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from tinydb import TinyDB
 
+from dicomtui.db.storage import flush_database
 from dicomtui.db.writer import DBWriter
 from dicomtui.dicom.matching import text_search
-from dicomtui.models import (Destination, Job, SeriesRow, StorageReport,
-                             StudyPage, StudyQuery, StudyRow, UsageRow, outcome_of)
+from dicomtui.models import (
+    Destination,
+    Job,
+    SeriesRow,
+    StorageReport,
+    StudyPage,
+    StudyQuery,
+    StudyRow,
+    UsageRow,
+    outcome_of,
+)
+from dicomtui.service.archive.cleanup import MAINTENANCE, Retention, recently_received
+from dicomtui.service.archive.destinations import DestinationList
 from dicomtui.service.archive.errors import ArchiveError, ArchiveMissing
 from dicomtui.service.archive.index import ArchiveIndex, copy_doc
-from dicomtui.service.archive.destinations import DestinationList
-from dicomtui.db.storage import flush_database
-from dicomtui.service.core.records import (OperatorSend, StoredInstance,
-                                           Transaction, who)
-from dicomtui.service.core.recorder import Recorder
 from dicomtui.service.archive.jobs import JobBoard, Reporter
 from dicomtui.service.archive.query import modalities
 from dicomtui.service.archive.reindex import install, rebuild
-from dicomtui.service.archive.cleanup import MAINTENANCE, Retention, recently_received
-from dicomtui.service.sending.sender import Item, SendError, SendSummary, send
+from dicomtui.service.core.recorder import Recorder
+from dicomtui.service.core.records import OperatorSend, StoredInstance, Transaction, who
 from dicomtui.service.receiving.store import StorageWriter, quota_of
+from dicomtui.service.sending.sender import Item, SendError, SendSummary, send
 from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.archive")
-UPLOAD_STATE = {"queued": "queued", "uploading": "uploading", "done": "uploaded",
-                "failed": "failed"}
+UPLOAD_STATE = {
+    "queued": "queued",
+    "uploading": "uploading",
+    "done": "uploaded",
+    "failed": "failed",
+}
 
 
 class Shipments(Protocol):
@@ -59,20 +72,30 @@ class Callers(Protocol):
 class Archive:
     """Owns the index, the destinations and the maintenance jobs."""
 
-    def __init__(self, data_dir: Path, db: TinyDB, writer: DBWriter,
-                 settings: Callable[[], Resolved], storage: StorageWriter,
-                 recorder: Recorder, shipping: Shipments, callers: Callers) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        db: TinyDB,
+        writer: DBWriter,
+        settings: Callable[[], Resolved],
+        storage: StorageWriter,
+        recorder: Recorder,
+        shipping: Shipments,
+        callers: Callers,
+    ) -> None:
         self._writer, self._settings, self.storage = writer, settings, storage
         self._recorder, self._shipping, self.callers = recorder, shipping, callers
         self.index = ArchiveIndex(data_dir / "index")
         self.destinations = DestinationList()
         self.warnings = self.index.warnings + self.destinations.load(db)
-        writer.register("destinations", self.destinations.write_batch,
-                        lambda: flush_database(db))
+        writer.register(
+            "destinations", self.destinations.write_batch, lambda: flush_database(db)
+        )
         writer.register("index", lambda batch: None, self.index.save)
         self.jobs = JobBoard()
-        self.retention = Retention(self.index, storage, writer, settings, recorder,
-                                   self.jobs, shipping)
+        self.retention = Retention(
+            self.index, storage, writer, settings, recorder, self.jobs, shipping
+        )
         self._during_reindex: list[StoredInstance] | None = None
 
     @property
@@ -83,8 +106,10 @@ class Archive:
         """The receiver started: count usage once, and rebuild a missing index."""
         self.storage.count_usage()
         if self._index_empty_but_files():
-            LOG.warning("the archive index is empty but storage holds DICOM files: "
-                        "rebuilding it (reindex) in the background")
+            LOG.warning(
+                "the archive index is empty but storage holds DICOM files: "
+                "rebuilding it (reindex) in the background"
+            )
             self.start_reindex()
 
     def close(self, timeout: float = 30.0) -> None:
@@ -119,12 +144,20 @@ class Archive:
         tx.facility = self.callers.facility_of(assoc)
         tx.association = self.callers.association_id(assoc)
         peer = who(assoc)
-        tx.calling_ae, tx.called_ae, tx.peer = (peer["calling_ae"], peer["called_ae"],
-                                                peer["peer"])
+        tx.calling_ae, tx.called_ae, tx.peer = (
+            peer["calling_ae"],
+            peer["called_ae"],
+            peer["peer"],
+        )
         self._recorder.record(tx)
         if tx.is_problem:
-            LOG.warning("%s from %s refused (0x%04X): %s", tx.KIND.upper(),
-                        tx.calling_ae, tx.status, tx.reason)
+            LOG.warning(
+                "%s from %s refused (0x%04X): %s",
+                tx.KIND.upper(),
+                tx.calling_ae,
+                tx.status,
+                tx.reason,
+            )
 
     def study_files_removed(self, study_uid: str) -> None:
         """cleanup_after_upload removed a study's files: an index entry whose files are
@@ -133,8 +166,9 @@ class Archive:
         if instances and not any((self.storage.root / i.path).exists() for i in instances):
             self.index.remove(study_uid)
             self._writer.put("index", None)
-            LOG.info("study %s left the index: its files were removed after upload",
-                     study_uid)
+            LOG.info(
+                "study %s left the index: its files were removed after upload", study_uid
+            )
 
     # -- studies ------------------------------------------------------------------------
     def study_page(self, query: StudyQuery) -> StudyPage:
@@ -142,20 +176,30 @@ class Archive:
         docs = [d for d in self.index.live_docs() if all(t(d) for t in tests)]
         docs.sort(key=lambda d: d["last_received"], reverse=True)
         states = self._study_states()
-        rows = [self._row(copy_doc(d), states) for d in docs[:max(1, query.limit)]]
+        rows = [self._row(copy_doc(d), states) for d in docs[: max(1, query.limit)]]
         return StudyPage(rows, len(docs))
 
     def series_rows(self, study_uid: str) -> list[SeriesRow]:
         doc = self.index.study(study_uid)
         if doc is None:
             raise ArchiveMissing(f"no indexed study {study_uid!r}")
-        rows = [SeriesRow(uid, s["number"], s["modality"], s["description"],
-                          s["instances"], s["bytes"]) for uid, s in doc["series"].items()]
+        rows = [
+            SeriesRow(
+                uid,
+                s["number"],
+                s["modality"],
+                s["description"],
+                s["instances"],
+                s["bytes"],
+            )
+            for uid, s in doc["series"].items()
+        ]
         return sorted(rows, key=lambda r: (r.number is None, r.number or 0, r.uid))
 
     def _study_states(self) -> tuple[set[str], dict[str, tuple[str, int]]]:
         receiving = self._shipping.receiving() | recently_received(
-            self.index, self.settings.study_timeout)
+            self.index, self.settings.study_timeout
+        )
         return receiving, self._shipping.upload_states()
 
     def _row(self, doc: dict, states) -> StudyRow:
@@ -170,16 +214,32 @@ class Archive:
         else:
             state = "complete"
         return StudyRow(
-            doc["uid"], doc["patient_id"], doc["patient_name"], doc["birth_date"],
-            doc["sex"], doc["study_date"], doc["study_time"], doc["accession"],
-            doc["study_id"], doc["description"], doc["referring"], modalities(doc),
-            doc.get("facility", ""), doc["instances"], len(doc["series"]), doc["bytes"],
-            doc["first_received"], doc["last_received"], state,
-            upload[1] if upload else None)
+            doc["uid"],
+            doc["patient_id"],
+            doc["patient_name"],
+            doc["birth_date"],
+            doc["sex"],
+            doc["study_date"],
+            doc["study_time"],
+            doc["accession"],
+            doc["study_id"],
+            doc["description"],
+            doc["referring"],
+            modalities(doc),
+            doc.get("facility", ""),
+            doc["instances"],
+            len(doc["series"]),
+            doc["bytes"],
+            doc["first_received"],
+            doc["last_received"],
+            state,
+            upload[1] if upload else None,
+        )
 
     # -- destinations ---------------------------------------------------------------------
-    def add_destination(self, ae_title: str, host: str, port, description: str = ""
-                        ) -> Destination:
+    def add_destination(
+        self, ae_title: str, host: str, port, description: str = ""
+    ) -> Destination:
         item = self.destinations.add(ae_title, host, port, description)
         self._save_destinations()
         LOG.info("destination %s added: %s:%d", item.ae_title, item.host, item.port)
@@ -194,8 +254,10 @@ class Archive:
     def _save_destinations(self) -> None:
         self._writer.put("destinations", self.destinations.snapshot())
         if not self._writer.flush():
-            raise ArchiveError("could not save destinations: the DB writer is stuck "
-                               f"({self._writer.stats().get('last_error')})")
+            raise ArchiveError(
+                "could not save destinations: the DB writer is stuck "
+                f"({self._writer.stats().get('last_error')})"
+            )
 
     def send_study(self, study_uid: str, ae_title: str) -> Job:
         """C-STORE a study's instances to a destination, as a C-MOVE to it would."""
@@ -204,13 +266,19 @@ class Archive:
             raise ArchiveMissing(f"no destination {ae_title!r} (see `dicomtui dest list`)")
         if self.index.study(study_uid) is None:
             raise ArchiveMissing(f"no indexed study {study_uid!r}")
-        return self.jobs.start("send", f"send {study_uid} to {where.ae_title}",
-                               lambda r: self._send(r, study_uid, where))
+        return self.jobs.start(
+            "send",
+            f"send {study_uid} to {where.ae_title}",
+            lambda r: self._send(r, study_uid, where),
+        )
 
-    def _send(self, reporter: Reporter, study_uid: str, where: Destination
-              ) -> tuple[str, dict]:
-        items = [Item(i.sop_class, i.syntax, path=self.storage.root / i.path, size=i.size)
-                 for i in self.index.instances(study_uid)]
+    def _send(
+        self, reporter: Reporter, study_uid: str, where: Destination
+    ) -> tuple[str, dict]:
+        items = [
+            Item(i.sop_class, i.syntax, path=self.storage.root / i.path, size=i.size)
+            for i in self.index.instances(study_uid)
+        ]
         summary = SendSummary()
         reporter.progress(0, len(items), f"sending {len(items)} instances")
 
@@ -220,27 +288,53 @@ class Archive:
 
         error = ""
         try:
-            send(items, where.host, where.port, where.ae_title, self.settings.ae_title,
-                 summary, progress)
+            send(
+                items,
+                where.host,
+                where.port,
+                where.ae_title,
+                self.settings.ae_title,
+                summary,
+                progress,
+            )
         except SendError as exc:
             error = str(exc)
         failed = len(items) - summary.sent
-        status = 0x0000 if not failed and not summary.warnings else \
-            0xA702 if failed == len(items) else 0xB000
+        status = (
+            0x0000
+            if not failed and not summary.warnings
+            else 0xA702
+            if failed == len(items)
+            else 0xB000
+        )
         reason = error or (f"{failed} failed" if failed else "")
         tx = OperatorSend(
-            outcome_of(status), status, reason, calling_ae=self.settings.ae_title,
-            called_ae=where.ae_title, peer=f"{where.host}:{where.port}",
-            destination=where.ae_title, study_uid=study_uid, total=len(items),
-            completed=summary.sent - summary.warnings, warning=summary.warnings,
-            failed=failed)
+            outcome_of(status),
+            status,
+            reason,
+            calling_ae=self.settings.ae_title,
+            called_ae=where.ae_title,
+            peer=f"{where.host}:{where.port}",
+            destination=where.ae_title,
+            study_uid=study_uid,
+            total=len(items),
+            completed=summary.sent - summary.warnings,
+            warning=summary.warnings,
+            failed=failed,
+        )
         self._recorder.record(tx)
-        result = {"total": tx.total, "completed": tx.completed, "warning": tx.warning,
-                  "failed": tx.failed}
+        result = {
+            "total": tx.total,
+            "completed": tx.completed,
+            "warning": tx.warning,
+            "failed": tx.failed,
+        }
         if error and not summary.sent:
             raise RuntimeError(error)
-        return (f"sent {summary.sent} of {len(items)} to {where.ae_title}"
-                + (f"; {failed} failed: {reason}" if failed else "")), result
+        return (
+            f"sent {summary.sent} of {len(items)} to {where.ae_title}"
+            + (f"; {failed} failed: {reason}" if failed else "")
+        ), result
 
     # -- storage ------------------------------------------------------------------------
     def storage_report(self) -> StorageReport:
@@ -252,8 +346,10 @@ class Archive:
         by_day: dict[str, UsageRow] = {}
         settings = self.settings
         for doc in docs:
-            for table, key in ((by_facility, doc.get("facility") or "unknown"),
-                               (by_day, doc["first_received"][:10])):
+            for table, key in (
+                (by_facility, doc.get("facility") or "unknown"),
+                (by_day, doc["first_received"][:10]),
+            ):
                 row = table.setdefault(key, UsageRow(key))
                 row.studies += 1
                 row.instances += doc["instances"]
@@ -265,18 +361,26 @@ class Archive:
                 row.instances += s["instances"]
                 row.bytes += s["bytes"]
         return StorageReport(
-            str(self.storage.root), self.storage.used_bytes, quota_of(settings),
-            disk.total, disk.free, len(docs), sum(d["instances"] for d in docs),
+            str(self.storage.root),
+            self.storage.used_bytes,
+            quota_of(settings),
+            disk.total,
+            disk.free,
+            len(docs),
+            sum(d["instances"] for d in docs),
             sum(d["bytes"] for d in docs),
             sorted(by_facility.values(), key=lambda r: -r.bytes),
             sorted(by_modality.values(), key=lambda r: -r.bytes),
             sorted(by_day.values(), key=lambda r: r.key, reverse=True),
-            settings.auto_cleanup, settings.retention_days)
+            settings.auto_cleanup,
+            settings.retention_days,
+        )
 
     # -- reindex -----------------------------------------------------------------------
     def start_reindex(self) -> Job:
-        return self.jobs.start("reindex", "reindex: rebuild the index from storage",
-                               self._reindex, MAINTENANCE)
+        return self.jobs.start(
+            "reindex", "reindex: rebuild the index from storage", self._reindex, MAINTENANCE
+        )
 
     def _reindex(self, reporter: Reporter) -> tuple[str, dict]:
         with self.index.lock:
@@ -290,9 +394,13 @@ class Archive:
 
         self._during_reindex = []
         try:
-            rebuilt = rebuild(self.storage.root, self.index.folder / "instances.new",
-                              facility_for, reporter.progress,
-                              lambda: reporter.cancel_requested)
+            rebuilt = rebuild(
+                self.storage.root,
+                self.index.folder / "instances.new",
+                facility_for,
+                reporter.progress,
+                lambda: reporter.cancel_requested,
+            )
             if reporter.cancel_requested:
                 shutil.rmtree(rebuilt.folder, ignore_errors=True)
                 return "cancelled; the index is unchanged", {}
@@ -302,13 +410,18 @@ class Archive:
         self._writer.put("index", None)
         self._writer.flush()
         self.storage.count_usage(again=True)
-        message = (f"indexed {rebuilt.indexed} of {rebuilt.files} files in "
-                   f"{len(rebuilt.studies)} studies; {len(rebuilt.unreadable)} unreadable")
+        message = (
+            f"indexed {rebuilt.indexed} of {rebuilt.files} files in "
+            f"{len(rebuilt.studies)} studies; {len(rebuilt.unreadable)} unreadable"
+        )
         LOG.info("reindex: %s (%d stored meanwhile added)", message, late)
-        return message, {"files": rebuilt.files, "indexed": rebuilt.indexed,
-                         "studies": len(rebuilt.studies),
-                         "unreadable": [f"{p}: {r}" for p, r in rebuilt.unreadable[:100]],
-                         "unreadable_count": len(rebuilt.unreadable)}
+        return message, {
+            "files": rebuilt.files,
+            "indexed": rebuilt.indexed,
+            "studies": len(rebuilt.studies),
+            "unreadable": [f"{p}: {r}" for p, r in rebuilt.unreadable[:100]],
+            "unreadable_count": len(rebuilt.unreadable),
+        }
 
 
 def _study_tests(query: StudyQuery) -> list:
@@ -338,4 +451,3 @@ def _date(text: str, which: str) -> str:
     if value and not (len(value) == 8 and value.isdigit()):
         raise ArchiveError(f"date {which} {text!r}: use YYYYMMDD or YYYY-MM-DD")
     return value
-

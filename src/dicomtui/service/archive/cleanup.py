@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Protocol
 
 from dicomtui.db.writer import DBWriter
 from dicomtui.models import CleanupPlan, Job
@@ -46,9 +47,16 @@ def recently_received(index: ArchiveIndex, timeout: float) -> set[str]:
 class Retention:
     """Owns the decision to remove stored studies; the index and storage are handed in."""
 
-    def __init__(self, index: ArchiveIndex, storage: StorageWriter, writer: DBWriter,
-                 settings: Callable[[], Resolved], recorder: Recorder, jobs: JobBoard,
-                 holds: Holds) -> None:
+    def __init__(
+        self,
+        index: ArchiveIndex,
+        storage: StorageWriter,
+        writer: DBWriter,
+        settings: Callable[[], Resolved],
+        recorder: Recorder,
+        jobs: JobBoard,
+        holds: Holds,
+    ) -> None:
         self._index, self._storage, self._writer = index, storage, writer
         self._settings, self._recorder, self._jobs = settings, recorder, jobs
         self._holds = holds
@@ -60,7 +68,7 @@ class Retention:
 
     def _protected(self) -> dict[str, str]:
         """Studies cleanup must keep, with the reason."""
-        keep = {uid: "being received" for uid in self._holds.receiving()}
+        keep = dict.fromkeys(self._holds.receiving(), "being received")
         for uid in recently_received(self._index, self.settings.study_timeout):
             keep.setdefault(uid, "being received (an instance within study_timeout)")
         for uid, why in self._holds.waiting().items():
@@ -73,8 +81,12 @@ class Retention:
 
     def start_cleanup(self, older_than_days: float | None = None) -> Job:
         days = self._days(older_than_days)
-        return self._jobs.start("cleanup", f"cleanup: studies older than {days:g} days",
-                               lambda r: self._cleanup(r, days), MAINTENANCE)
+        return self._jobs.start(
+            "cleanup",
+            f"cleanup: studies older than {days:g} days",
+            lambda r: self._cleanup(r, days),
+            MAINTENANCE,
+        )
 
     def _days(self, older_than_days: float | None) -> float:
         days = self.settings.retention_days if older_than_days is None else older_than_days
@@ -96,25 +108,45 @@ class Retention:
                 break
             removed, size = self._remove(item.uid, f"older than {days:g} days")
             files, freed, studies = files + removed, freed + size, studies + 1
-            reporter.progress(n, len(todo.remove), f"{n} of {len(todo.remove)} studies "
-                              "removed")
+            reporter.progress(
+                n, len(todo.remove), f"{n} of {len(todo.remove)} studies removed"
+            )
         self._writer.flush()  # the job is done when its removals are on record
-        message = (f"removed {studies} studies ({files} files, {freed} bytes); "
-                   f"kept {len(todo.keep)}")
+        message = (
+            f"removed {studies} studies ({files} files, {freed} bytes); "
+            f"kept {len(todo.keep)}"
+        )
         LOG.info("cleanup: %s", message)
-        return message, {"studies": studies, "files": files, "bytes": freed,
-                         "kept": len(todo.keep)}
+        return message, {
+            "studies": studies,
+            "files": files,
+            "bytes": freed,
+            "kept": len(todo.keep),
+        }
 
     def _remove(self, uid: str, why: str) -> tuple[int, int]:
         doc = self._index.study(uid) or {}
         files, freed = remove_study(self._index, self._storage.root, uid)
         self._storage.release(freed)
         self._writer.put("index", None)
-        self._recorder.record(Cleanup(
-            reason=why, study_uid=uid, instances=files, bytes=freed,
-            facility=doc.get("facility", ""), last_received=doc.get("last_received", "")))
-        LOG.warning("cleanup removed study %s (%s, last received %s): %d files, %d bytes",
-                    uid, why, doc.get("last_received", "?"), files, freed)
+        self._recorder.record(
+            Cleanup(
+                reason=why,
+                study_uid=uid,
+                instances=files,
+                bytes=freed,
+                facility=doc.get("facility", ""),
+                last_received=doc.get("last_received", ""),
+            )
+        )
+        LOG.warning(
+            "cleanup removed study %s (%s, last received %s): %d files, %d bytes",
+            uid,
+            why,
+            doc.get("last_received", "?"),
+            files,
+            freed,
+        )
         return files, freed
 
     def make_room(self, needed: int) -> bool:
@@ -135,10 +167,15 @@ class Retention:
             for item in todo.remove:
                 if self._storage.used_bytes <= target:
                     break
-                self._remove(item.uid, "auto_cleanup: quota reached, older than "
-                             f"{s.retention_days} days")
+                self._remove(
+                    item.uid,
+                    f"auto_cleanup: quota reached, older than {s.retention_days} days",
+                )
                 freed_any = True
             if not freed_any:
-                LOG.error("quota reached and auto_cleanup found no study older than "
-                          "%d days that it may remove", s.retention_days)
+                LOG.error(
+                    "quota reached and auto_cleanup found no study older than "
+                    "%d days that it may remove",
+                    s.retention_days,
+                )
             return freed_any

@@ -17,8 +17,10 @@ from dicomtui.models import Destination
 from dicomtui.service.core.events import now_iso
 
 TABLE = "destinations"
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$"
+)
 
 
 class DestinationError(ValueError):
@@ -43,9 +45,13 @@ class DestinationList(SnapshotTable):
         self._by_ae: dict[str, Destination] = {}
 
     def _parse(self, doc: dict) -> Destination:
-        return Destination(check_ae(str(doc["ae_title"])), check_host(str(doc["host"])),
-                           check_port(doc["port"]), str(doc.get("description", "")),
-                           str(doc.get("created", "")))
+        return Destination(
+            check_ae(str(doc["ae_title"])),
+            check_host(str(doc["host"])),
+            check_port(doc["port"]),
+            str(doc.get("description", "")),
+            str(doc.get("created", "")),
+        )
 
     def _keep(self, item: Destination) -> None:
         self._by_ae[item.ae_title] = item
@@ -56,8 +62,9 @@ class DestinationList(SnapshotTable):
 
     def all(self) -> list[Destination]:
         with self._lock:
-            return sorted((replace(d) for d in self._by_ae.values()),
-                          key=lambda d: d.ae_title)
+            return sorted(
+                (replace(d) for d in self._by_ae.values()), key=lambda d: d.ae_title
+            )
 
     def get(self, ae_title: str) -> Destination | None:
         with self._lock:
@@ -69,21 +76,24 @@ class DestinationList(SnapshotTable):
         ae_title, host, port = check_ae(ae_title), check_host(host), check_port(port)
         description = " ".join((description or "").split())
         if not description.isprintable() or len(description) > 64:
-            raise DestinationError("a description must be printable and at most 64 "
-                                   "characters")
+            raise DestinationError(
+                "a description must be printable and at most 64 characters"
+            )
         with self._lock:
             current = self._by_ae.get(ae_title)
             created = current.created if current else now_iso()
-            item = self._by_ae[ae_title] = Destination(ae_title, host, port, description,
-                                                       created)
+            item = self._by_ae[ae_title] = Destination(
+                ae_title, host, port, description, created
+            )
             return replace(item)
 
     def remove(self, ae_title: str) -> Destination:
         with self._lock:
             item = self._by_ae.pop(ae_title.strip(), None)
         if item is None:
-            raise DestinationMissing(f"no destination {ae_title.strip()!r} (see "
-                                     "`dicomtui dest list`)")
+            raise DestinationMissing(
+                f"no destination {ae_title.strip()!r} (see `dicomtui dest list`)"
+            )
         return item
 
 

@@ -1,6 +1,7 @@
 """The archive index: studies and their series in memory, instances in a file per study.
 
-Per ARCHITECTURE.md ("Data") the index holds counts per study and series, never a document per instance:
+The index holds counts per study and series, never a document per instance (see
+ARCHITECTURE.md, "Data"):
 - `index/studies-NN.json` (64 TinyDB-format shards by a hash of the Study Instance UID):
   one document per study with its series embedded. A receiving study dirties one shard,
   so a save rewrites 1/64 of the index, whatever its size.
@@ -18,20 +19,36 @@ from __future__ import annotations
 import threading
 import zlib
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import orjson
 
-from dicomtui.db.storage import (CorruptDatabase, atomic_write, corrupt_message,
-                                 move_aside, read_checked, remove_stale_temps)
+from dicomtui.db.storage import (
+    CorruptDatabase,
+    atomic_write,
+    corrupt_message,
+    move_aside,
+    read_checked,
+    remove_stale_temps,
+)
 from dicomtui.dicom.identify import Identity
 from dicomtui.service.core.records import StoredInstance
 
 SHARDS = 64
 TABLE = "studies"
-STUDY_FIELDS = ("patient_id", "patient_name", "birth_date", "sex", "study_date",
-                "study_time", "accession", "study_id", "description", "referring")
+STUDY_FIELDS = (
+    "patient_id",
+    "patient_name",
+    "birth_date",
+    "sex",
+    "study_date",
+    "study_time",
+    "accession",
+    "study_id",
+    "description",
+    "referring",
+)
 
 
 class Instance(tuple):
@@ -52,25 +69,46 @@ def shard_of(study_uid: str) -> int:
 
 
 def new_study(uid: str, when: str, facility: str) -> dict:
-    return {"uid": uid, **{f: "" for f in STUDY_FIELDS}, "facility": facility,
-            "first_received": when, "last_received": when, "instances": 0, "bytes": 0,
-            "series": {}}
+    return {
+        "uid": uid,
+        **dict.fromkeys(STUDY_FIELDS, ""),
+        "facility": facility,
+        "first_received": when,
+        "last_received": when,
+        "instances": 0,
+        "bytes": 0,
+        "series": {},
+    }
 
 
-def apply_instance(doc: dict, ident: Identity, added: int, duplicate: bool,
-                   when: str) -> None:
+def apply_instance(
+    doc: dict, ident: Identity, added: int, duplicate: bool, when: str
+) -> None:
     """Count one stored instance into its study document (the caller holds the lock)."""
-    values = (ident.patient_id, ident.patient_name, ident.birth_date, ident.sex,
-              ident.study_date, ident.study_time, ident.accession, ident.study_id,
-              ident.study_description, ident.referring)
-    for name, value in zip(STUDY_FIELDS, values):
+    values = (
+        ident.patient_id,
+        ident.patient_name,
+        ident.birth_date,
+        ident.sex,
+        ident.study_date,
+        ident.study_time,
+        ident.accession,
+        ident.study_id,
+        ident.study_description,
+        ident.referring,
+    )
+    for name, value in zip(STUDY_FIELDS, values, strict=True):
         if value:
             doc[name] = value
     series = doc["series"].get(ident.series_uid)
     if series is None:
         series = doc["series"][ident.series_uid] = {
-            "number": ident.series_number, "modality": ident.modality,
-            "description": ident.series_description, "instances": 0, "bytes": 0}
+            "number": ident.series_number,
+            "modality": ident.modality,
+            "description": ident.series_description,
+            "instances": 0,
+            "bytes": 0,
+        }
     else:
         series["modality"] = ident.modality or series["modality"]
         series["description"] = ident.series_description or series["description"]
@@ -86,8 +124,20 @@ def apply_instance(doc: dict, ident: Identity, added: int, duplicate: bool,
 
 
 def instance_line(ident: Identity, path: str, syntax: str, size: int) -> bytes:
-    return orjson.dumps([ident.sop_uid, ident.sop_class_uid, ident.series_uid,
-                         ident.instance_number, path, syntax, size]) + b"\n"
+    return (
+        orjson.dumps(
+            [
+                ident.sop_uid,
+                ident.sop_class_uid,
+                ident.series_uid,
+                ident.instance_number,
+                path,
+                syntax,
+                size,
+            ]
+        )
+        + b"\n"
+    )
 
 
 class ArchiveIndex:
@@ -111,8 +161,9 @@ class ArchiveIndex:
         return self.folder / f"studies-{shard:02x}.json"
 
     def instances_path(self, study_uid: str) -> Path:
-        return self.folder / "instances" / f"{shard_of(study_uid):02x}" / \
-            f"{study_uid}.jsonl"
+        return (
+            self.folder / "instances" / f"{shard_of(study_uid):02x}" / f"{study_uid}.jsonl"
+        )
 
     def _load(self, shard: int) -> None:
         path = self.shard_path(shard)
@@ -120,9 +171,14 @@ class ArchiveIndex:
         try:
             data = read_checked(path) or {}
         except CorruptDatabase as exc:
-            self.warnings.append(corrupt_message(
-                path, exc, move_aside(path),
-                "started it empty; run `dicomtui reindex` to rebuild the index"))
+            self.warnings.append(
+                corrupt_message(
+                    path,
+                    exc,
+                    move_aside(path),
+                    "started it empty; run `dicomtui reindex` to rebuild the index",
+                )
+            )
             return
         for doc in data.get(TABLE, {}).values():
             if isinstance(doc.get("uid"), str) and isinstance(doc.get("series"), dict):
@@ -249,4 +305,3 @@ def _read_lines(path: Path, pending: Iterable[bytes]) -> Iterable[list]:
             continue  # a line torn by a crash: that instance is found again by reindex
         if isinstance(raw, list) and len(raw) == 7:
             yield raw
-

@@ -10,8 +10,8 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from dicomtui.models import Job
 from dicomtui.service.core.events import now_iso
@@ -27,7 +27,7 @@ class JobError(RuntimeError):
 class Reporter:
     """What a running job uses to report progress and to see a cancel request."""
 
-    def __init__(self, board: "JobBoard", job: Job) -> None:
+    def __init__(self, board: JobBoard, job: Job) -> None:
         self._board, self._job = board, job
         self.cancel_requested = False
 
@@ -50,21 +50,31 @@ class JobBoard:
         self._reporters: dict[int, Reporter] = {}
         self._ids = itertools.count(1)
 
-    def start(self, kind: str, title: str, work: Work, exclusive: tuple[str, ...] = ()
-              ) -> Job:
+    def start(
+        self, kind: str, title: str, work: Work, exclusive: tuple[str, ...] = ()
+    ) -> Job:
         """Run `work` on a new thread; JobError if a job of an `exclusive` kind runs."""
         with self.lock:
-            busy = [j for j in self._jobs.values()
-                    if j.state == "running" and j.kind in exclusive]
+            busy = [
+                j
+                for j in self._jobs.values()
+                if j.state == "running" and j.kind in exclusive
+            ]
             if busy:
-                raise JobError(f"a {busy[0].kind} is already running (job {busy[0].id}: "
-                               f"{busy[0].title}); wait for it to finish")
+                raise JobError(
+                    f"a {busy[0].kind} is already running (job {busy[0].id}: "
+                    f"{busy[0].title}); wait for it to finish"
+                )
             job = Job(next(self._ids), kind, title, started=now_iso())
             self._jobs[job.id] = job
             reporter = self._reporters[job.id] = Reporter(self, job)
             self._prune()
-        threading.Thread(target=self._run, args=(job, reporter, work), daemon=True,
-                         name=f"dicomtui-job-{job.id}").start()
+        threading.Thread(
+            target=self._run,
+            args=(job, reporter, work),
+            daemon=True,
+            name=f"dicomtui-job-{job.id}",
+        ).start()
         return replace(job)
 
     def _run(self, job: Job, reporter: Reporter, work: Work) -> None:
@@ -108,8 +118,9 @@ class JobBoard:
                 reporter.cancel_requested = True
 
     def _prune(self) -> None:
-        finished = sorted((j for j in self._jobs.values() if j.state != "running"),
-                          key=lambda j: j.id)
+        finished = sorted(
+            (j for j in self._jobs.values() if j.state != "running"), key=lambda j: j.id
+        )
         for job in finished[:-KEEP_FINISHED] if len(finished) > KEEP_FINISHED else []:
             self._jobs.pop(job.id, None)
             self._reporters.pop(job.id, None)

@@ -20,10 +20,10 @@ from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import Verification
 
 from dicomtui.dicom.matching import QueryError
+from dicomtui.models import CANCELLED_STATUS, is_warning, outcome_of
 from dicomtui.service.archive.archive import Archive
 from dicomtui.service.archive.index import Instance
 from dicomtui.service.archive.query import answer, find, parse, retrieve_set
-from dicomtui.models import CANCELLED_STATUS, is_warning, outcome_of
 from dicomtui.service.core.records import Find, Move, Retrieve, Transaction
 
 LOG = logging.getLogger("dicomtui.qr")
@@ -32,15 +32,18 @@ CANCEL, PENDING = CANCELLED_STATUS, 0xFF00
 UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 MAX_CONTEXTS = 128
 PACE = 100  # C-FIND answers between waits for the send queue to drain
-ANY_STORAGE = [build_context(cx.abstract_syntax, list(UNCOMPRESSED))
-               for cx in StoragePresentationContexts[:MAX_CONTEXTS - 1]] + \
-    [build_context(Verification)]
+ANY_STORAGE = [
+    build_context(cx.abstract_syntax, list(UNCOMPRESSED))
+    for cx in StoragePresentationContexts[: MAX_CONTEXTS - 1]
+] + [build_context(Verification)]
 
 
 def bindings(archive: Archive) -> list:
-    return [(evt.EVT_C_FIND, handle_find, [archive]),
-            (evt.EVT_C_MOVE, handle_move, [archive]),
-            (evt.EVT_C_GET, handle_get, [archive])]
+    return [
+        (evt.EVT_C_FIND, handle_find, [archive]),
+        (evt.EVT_C_MOVE, handle_move, [archive]),
+        (evt.EVT_C_GET, handle_get, [archive]),
+    ]
 
 
 def model_of(sop_class: str) -> str:
@@ -57,9 +60,12 @@ def _keys(identifier: Dataset | None) -> str:
     """Which keys a request used (no values: they may name a patient)."""
     if identifier is None:
         return ""
-    return ",".join(e.keyword or str(e.tag) for e in identifier
-                    if e.keyword not in ("QueryRetrieveLevel", "SpecificCharacterSet")
-                    and not e.is_empty)
+    return ",".join(
+        e.keyword or str(e.tag)
+        for e in identifier
+        if e.keyword not in ("QueryRetrieveLevel", "SpecificCharacterSet")
+        and not e.is_empty
+    )
 
 
 def handle_find(event, archive: Archive):
@@ -86,9 +92,18 @@ def handle_find(event, archive: Archive):
         status, reason = UNABLE, f"unable to process: {exc}"
         yield UNABLE, None
     finally:
-        _record(archive, event.assoc, Find(
-            status=status, reason=reason, level=level, keys=_keys(identifier),
-            matches=matches, duration_ms=_ms_since(started)))
+        _record(
+            archive,
+            event.assoc,
+            Find(
+                status=status,
+                reason=reason,
+                level=level,
+                keys=_keys(identifier),
+                matches=matches,
+                duration_ms=_ms_since(started),
+            ),
+        )
 
 
 def hear_the_peer(assoc, answered: int, patience: float = 2.0) -> None:
@@ -105,8 +120,11 @@ def hear_the_peer(assoc, answered: int, patience: float = 2.0) -> None:
     if dul is None or raw is None or (answered % PACE and not _readable(raw)):
         return
     deadline = time.monotonic() + patience
-    while time.monotonic() < deadline and assoc.is_established and \
-            (dul.to_provider_queue.qsize() or _readable(raw)):
+    while (
+        time.monotonic() < deadline
+        and assoc.is_established
+        and (dul.to_provider_queue.qsize() or _readable(raw))
+    ):
         time.sleep(0.001)
 
 
@@ -138,16 +156,22 @@ class SubOps:
     def as_dict(self) -> dict:
         """Anything not completed or warned about (refused, unreadable, never sent
         because the destination went away) is a failure."""
-        return {"total": self.total, "completed": self.completed,
-                "warning": self.warning,
-                "failed": self.total - self.completed - self.warning}
+        return {
+            "total": self.total,
+            "completed": self.completed,
+            "warning": self.warning,
+            "failed": self.total - self.completed - self.warning,
+        }
 
 
 def _instances(archive: Archive, event) -> list[Instance]:
     identifier = event.identifier
-    return retrieve_set(archive.index, identifier,
-                        model_of(event.request.AffectedSOPClassUID),
-                        _scope(archive, event.assoc))
+    return retrieve_set(
+        archive.index,
+        identifier,
+        model_of(event.request.AffectedSOPClassUID),
+        _scope(archive, event.assoc),
+    )
 
 
 def _datasets(archive: Archive, chosen: list[Instance], event, subops: SubOps):
@@ -178,12 +202,16 @@ def _outcome(subops: SubOps) -> tuple[int, str]:
 def handle_move(event, archive: Archive):
     started, status, reason = time.perf_counter(), 0x0000, ""
     destination = str(event.move_destination or "").strip()
-    subops, where = SubOps(0), archive.destinations.get(destination) \
-        if destination else None
+    subops, where = (
+        SubOps(0),
+        archive.destinations.get(destination) if destination else None,
+    )
     try:
         if where is None:
-            status, reason = 0xA801, f"unknown move destination {destination!r} (see " \
-                "`dicomtui dest add`)"
+            status, reason = (
+                0xA801,
+                f"unknown move destination {destination!r} (see `dicomtui dest add`)",
+            )
             yield None, None
             return
         try:
@@ -192,16 +220,25 @@ def handle_move(event, archive: Archive):
             status, reason = exc.status, str(exc)
             # pynetdicom wants the destination first and connects to it before it
             # takes a failure status: offer what any storage SCP accepts
-            yield where.host, where.port, {"ae_title": where.ae_title,
-                                           "contexts": ANY_STORAGE}
+            yield (
+                where.host,
+                where.port,
+                {"ae_title": where.ae_title, "contexts": ANY_STORAGE},
+            )
             yield 1
             yield exc.status, None
             return
         subops.total = len(chosen)
         contexts = _contexts(chosen)
-        yield where.host, where.port, {"ae_title": where.ae_title, "contexts": contexts,
-                                       "evt_handlers": [(evt.EVT_DIMSE_RECV,
-                                                         subops.on_message)]}
+        yield (
+            where.host,
+            where.port,
+            {
+                "ae_title": where.ae_title,
+                "contexts": contexts,
+                "evt_handlers": [(evt.EVT_DIMSE_RECV, subops.on_message)],
+            },
+        )
         yield len(chosen)
         yield from _datasets(archive, chosen, event, subops)
         status, reason = _outcome(subops)
@@ -210,9 +247,17 @@ def handle_move(event, archive: Archive):
         status, reason = UNABLE, f"unable to process: {exc}"
         raise
     finally:
-        _record(archive, event.assoc, Move(
-            status=status, reason=reason, destination=destination, **subops.as_dict(),
-            duration_ms=_ms_since(started)))
+        _record(
+            archive,
+            event.assoc,
+            Move(
+                status=status,
+                reason=reason,
+                destination=destination,
+                **subops.as_dict(),
+                duration_ms=_ms_since(started),
+            ),
+        )
 
 
 def handle_get(event, archive: Archive):
@@ -240,9 +285,16 @@ def handle_get(event, archive: Archive):
     finally:
         if bound:
             assoc.unbind(evt.EVT_DIMSE_RECV, subops.on_message)
-        _record(archive, assoc, Retrieve(
-            status=status, reason=reason, **subops.as_dict(),
-            duration_ms=_ms_since(started)))
+        _record(
+            archive,
+            assoc,
+            Retrieve(
+                status=status,
+                reason=reason,
+                **subops.as_dict(),
+                duration_ms=_ms_since(started),
+            ),
+        )
 
 
 def _contexts(chosen: list[Instance]) -> list:
@@ -254,8 +306,10 @@ def _contexts(chosen: list[Instance]) -> list:
         for syntax in (inst.syntax, *UNCOMPRESSED):
             if syntax not in syntaxes:
                 syntaxes.append(syntax)
-    return [build_context(cls, syntaxes) for cls, syntaxes in
-            list(wanted.items())[:MAX_CONTEXTS]]
+    return [
+        build_context(cls, syntaxes)
+        for cls, syntaxes in list(wanted.items())[:MAX_CONTEXTS]
+    ]
 
 
 def _ms_since(started: float) -> float:

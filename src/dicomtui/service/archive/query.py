@@ -9,8 +9,9 @@ can never send the whole archive.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -19,8 +20,12 @@ from dicomtui.dicom.matching import QueryError, matcher_for
 from dicomtui.service.archive.index import ArchiveIndex, Instance, copy_doc
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-UNIQUE = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID",
-          "SERIES": "SeriesInstanceUID", "IMAGE": "SOPInstanceUID"}
+UNIQUE = {
+    "PATIENT": "PatientID",
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
 CHARSET = "ISO_IR 192"  # the index keeps text as Unicode; answers are UTF-8
 
 
@@ -91,8 +96,10 @@ def parse(identifier: Dataset, model: str) -> Query:
     """Check the identifier against its information model ("PATIENT"/"STUDY" root)."""
     level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     if level not in LEVELS:
-        raise QueryError(f"QueryRetrieveLevel {level or '(missing)'!r} must be one of "
-                         f"{', '.join(LEVELS)}")
+        raise QueryError(
+            f"QueryRetrieveLevel {level or '(missing)'!r} must be one of "
+            f"{', '.join(LEVELS)}"
+        )
     if model == "STUDY" and level == "PATIENT":
         raise QueryError("the Study Root model has no PATIENT level")
     keys, matchers = [], {}
@@ -114,16 +121,20 @@ def parse(identifier: Dataset, model: str) -> Query:
     for keyword in needed:  # hierarchical: unique keys of the levels above
         raw = str(identifier.get(keyword, "") or "").strip()
         if not raw or "*" in raw or "?" in raw:
-            raise QueryError(f"a {level}-level query needs {keyword} (one value or a "
-                             "list of UIDs)")
+            raise QueryError(
+                f"a {level}-level query needs {keyword} (one value or a list of UIDs)"
+            )
     return Query(level, keys, matchers)
 
 
 def find(index: ArchiveIndex, query: Query, facility: str | None) -> Iterator[Entity]:
     """The entities at the query's level whose values match every key."""
     if query.level == "PATIENT":
-        studies = [copy_doc(d) for d in index.live_docs()
-                   if facility is None or d.get("facility") == facility]
+        studies = [
+            copy_doc(d)
+            for d in index.live_docs()
+            if facility is None or d.get("facility") == facility
+        ]
         yield from _matching(patients(studies), query, 0)
         return
     matched = [Entity(copy_doc(d)) for d in _matching_docs(index, query, facility)]
@@ -181,9 +192,15 @@ def patients(studies: list[dict]) -> list[Entity]:
         agg = grouped.get(doc["patient_id"])
         if agg is None:
             agg = grouped[doc["patient_id"]] = {
-                "patient_id": doc["patient_id"], "patient_name": doc["patient_name"],
-                "birth_date": doc["birth_date"], "sex": doc["sex"], "n_studies": 0,
-                "n_series": 0, "n_instances": 0, "studies": []}
+                "patient_id": doc["patient_id"],
+                "patient_name": doc["patient_name"],
+                "birth_date": doc["birth_date"],
+                "sex": doc["sex"],
+                "n_studies": 0,
+                "n_series": 0,
+                "n_instances": 0,
+                "studies": [],
+            }
         agg["n_studies"] += 1
         agg["n_series"] += len(doc["series"])
         agg["n_instances"] += doc["instances"]
@@ -221,16 +238,20 @@ def _element_value(vr: str, value: Any) -> Any:
     return str(value)
 
 
-def retrieve_set(index: ArchiveIndex, identifier: Dataset, model: str,
-                 facility: str | None) -> list[Instance]:
+def retrieve_set(
+    index: ArchiveIndex, identifier: Dataset, model: str, facility: str | None
+) -> list[Instance]:
     """The instances a C-MOVE / C-GET identifier selects, by unique keys only."""
     level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     if level not in LEVELS or (model == "STUDY" and level == "PATIENT"):
-        raise QueryError(f"QueryRetrieveLevel {level or '(missing)'!r} is not valid for "
-                         f"the {model.title()} Root model")
+        raise QueryError(
+            f"QueryRetrieveLevel {level or '(missing)'!r} is not valid for "
+            f"the {model.title()} Root model"
+        )
     wanted: dict[str, set[str]] = {}
-    for lvl in LEVELS[LEVELS.index(level) if model == "STUDY" else 0:
-                      LEVELS.index(level) + 1]:
+    for lvl in LEVELS[
+        LEVELS.index(level) if model == "STUDY" else 0 : LEVELS.index(level) + 1
+    ]:
         if model == "STUDY" and lvl == "PATIENT":
             continue
         raw = str(identifier.get(UNIQUE[lvl], "") or "").strip()
@@ -241,16 +262,20 @@ def retrieve_set(index: ArchiveIndex, identifier: Dataset, model: str,
             wanted[UNIQUE[lvl]] = values
         elif lvl == level:
             raise QueryError(f"a {level}-level retrieve needs {UNIQUE[level]}")
-    studies = [d for d in index.all_studies()
-               if (facility is None or d.get("facility") == facility)
-               and ("PatientID" not in wanted or d["patient_id"] in wanted["PatientID"])
-               and ("StudyInstanceUID" not in wanted
-                    or d["uid"] in wanted["StudyInstanceUID"])]
+    studies = [
+        d
+        for d in index.all_studies()
+        if (facility is None or d.get("facility") == facility)
+        and ("PatientID" not in wanted or d["patient_id"] in wanted["PatientID"])
+        and ("StudyInstanceUID" not in wanted or d["uid"] in wanted["StudyInstanceUID"])
+    ]
     chosen: list[Instance] = []
     for doc in studies:
         for inst in index.instances(doc["uid"]):
-            if "SeriesInstanceUID" in wanted and \
-                    inst.series_uid not in wanted["SeriesInstanceUID"]:
+            if (
+                "SeriesInstanceUID" in wanted
+                and inst.series_uid not in wanted["SeriesInstanceUID"]
+            ):
                 continue
             if "SOPInstanceUID" in wanted and inst.sop_uid not in wanted["SOPInstanceUID"]:
                 continue

@@ -11,17 +11,22 @@ import logging
 import os
 import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
-from typing import Callable
 
 from dicomtui.dicom.filemeta import NotDicomFile, read_file_meta
 from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
+from dicomtui.service.archive.index import (
+    ArchiveIndex,
+    apply_instance,
+    instance_line,
+    new_study,
+    shard_of,
+)
 from dicomtui.service.core.records import StoredInstance
-from dicomtui.service.archive.index import (ArchiveIndex, apply_instance, instance_line,
-                                            new_study, shard_of)
 
 LOG = logging.getLogger("dicomtui.archive")
 HEAD = 256 * 1024  # bytes read first; enough for the identifying elements of nearly all
@@ -72,8 +77,13 @@ def read_identity(path: Path) -> tuple[Identity, str]:
     return identify(BytesIO(head[offset:]), syntax), syntax
 
 
-def rebuild(root: Path, folder: Path, facility_for: Callable[[str, str], str],
-            progress: Progress, cancelled: Callable[[], bool]) -> Rebuilt:
+def rebuild(
+    root: Path,
+    folder: Path,
+    facility_for: Callable[[str, str], str],
+    progress: Progress,
+    cancelled: Callable[[], bool],
+) -> Rebuilt:
     """Index every file under `root`; instance files go to `folder` (new, empty)."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -102,7 +112,8 @@ def rebuild(root: Path, folder: Path, facility_for: Callable[[str, str], str],
         doc = out.studies.get(ident.study_uid)
         if doc is None:
             doc = out.studies[ident.study_uid] = new_study(
-                ident.study_uid, when, facility_for(ident.study_uid, name))
+                ident.study_uid, when, facility_for(ident.study_uid, name)
+            )
         apply_instance(doc, ident, stat.st_size, False, when)
         lines[ident.study_uid].append(instance_line(ident, name, syntax, stat.st_size))
         out.indexed += 1

@@ -16,19 +16,32 @@ from dicomtui.service.archive.index import ArchiveIndex
 
 
 def candidate(doc: dict, reason: str = "") -> CleanupCandidate:
-    return CleanupCandidate(doc["uid"], doc["patient_id"], doc["study_date"],
-                            doc.get("facility", ""), doc["last_received"],
-                            doc["instances"], doc["bytes"], reason)
+    return CleanupCandidate(
+        doc["uid"],
+        doc["patient_id"],
+        doc["study_date"],
+        doc.get("facility", ""),
+        doc["last_received"],
+        doc["instances"],
+        doc["bytes"],
+        reason,
+    )
 
 
-def plan(index: ArchiveIndex, older_than_days: float, protected: dict[str, str],
-         now: datetime | None = None) -> CleanupPlan:
+def plan(
+    index: ArchiveIndex,
+    older_than_days: float,
+    protected: dict[str, str],
+    now: datetime | None = None,
+) -> CleanupPlan:
     """Studies last received more than `older_than_days` ago, oldest first."""
     now = now or datetime.now().astimezone()
     cutoff = (now - timedelta(days=older_than_days)).isoformat()
     out = CleanupPlan(older_than_days)
-    old = sorted((d for d in index.all_studies() if d["last_received"] < cutoff),
-                 key=lambda d: d["last_received"])
+    old = sorted(
+        (d for d in index.all_studies() if d["last_received"] < cutoff),
+        key=lambda d: d["last_received"],
+    )
     for doc in old:
         reason = protected.get(doc["uid"], "")
         if reason:

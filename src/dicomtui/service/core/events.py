@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from itertools import islice
 from datetime import datetime, timezone
+from itertools import islice
 
 from dicomtui.models import Event, EventBatch
 
@@ -45,8 +45,9 @@ class EventRing:
                 self._problems.append(event)
         return event
 
-    def since(self, after: int, limit: int = 1000,
-              kinds: frozenset[str] | None = None) -> EventBatch:
+    def since(
+        self, after: int, limit: int = 1000, kinds: frozenset[str] | None = None
+    ) -> EventBatch:
         """Events with seq > after (oldest first, only `kinds` if given), and how many
         fell out of the ring before being read."""
         with self._lock:

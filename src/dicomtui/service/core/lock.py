@@ -28,7 +28,8 @@ class DataDirLock:
             os.close(fd)
             raise DataDirLocked(
                 f"data dir {self.path.parent} is in use by another dicomtui (pid {owner}); "
-                "stop it first or use a different --data-dir") from None
+                "stop it first or use a different --data-dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

@@ -31,6 +31,7 @@ class Recorder:
         record = tx.to_dict()
         if persist:
             self._writer.put("tx", record)
-        self._ring.emit("transaction", "WARNING" if tx.is_problem else "INFO",
-                        tx.summary(), record)
+        self._ring.emit(
+            "transaction", "WARNING" if tx.is_problem else "INFO", tx.summary(), record
+        )
         return record

@@ -60,8 +60,11 @@ class Who(TypedDict):
 
 def who(assoc) -> Who:
     """The calling AE, called AE and peer address of an association, as record fields."""
-    return {"calling_ae": calling_ae_of(assoc), "called_ae": called_ae_of(assoc),
-            "peer": peer_of(assoc)}
+    return {
+        "calling_ae": calling_ae_of(assoc),
+        "called_ae": called_ae_of(assoc),
+        "peer": peer_of(assoc),
+    }
 
 
 @dataclass
@@ -93,8 +96,10 @@ class Transaction:
 
     def summary(self) -> str:
         """One line for the live log: what, from whom, and how it ended."""
-        return (f"{self.what()} from {self.calling_ae} ({self.peer}): {self.outcome} "
-                f"{self.reason}").strip()
+        return (
+            f"{self.what()} from {self.calling_ae} ({self.peer}): {self.outcome} "
+            f"{self.reason}"
+        ).strip()
 
     def what(self) -> str:
         return self.KIND
@@ -191,4 +196,3 @@ class Cleanup(Transaction):
     instances: int = 0
     bytes: int = 0
     last_received: str = ""
-

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from tinydb import TinyDB
 
 from dicomtui.db.storage import flush_database
 from dicomtui.db.writer import DBWriter
 from dicomtui.models import SettingValue
-from dicomtui.settings import (SPEC_BY_NAME, SPECS, Resolved, SettingError, display_value,
-                               parse_value, resolve)
+from dicomtui.settings import (
+    SPEC_BY_NAME,
+    SPECS,
+    Resolved,
+    SettingError,
+    display_value,
+    parse_value,
+    resolve,
+)
 
 TABLE = "settings"
 
@@ -18,8 +26,13 @@ TABLE = "settings"
 class SettingsStore:
     """Holds stored values and the effective settings; persists through the DB writer."""
 
-    def __init__(self, db: TinyDB, writer: DBWriter, cli: Mapping[str, Any],
-                 environ: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        db: TinyDB,
+        writer: DBWriter,
+        cli: Mapping[str, Any],
+        environ: Mapping[str, str] | None,
+    ) -> None:
         self._db, self._writer = db, writer
         self._cli, self._environ = dict(cli), environ
         self.stored: dict[str, Any] = {}
@@ -43,8 +56,10 @@ class SettingsStore:
             try:
                 self.stored[name] = parse_value(spec, value)
             except SettingError as exc:
-                problems.append(f"stored setting ignored: {exc}; fix it with "
-                                f"`dicomtui config set {name} VALUE` or `config unset {name}`")
+                problems.append(
+                    f"stored setting ignored: {exc}; fix it with "
+                    f"`dicomtui config set {name} VALUE` or `config unset {name}`"
+                )
         return problems
 
     def set(self, name: str, raw: Any) -> None:
@@ -73,17 +88,27 @@ class SettingsStore:
         result = []
         for spec in SPECS:
             value = self.current.values[spec.name]
-            pending = (running is not None and spec.restart
-                       and running.values[spec.name] != value)
-            result.append(SettingValue(
-                spec.name, display_value(spec, value), self.current.sources[spec.name],
-                display_value(spec, spec.default), spec.help, spec.restart, pending))
+            pending = (
+                running is not None and spec.restart and running.values[spec.name] != value
+            )
+            result.append(
+                SettingValue(
+                    spec.name,
+                    display_value(spec, value),
+                    self.current.sources[spec.name],
+                    display_value(spec, spec.default),
+                    spec.help,
+                    spec.restart,
+                    pending,
+                )
+            )
         return result
 
 
 def _spec(name: str):
     spec = SPEC_BY_NAME.get(name)
     if spec is None:
-        raise SettingError(name, "unknown setting (see `dicomtui config` for the list)",
-                           name)
+        raise SettingError(
+            name, "unknown setting (see `dicomtui config` for the list)", name
+        )
     return spec

@@ -85,36 +85,53 @@ class AnonymizationMap:
             if code is not None:
                 return code
             code = self._next_code()
-            doc = {"code": code, "patient_id": key[0], "issuer": key[1],
-                   "patient_name": name, "first_seen": now, "last_seen": now,
-                   "studies": 0, "instances": 0}
+            doc = {
+                "code": code,
+                "patient_id": key[0],
+                "issuer": key[1],
+                "patient_name": name,
+                "first_seen": now,
+                "last_seen": now,
+                "studies": 0,
+                "instances": 0,
+            }
             doc_id = self._insert_saved("subjects", doc)
             self._subjects[code], self._codes[key] = (doc_id, doc), code
             return code
 
-    def add_instance(self, code: str, study_uid: str, sop_uid: str,
-                     originals: Originals, now: str) -> dict:
+    def add_instance(
+        self, code: str, study_uid: str, sop_uid: str, originals: Originals, now: str
+    ) -> dict:
         """Keep the originals of one instance; the per-instance part (what differs from
         the study's shared values) is returned for the DB writer."""
         with self._lock:
             known = self._studies.get(_study_key(code, study_uid))
             new_study = known is None
-            entry = self._new_study(code, study_uid, originals, now) if known is None \
-                else known
+            entry = (
+                self._new_study(code, study_uid, originals, now) if known is None else known
+            )
             study = entry[1]
             subject = self._subjects[code][1]
             subject["instances"] += 1
             subject["studies"] += int(new_study)
             subject["last_seen"] = study["last_seen"] = now
             study["instances"] += 1
-            self._dirty.update({("subjects", code),
-                                ("studies", _study_key(code, study_uid))})
+            self._dirty.update(
+                {("subjects", code), ("studies", _study_key(code, study_uid))}
+            )
             diff = _diff(study["common"], originals)
             return {"file": study["file"], "sop": sop_uid, "values": diff}
 
     def _new_study(self, code: str, uid: str, originals: Originals, now: str):
-        doc = {"uid": uid, "subject": code, "file": len(self._studies) + 1,
-               "common": originals, "first_seen": now, "last_seen": now, "instances": 0}
+        doc = {
+            "uid": uid,
+            "subject": code,
+            "file": len(self._studies) + 1,
+            "common": originals,
+            "first_seen": now,
+            "last_seen": now,
+            "instances": 0,
+        }
         doc_id = self._insert_saved("studies", doc)
         self._studies[_study_key(code, uid)] = (doc_id, doc)
         return doc_id, doc
@@ -142,7 +159,8 @@ class AnonymizationMap:
             by_file: dict[int, list[dict]] = {}
             for item in batch:
                 by_file.setdefault(item["file"], []).append(
-                    {"sop": item["sop"], "values": item["values"]})
+                    {"sop": item["sop"], "values": item["values"]}
+                )
             for file, docs in by_file.items():
                 self._study_db(file).table("instances").insert_multiple(docs)
                 self._touched.add(file)
@@ -176,8 +194,9 @@ class AnonymizationMap:
         db = self._open.get(file)
         if db is None:
             self.folder.mkdir(mode=0o700, exist_ok=True)
-            db = self._open[file] = _open_db(self.folder / f"study-{file:06d}.json",
-                                            self.key)
+            db = self._open[file] = _open_db(
+                self.folder / f"study-{file:06d}.json", self.key
+            )
         return db
 
     # -- reading (front ends, restore) -----------------------------------------------
@@ -196,8 +215,10 @@ class AnonymizationMap:
             study = entry[1]
             values = self._instances(study["file"]).get(sop_uid)
         if values is None:
-            raise MapError(f"instance {sop_uid} of {code} is not in this map (was it "
-                           "received in the last second before a crash?)")
+            raise MapError(
+                f"instance {sop_uid} of {code} is not in this map (was it "
+                "received in the last second before a crash?)"
+            )
         merged = {**study["common"], **values}
         return {k: v for k, v in merged.items() if v != KEEP}
 
@@ -233,8 +254,10 @@ def _open_db(path: Path, key: bytes | None) -> TinyDB:
     except SealError as exc:
         raise MapError(str(exc)) from None
     except CorruptDatabase as exc:
-        raise MapError(f"{path} is damaged ({exc}); it is left as it is, since a new map "
-                       "would hand out subject codes again. Restore it from a backup")
+        raise MapError(
+            f"{path} is damaged ({exc}); it is left as it is, since a new map "
+            "would hand out subject codes again. Restore it from a backup"
+        ) from None
     except OSError as exc:
         raise MapError(f"cannot read {path}: {exc.strerror or exc}") from None
     db = TinyDB(str(path), storage=ExplicitFlush(SealedStorage), key=key)

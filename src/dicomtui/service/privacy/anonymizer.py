@@ -8,9 +8,9 @@ as they came, in the transfer syntax they came in.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from io import BytesIO
-from typing import Callable
 
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -41,8 +41,15 @@ class Anonymizer:
         self.map = amap
         self._queue = queue
 
-    def apply(self, body, syntax: str, ident: Identity, source_ae: str,
-              replace_uids: bool, now: str) -> Anonymized:
+    def apply(
+        self,
+        body,
+        syntax: str,
+        ident: Identity,
+        source_ae: str,
+        replace_uids: bool,
+        now: str,
+    ) -> Anonymized:
         ds = decode(body, syntax)
         key = subject_key(ds)
         name = str(ds.get("PatientName", "") or "")
@@ -55,12 +62,15 @@ class Anonymizer:
         except Exception as exc:  # a value pydicom cannot decode: refuse, write nothing
             raise UnreadableDataset(f"dataset cannot be anonymized: {exc}") from exc
         sop, study = str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", ""))
-        data = (file_header(ident.sop_class_uid, sop, syntax, source_ae)
-                + encode(ds, syntax))
+        data = file_header(ident.sop_class_uid, sop, syntax, source_ae) + encode(ds, syntax)
         self._queue(self.map.add_instance(code, study, sop, originals, now))
         # everything the index and the log see comes from the anonymized dataset
-        stored = replace(identity_of(ds), sop_class_uid=ident.sop_class_uid,
-                         patient_id=code, patient_name=code)
+        stored = replace(
+            identity_of(ds),
+            sop_class_uid=ident.sop_class_uid,
+            patient_id=code,
+            patient_name=code,
+        )
         return Anonymized(stored, data, code)
 
 
@@ -73,8 +83,9 @@ def decode(body, syntax: str) -> Dataset:
             raw = zlib.decompress(raw, -zlib.MAX_WBITS)
         ds = read_dataset(BytesIO(raw), uid.is_implicit_VR, uid.is_little_endian)
     except Exception as exc:  # pydicom raises many kinds on garbage input
-        raise UnreadableDataset(f"dataset cannot be parsed for anonymization: {exc}") \
-            from exc
+        raise UnreadableDataset(
+            f"dataset cannot be parsed for anonymization: {exc}"
+        ) from exc
     return ds
 
 
@@ -86,6 +97,8 @@ def encode(ds: Dataset, syntax: str) -> bytes:
     write_dataset(fp, ds)
     raw = fp.getvalue()
     if uid.is_deflated:
-        packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+        packer = zlib.compressobj(
+            zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS
+        )
         raw = packer.compress(raw) + packer.flush()
     return raw

@@ -20,14 +20,22 @@ _MIN_LEN = 3  # shorter pieces (sex, initials) would mask half of every line
 # Dataset dump lines, pynetdicom's "(0010,0010) PN [DOE^JOHN]   # 1 PatientName" and
 # pydicom's "(0010,0010) Patient's Name   PN: 'DOE^JOHN'": the value is masked when the
 # attribute is one the confidentiality profile removes or replaces, or a person name.
-_NETDICOM_LINE = re.compile(r"^(\s*\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) ([A-Z]{2}) )"
-                            r"(.*?)(\s+#.*)?$", re.MULTILINE)
-_PYDICOM_LINE = re.compile(r"^(\s*\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) .*? ([A-Z]{2}): )"
-                           r"(.*?)()$", re.MULTILINE)
-_FIELD = re.compile(r"((?:Patient(?:'s)?[ _]?(?:Name|ID|BirthDate|Birth Date)|"
-                    r"patient_(?:id|name)|OtherPatientIDs|OtherPatientNames)"
-                    r"['\"]?\s*[:=]\s*)('[^'\n]*'|\"[^\"\n]*\"|[^,;\n\}\)\]]*)",
-                    re.IGNORECASE)
+_NETDICOM_LINE = re.compile(
+    r"^(\s*\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) ([A-Z]{2}) )"
+    r"(.*?)(\s+#.*)?$",
+    re.MULTILINE,
+)
+_PYDICOM_LINE = re.compile(
+    r"^(\s*\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\) .*? ([A-Z]{2}): )"
+    r"(.*?)()$",
+    re.MULTILINE,
+)
+_FIELD = re.compile(
+    r"((?:Patient(?:'s)?[ _]?(?:Name|ID|BirthDate|Birth Date)|"
+    r"patient_(?:id|name)|OtherPatientIDs|OtherPatientNames)"
+    r"['\"]?\s*[:=]\s*)('[^'\n]*'|\"[^\"\n]*\"|[^,;\n\}\)\]]*)",
+    re.IGNORECASE,
+)
 _TOKEN = re.compile(r"[^\s/\\:;,()\[\]{}'\"=<>|]+")
 
 
@@ -45,8 +53,9 @@ class KnownValues:
             value = (value or "").strip()
             if len(value) < _MIN_LEN or value in self._values:
                 continue
-            pieces = {value} | {p for p in re.split(r"[\^= ]+", value)
-                                if len(p) >= _MIN_LEN}
+            pieces = {value} | {
+                p for p in re.split(r"[\^= ]+", value) if len(p) >= _MIN_LEN
+            }
             with self._lock:
                 for piece in pieces:
                     self._values[piece] = None
@@ -69,8 +78,9 @@ def mask(text: str, known: KnownValues = KNOWN_PHI) -> str:
     """`text` with patient identities replaced by MASK."""
     text = _NETDICOM_LINE.sub(_masked_line, text)
     text = _PYDICOM_LINE.sub(_masked_line, text)
-    text = _FIELD.sub(lambda m: f"{m.group(1)}{MASK}"
-                      if m.group(2).strip(" '\"") else m.group(0), text)
+    text = _FIELD.sub(
+        lambda m: f"{m.group(1)}{MASK}" if m.group(2).strip(" '\"") else m.group(0), text
+    )
     if known._values:
         text = _TOKEN.sub(lambda m: _masked_token(m.group(0), known), text)
     return text
@@ -82,8 +92,12 @@ def _masked_line(m: re.Match) -> str:
     if not value.strip() or "no value" in value or value.strip() in ("''", '""'):
         return m.group(0)
     private = (tag >> 16) % 2 == 1 and tag & 0xFFFF > 0xFF  # not the creator's name
-    if (m.group(4) == "PN" or tag >> 16 == 0x0010 or private
-            or action_for(tag) in ("X", "Z", "D")):
+    if (
+        m.group(4) == "PN"
+        or tag >> 16 == 0x0010
+        or private
+        or action_for(tag) in ("X", "Z", "D")
+    ):
         return f"{m.group(1)}{MASK}{m.group(6) or ''}"
     return m.group(0)
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-
-from typing import Callable
 
 from dicomtui.db.sealed import SealError, load_key
 from dicomtui.db.writer import DBWriter
@@ -36,8 +35,13 @@ class AnonymizationUnavailable(RuntimeError):
 class Privacy:
     """Owns the open anonymization map (opened on first need) and the log masking."""
 
-    def __init__(self, data_dir: Path, writer: DBWriter, settings: Callable[[], Resolved],
-                 choice_of: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        writer: DBWriter,
+        settings: Callable[[], Resolved],
+        choice_of: Callable[[str], str],
+    ) -> None:
         self.data_dir, self._writer = data_dir, writer
         self._settings, self._choice_of = settings, choice_of  # a facility's choice
         self._anon: Anonymizer | None = None
@@ -113,8 +117,10 @@ class Privacy:
         except AnonymizationUnavailable as exc:
             raise PrivacyError(str(exc)) from None
         term = search.strip().casefold()
-        docs = sorted((d for d in docs if term in d["code"].casefold()),
-                      key=lambda d: (len(d["code"]), d["code"]))
+        docs = sorted(
+            (d for d in docs if term in d["code"].casefold()),
+            key=lambda d: (len(d["code"]), d["code"]),
+        )
         if reveal:
             LOG.warning("original identities of %d subject(s) were revealed", len(docs))
         return [_subject(d, reveal) for d in docs]
@@ -133,15 +139,22 @@ class Privacy:
             raise PrivacyError(str(exc)) from None
         except OSError as exc:
             raise PrivacyError(f"cannot write {target}: {exc.strerror or exc}") from None
-        LOG.warning("anonymization map exported to %s (%d subjects, mode 0600)", target,
-                    count)
+        LOG.warning(
+            "anonymization map exported to %s (%d subjects, mode 0600)", target, count
+        )
         return AnonExport(str(target), count)
 
 
 def _subject(doc: dict, reveal: bool) -> AnonSubject:
     shown = (lambda key: str(doc.get(key, ""))) if reveal else (lambda key: MASK)
-    return AnonSubject(code=doc["code"], studies=doc.get("studies", 0),
-                       instances=doc.get("instances", 0),
-                       first_seen=doc.get("first_seen"), last_seen=doc.get("last_seen"),
-                       patient_name=shown("patient_name"), patient_id=shown("patient_id"),
-                       issuer=shown("issuer"), revealed=reveal)
+    return AnonSubject(
+        code=doc["code"],
+        studies=doc.get("studies", 0),
+        instances=doc.get("instances", 0),
+        first_seen=doc.get("first_seen"),
+        last_seen=doc.get("last_seen"),
+        patient_name=shown("patient_name"),
+        patient_id=shown("patient_id"),
+        issuer=shown("issuer"),
+        revealed=reveal,
+    )

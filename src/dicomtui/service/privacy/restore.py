@@ -11,9 +11,9 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
@@ -36,8 +36,9 @@ class RestoreReport:
     output: str = ""
 
 
-def restore_path(source: Path, target: Path, amap: AnonymizationMap,
-                 progress: Progress | None = None) -> RestoreReport:
+def restore_path(
+    source: Path, target: Path, amap: AnonymizationMap, progress: Progress | None = None
+) -> RestoreReport:
     """Restore a file or a folder tree from `source` into `target` (a new path)."""
     source, target = Path(source), Path(target)
     if not source.exists():
@@ -45,10 +46,16 @@ def restore_path(source: Path, target: Path, amap: AnonymizationMap,
     if source.is_file() and zipfile.is_zipfile(source):
         return _restore_zip(source, target, amap, progress)
     if target.exists() and not (target.is_dir() and not any(target.iterdir())):
-        raise RestoreError(f"{target} already exists; give a new path (nothing is "
-                           "overwritten)")
-    files = [source] if source.is_file() else sorted(
-        p for p in source.rglob("*") if p.is_file() and not p.name.startswith("."))
+        raise RestoreError(
+            f"{target} already exists; give a new path (nothing is overwritten)"
+        )
+    files = (
+        [source]
+        if source.is_file()
+        else sorted(
+            p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
+    )
     report = RestoreReport(output=str(target))
     plan = _plan(files, amap, report, progress)
     if not plan:
@@ -61,12 +68,14 @@ def restore_path(source: Path, target: Path, amap: AnonymizationMap,
     return report
 
 
-def _restore_zip(source: Path, target: Path, amap: AnonymizationMap,
-                 progress: Progress | None) -> RestoreReport:
+def _restore_zip(
+    source: Path, target: Path, amap: AnonymizationMap, progress: Progress | None
+) -> RestoreReport:
     """A study zip (as uploaded) into a new zip of the restored files, same names."""
     if target.exists():
-        raise RestoreError(f"{target} already exists; give a new path (nothing is "
-                           "overwritten)")
+        raise RestoreError(
+            f"{target} already exists; give a new path (nothing is overwritten)"
+        )
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".restoring-") as work:
         unpacked, restored = Path(work) / "in", Path(work) / "out"
         with zipfile.ZipFile(source) as archive:
@@ -83,8 +92,12 @@ def _restore_zip(source: Path, target: Path, amap: AnonymizationMap,
     return report
 
 
-def _plan(files: list[Path], amap: AnonymizationMap, report: RestoreReport,
-          progress: Progress | None) -> list[tuple[Path, dict]]:
+def _plan(
+    files: list[Path],
+    amap: AnonymizationMap,
+    report: RestoreReport,
+    progress: Progress | None,
+) -> list[tuple[Path, dict]]:
     plan, problems = [], []
     for n, path in enumerate(files, 1):
         try:
@@ -100,8 +113,10 @@ def _plan(files: list[Path], amap: AnonymizationMap, report: RestoreReport,
             progress(n, len(files) * 2)
     if problems:
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise RestoreError(f"{len(problems)} file(s) cannot be restored, so nothing was "
-                           "written:\n  " + "\n  ".join(problems[:10]) + more)
+        raise RestoreError(
+            f"{len(problems)} file(s) cannot be restored, so nothing was "
+            "written:\n  " + "\n  ".join(problems[:10]) + more
+        )
     return plan
 
 
@@ -109,8 +124,9 @@ def _originals(ds, amap: AnonymizationMap) -> dict:
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         raise RestoreError("not an anonymized file (Patient Identity Removed is not YES)")
     code = str(ds.get("PatientID", "") or "")
-    return amap.originals_for(code, str(ds.get("StudyInstanceUID", "")),
-                              str(ds.get("SOPInstanceUID", "")))
+    return amap.originals_for(
+        code, str(ds.get("StudyInstanceUID", "")), str(ds.get("SOPInstanceUID", ""))
+    )
 
 
 def _write_one(path: Path, originals: dict, target: Path) -> None:
@@ -124,8 +140,9 @@ def _write_one(path: Path, originals: dict, target: Path) -> None:
         temp.unlink(missing_ok=True)
 
 
-def _write_tree(plan: list[tuple[Path, dict]], source: Path, target: Path,
-                progress: Progress | None) -> None:
+def _write_tree(
+    plan: list[tuple[Path, dict]], source: Path, target: Path, progress: Progress | None
+) -> None:
     staging = target.with_name(f".{target.name}.restoring-{os.urandom(4).hex()}")
     try:
         for n, (path, originals) in enumerate(plan, 1):
@@ -144,7 +161,7 @@ def _write_tree(plan: list[tuple[Path, dict]], source: Path, target: Path,
 def _restore_file(path: Path, originals: dict, out: Path) -> None:
     ds = dcmread(path)
     for _ in ds.iterall():  # decode all: a file read in another VR encoding than its
-        pass                # meta says must not be written back half raw
+        pass  # meta says must not be written back half raw
     restore(ds, originals)
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(out, enforce_file_format=True)

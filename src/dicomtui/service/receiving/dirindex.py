@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from pydicom.filereader import read_file_meta_info
 
@@ -42,8 +42,14 @@ class DirectoryIndex:
             return name if (folder / name).exists() else None
         return self._load(folder).by_uid.get(sop_uid)
 
-    def claim_name(self, folder: Path, ident: Identity, naming: str, received: datetime,
-                   stem_rule: Callable[..., str]) -> str:
+    def claim_name(
+        self,
+        folder: Path,
+        ident: Identity,
+        naming: str,
+        received: datetime,
+        stem_rule: Callable[..., str],
+    ) -> str:
         """A file name in `folder` that no other instance uses."""
         sequence = 0
         if naming == "sequential":

@@ -20,14 +20,16 @@ LOG = logging.getLogger("dicomtui.service")
 
 def bindings(receiver: Receiver, facility: str | None) -> list:
     """The handlers of one listener; a facility's listener tells requests its name."""
-    return [(evt.EVT_REQUESTED, handle_requested, [receiver, facility]),
-            (evt.EVT_C_ECHO, handle_echo, [receiver]),
-            (evt.EVT_C_STORE, handle_store, [receiver]),
-            (evt.EVT_ACCEPTED, handle_accepted, [receiver]),
-            (evt.EVT_REJECTED, handle_rejected, [receiver]),
-            (evt.EVT_RELEASED, handle_released, [receiver]),
-            (evt.EVT_ABORTED, handle_aborted, [receiver]),
-            (evt.EVT_CONN_CLOSE, handle_conn_close, [receiver])]
+    return [
+        (evt.EVT_REQUESTED, handle_requested, [receiver, facility]),
+        (evt.EVT_C_ECHO, handle_echo, [receiver]),
+        (evt.EVT_C_STORE, handle_store, [receiver]),
+        (evt.EVT_ACCEPTED, handle_accepted, [receiver]),
+        (evt.EVT_REJECTED, handle_rejected, [receiver]),
+        (evt.EVT_RELEASED, handle_released, [receiver]),
+        (evt.EVT_ABORTED, handle_aborted, [receiver]),
+        (evt.EVT_CONN_CLOSE, handle_conn_close, [receiver]),
+    ]
 
 
 def handle_echo(event, receiver: Receiver) -> int:
@@ -37,9 +39,12 @@ def handle_echo(event, receiver: Receiver) -> int:
 
 def handle_store(event, receiver: Receiver):
     """Store one instance exactly as received; answer only once it is on disk."""
-    result = receiver.store(event.assoc, event.request.DataSet,
-                            str(event.context.transfer_syntax),
-                            str(event.context.abstract_syntax))
+    result = receiver.store(
+        event.assoc,
+        event.request.DataSet,
+        str(event.context.transfer_syntax),
+        str(event.context.abstract_syntax),
+    )
     return _answer(result)
 
 
@@ -82,5 +87,6 @@ def handle_aborted(event, receiver: Receiver) -> None:
 
 
 def handle_conn_close(event, receiver: Receiver) -> None:
-    receiver.closed(event.assoc, "failed",
-                    "connection closed without release (peer vanished?)")
+    receiver.closed(
+        event.assoc, "failed", "connection closed without release (peer vanished?)"
+    )

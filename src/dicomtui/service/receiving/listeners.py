@@ -8,7 +8,7 @@ own); it is kept as "retired" until they end, so a full stop can still abort the
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from dicomtui.service.receiving.scp import Listener, ListenerError, make_ae
 from dicomtui.settings import Resolved
@@ -50,8 +50,9 @@ class Listeners:
     def effective(self) -> Resolved:
         """The settings listeners run with: those of the start while running."""
         running = self._running_settings
-        return running if running is not None and self._main is not None else \
-            self._settings()
+        return (
+            running if running is not None and self._main is not None else self._settings()
+        )
 
     def running_settings(self) -> Resolved | None:
         return self._running_settings if self._main is not None else None

@@ -1,16 +1,20 @@
 """Socket tuning for the SCP: no Nagle, quick ACKs, and big reads.
 
 A sender that leaves Nagle on stalls ~40 ms per image against a receiver whose ACKs are
-delayed (ARCHITECTURE.md, "Rules for the network"). Re-arming TCP_QUICKACK before each read on Linux removes
-the stall; reading whole PDUs with recv_into avoids pynetdicom's 4 KiB read loop.
+delayed (ARCHITECTURE.md, "Rules for the network"). Re-arming TCP_QUICKACK before each
+read on Linux removes the stall; reading whole PDUs with recv_into avoids pynetdicom's
+4 KiB read loop.
 """
 
 from __future__ import annotations
 
 import socket
 
-from pynetdicom.transport import (AssociationSocket, RequestHandler,
-                                  ThreadedAssociationServer)
+from pynetdicom.transport import (
+    AssociationSocket,
+    RequestHandler,
+    ThreadedAssociationServer,
+)
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
@@ -44,7 +48,6 @@ class TunedAssociationSocket(AssociationSocket):
         if read < nr_bytes:  # peer closed: hand back what arrived, as the base class does
             del buffer[read:]
         return buffer
-
 
     def send(self, bytestream: bytes) -> None:
         """Send, then re-arm QUICKACK: the peer's next message follows our answer."""

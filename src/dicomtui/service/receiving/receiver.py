@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Protocol
 
 from dicomtui.dicom.anonymize import AnonymizeError
 from dicomtui.dicom.filemeta import file_header
@@ -19,15 +20,28 @@ from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
 from dicomtui.models import FAILED, outcome_of
 from dicomtui.service.core.events import EventRing, now_iso
 from dicomtui.service.core.recorder import Recorder
-from dicomtui.service.core.records import (AssociationEnd, Echo, Refusal, Store,
-                                           StoredInstance, calling_ae_of, peer_of, who)
+from dicomtui.service.core.records import (
+    AssociationEnd,
+    Echo,
+    Refusal,
+    Store,
+    StoredInstance,
+    calling_ae_of,
+    peer_of,
+    who,
+)
 from dicomtui.service.privacy.anonymizer import Anonymizer
 from dicomtui.service.privacy.phi import KNOWN_PHI, PHI_FILTER
 from dicomtui.service.privacy.privacy import AnonymizationUnavailable
 from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.scp import ListenerError
-from dicomtui.service.receiving.store import (CANNOT_UNDERSTAND, OUT_OF_RESOURCES,
-                                              StorageWriter, StoreResult, policy_of)
+from dicomtui.service.receiving.store import (
+    CANNOT_UNDERSTAND,
+    OUT_OF_RESOURCES,
+    StorageWriter,
+    StoreResult,
+    policy_of,
+)
 from dicomtui.service.receiving.traffic import Traffic
 from dicomtui.service.sites.access import Refusal as AccessRefusal
 from dicomtui.service.sites.sites import Admission
@@ -36,8 +50,10 @@ from dicomtui.settings import Resolved
 LOG = logging.getLogger("dicomtui.service")
 PROCESSING_FAILURE = 0x0110
 REJECT_REASONS = {
-    (1, 3): "calling AE title not recognised", (1, 7): "called AE title not recognised",
-    (3, 1): "temporary congestion", (3, 2): "too many associations (max_associations)",
+    (1, 3): "calling AE title not recognised",
+    (1, 7): "called AE title not recognised",
+    (3, 1): "temporary congestion",
+    (3, 2): "too many associations (max_associations)",
 }
 
 
@@ -48,8 +64,9 @@ class ReceiverError(RuntimeError):
 class Gatekeeper(Protocol):
     """Who may associate (sites)."""
 
-    def admit(self, calling: str, called: str, ip: str,
-              port_facility: str | None) -> Admission: ...
+    def admit(
+        self, calling: str, called: str, ip: str, port_facility: str | None
+    ) -> Admission: ...
 
 
 class Anonymization(Protocol):
@@ -63,11 +80,19 @@ class Receiver:
     """Owns the receiver's state word and the store path; listeners and traffic are its
     parts, the rest (sites, privacy, the trackers of stored instances) collaborators."""
 
-    def __init__(self, settings: Callable[[], Resolved], listeners: Listeners,
-                 traffic: Traffic, recorder: Recorder, ring: EventRing,
-                 storage: StorageWriter, gate: Gatekeeper, privacy: Anonymization,
-                 trackers: list[Callable[[StoredInstance], None]],
-                 make_room: Callable[[int], bool]) -> None:
+    def __init__(
+        self,
+        settings: Callable[[], Resolved],
+        listeners: Listeners,
+        traffic: Traffic,
+        recorder: Recorder,
+        ring: EventRing,
+        storage: StorageWriter,
+        gate: Gatekeeper,
+        privacy: Anonymization,
+        trackers: list[Callable[[StoredInstance], None]],
+        make_room: Callable[[int], bool],
+    ) -> None:
         self._settings, self.listeners, self.traffic = settings, listeners, traffic
         self._recorder, self._ring, self.storage = recorder, ring, storage
         self._gate, self._privacy = gate, privacy
@@ -91,8 +116,7 @@ class Receiver:
             raise ReceiverError(str(exc)) from None
         self.error, self.stopping, self.started_at = "", False, time.time()
         s = self.listeners.effective()
-        self._set_state("running", f"listening on {s.host}:{listener.port} as "
-                        f"{s.ae_title}")
+        self._set_state("running", f"listening on {s.host}:{listener.port} as {s.ae_title}")
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight stores finish, then end the associations."""
@@ -135,8 +159,12 @@ class Receiver:
         # negotiates, after this event; records made now need it already.
         assoc.requestor.ae_title = assoc.requestor.primitive.calling_ae_title
         peer = who(assoc)
-        admission = self._gate.admit(peer["calling_ae"], peer["called_ae"],
-                                     str(assoc.requestor.address), port_facility)
+        admission = self._gate.admit(
+            peer["calling_ae"],
+            peer["called_ae"],
+            str(assoc.requestor.address),
+            port_facility,
+        )
         if admission.refusal is not None:
             self._refuse(assoc, admission.refusal, admission.facility)
             return False
@@ -146,27 +174,50 @@ class Receiver:
     def _refuse(self, assoc, refusal: AccessRefusal, facility: str) -> None:
         assoc.acse.send_reject(refusal.result, refusal.source, refusal.diagnostic)
         self.traffic.refused(assoc)
-        tx = Refusal(reason=f"rejected: {refusal.reason} (result {refusal.result}, source "
-                     f"{refusal.source}, diagnostic {refusal.diagnostic})",
-                     rule=refusal.rule, facility=facility, **who(assoc))
+        tx = Refusal(
+            reason=f"rejected: {refusal.reason} (result {refusal.result}, source "
+            f"{refusal.source}, diagnostic {refusal.diagnostic})",
+            rule=refusal.rule,
+            facility=facility,
+            **who(assoc),
+        )
         self._recorder.record(tx)
-        LOG.warning("association from %s (%s) to %s refused by %s: %s", tx.calling_ae,
-                    tx.peer, tx.called_ae or "(empty)", refusal.rule, refusal.reason)
+        LOG.warning(
+            "association from %s (%s) to %s refused by %s: %s",
+            tx.calling_ae,
+            tx.peer,
+            tx.called_ae or "(empty)",
+            refusal.rule,
+            refusal.reason,
+        )
         assoc.kill()  # waits until the A-ASSOCIATE-RJ is out, as pynetdicom's own rejects
 
     def opened(self, assoc) -> None:
         info = self.traffic.opened(assoc)
-        LOG.info("association %d from %s (%s) to %s accepted (facility %s)", info.id,
-                 info.calling_ae, info.peer, info.called_ae, info.facility)
+        LOG.info(
+            "association %d from %s (%s) to %s accepted (facility %s)",
+            info.id,
+            info.calling_ae,
+            info.peer,
+            info.called_ae,
+            info.facility,
+        )
 
     def rejected(self, assoc) -> None:
         """pynetdicom itself rejected (negotiation, max_associations)."""
         reason = _reject_reason(assoc)
         facility = self.traffic.refused(assoc)
-        self._recorder.record(Refusal(reason=reason, rule=_reject_rule(assoc),
-                                      facility=facility, **who(assoc)))
-        LOG.warning("association from %s (%s) refused: %s", calling_ae_of(assoc),
-                    peer_of(assoc), reason)
+        self._recorder.record(
+            Refusal(
+                reason=reason, rule=_reject_rule(assoc), facility=facility, **who(assoc)
+            )
+        )
+        LOG.warning(
+            "association from %s (%s) refused: %s",
+            calling_ae_of(assoc),
+            peer_of(assoc),
+            reason,
+        )
 
     def closed(self, assoc, outcome: str, how: str) -> None:
         info = self.traffic.closed(assoc)
@@ -174,16 +225,33 @@ class Receiver:
             return
         if self.stopping and how == "aborted":
             how = "aborted: the service is stopping"
-        self._recorder.record(AssociationEnd(
-            outcome, None, how, association=info.id, instances=info.instances,
-            bytes=info.bytes, started=info.started, facility=info.facility, **who(assoc)))
-        LOG.info("association %d from %s %s: %d instances, %d bytes", info.id,
-                 info.calling_ae, how, info.instances, info.bytes)
+        self._recorder.record(
+            AssociationEnd(
+                outcome,
+                None,
+                how,
+                association=info.id,
+                instances=info.instances,
+                bytes=info.bytes,
+                started=info.started,
+                facility=info.facility,
+                **who(assoc),
+            )
+        )
+        LOG.info(
+            "association %d from %s %s: %d instances, %d bytes",
+            info.id,
+            info.calling_ae,
+            how,
+            info.instances,
+            info.bytes,
+        )
 
     def echoed(self, assoc) -> None:
         self.traffic.echoed()
-        self._recorder.record(Echo(status=0x0000, facility=self.traffic.facility_of(assoc),
-                                   **who(assoc)))
+        self._recorder.record(
+            Echo(status=0x0000, facility=self.traffic.facility_of(assoc), **who(assoc))
+        )
 
     # -- one C-STORE --------------------------------------------------------------------
     def store(self, assoc, stream, syntax: str, context_class: str) -> StoreResult:
@@ -192,16 +260,19 @@ class Receiver:
             started = time.perf_counter()
             facility = self.traffic.facility_of(assoc)
             ident, result = self._write(assoc, stream, syntax, context_class, facility)
-            self._settle(assoc, ident, result, facility, syntax,
-                         time.perf_counter() - started)
+            self._settle(
+                assoc, ident, result, facility, syntax, time.perf_counter() - started
+            )
             return result
 
-    def _write(self, assoc, stream, syntax: str, context_class: str,
-               facility: str) -> tuple[Identity, StoreResult]:
+    def _write(
+        self, assoc, stream, syntax: str, context_class: str, facility: str
+    ) -> tuple[Identity, StoreResult]:
         ident = Identity()
         if self.stopping:
-            return ident, StoreResult(OUT_OF_RESOURCES,
-                                      "refused: the service is shutting down")
+            return ident, StoreResult(
+                OUT_OF_RESOURCES, "refused: the service is shutting down"
+            )
         anonymize = self._privacy.anonymizes(facility)
         anonymized = False  # set once `ident` names only the subject code
         try:
@@ -212,18 +283,30 @@ class Receiver:
             with stream.getbuffer() as body:
                 if anonymize:
                     done = self._privacy.anonymizer().apply(
-                        body, syntax, ident, assoc.requestor.ae_title,
-                        self._settings().anonymize_uids, now_iso())
+                        body,
+                        syntax,
+                        ident,
+                        assoc.requestor.ae_title,
+                        self._settings().anonymize_uids,
+                        now_iso(),
+                    )
                     ident, header, body = done.ident, done.data, b""
                     anonymized = True
                 else:
                     if PHI_FILTER.enabled:
                         KNOWN_PHI.note(ident.patient_id, ident.patient_name)
-                    header = file_header(ident.sop_class_uid, ident.sop_uid, syntax,
-                                         assoc.requestor.ae_title)
+                    header = file_header(
+                        ident.sop_class_uid, ident.sop_uid, syntax, assoc.requestor.ae_title
+                    )
                 result = self.storage.store(
-                    ident, header, body, policy, datetime.now(),
-                    facility if policy.by_facility else None, self._make_room)
+                    ident,
+                    header,
+                    body,
+                    policy,
+                    datetime.now(),
+                    facility if policy.by_facility else None,
+                    self._make_room,
+                )
         except UnreadableDataset as exc:
             result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
         except (AnonymizationUnavailable, AnonymizeError) as exc:
@@ -235,28 +318,59 @@ class Receiver:
             ident = _without_identity(ident, self._settings().anonymize_uids)
         return ident, result
 
-    def _settle(self, assoc, ident: Identity, result: StoreResult, facility: str,
-                syntax: str, seconds: float) -> None:
+    def _settle(
+        self,
+        assoc,
+        ident: Identity,
+        result: StoreResult,
+        facility: str,
+        syntax: str,
+        seconds: float,
+    ) -> None:
         """Count, track and log one store (a good one, a refused one)."""
         ok = outcome_of(result.status) != FAILED
-        tx = Store(outcome_of(result.status), result.status, result.reason,
-                   facility=facility, sop_class=ident.sop_class_uid,
-                   study_uid=ident.study_uid, series_uid=ident.series_uid,
-                   sop_uid=ident.sop_uid, patient_id=ident.patient_id,
-                   modality=ident.modality, transfer_syntax=syntax, bytes=result.size,
-                   duration_ms=round(seconds * 1000, 2), path=result.path,
-                   duplicate=result.duplicate, **who(assoc))
-        tx.association = self.traffic.stored(assoc, ok, result.size, facility,
-                                             ident.study_uid, tx.time)
+        tx = Store(
+            outcome_of(result.status),
+            result.status,
+            result.reason,
+            facility=facility,
+            sop_class=ident.sop_class_uid,
+            study_uid=ident.study_uid,
+            series_uid=ident.series_uid,
+            sop_uid=ident.sop_uid,
+            patient_id=ident.patient_id,
+            modality=ident.modality,
+            transfer_syntax=syntax,
+            bytes=result.size,
+            duration_ms=round(seconds * 1000, 2),
+            path=result.path,
+            duplicate=result.duplicate,
+            **who(assoc),
+        )
+        tx.association = self.traffic.stored(
+            assoc, ok, result.size, facility, ident.study_uid, tx.time
+        )
         if ok:
-            stored = StoredInstance(ident, result.path, result.size, result.added,
-                                    result.duplicate, syntax, facility, tx.time)
+            stored = StoredInstance(
+                ident,
+                result.path,
+                result.size,
+                result.added,
+                result.duplicate,
+                syntax,
+                facility,
+                tx.time,
+            )
             for track in self._trackers:
                 track(stored)
         self._recorder.record(tx, persist=self._settings().log_instances or not ok)
         if not ok:
-            LOG.warning("store from %s refused (0x%04X): %s", tx.calling_ae,
-                        result.status, result.reason)
+            LOG.warning(
+                "store from %s refused (0x%04X): %s",
+                tx.calling_ae,
+                result.status,
+                result.reason,
+            )
 
 
 def _without_identity(ident: Identity, uids: bool) -> Identity:
@@ -271,8 +385,10 @@ def _reject_reason(assoc) -> str:
         return "association rejected"
     key = (primitive.result_source, primitive.diagnostic)
     text = REJECT_REASONS.get(key) or REJECT_REASONS.get((3, primitive.diagnostic), "")
-    return (f"rejected: {text or 'reason'} (result {primitive.result}, source "
-            f"{primitive.result_source}, diagnostic {primitive.diagnostic})")
+    return (
+        f"rejected: {text or 'reason'} (result {primitive.result}, source "
+        f"{primitive.result_source}, diagnostic {primitive.diagnostic})"
+    )
 
 
 def _reject_rule(assoc) -> str:

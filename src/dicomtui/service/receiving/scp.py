@@ -6,23 +6,32 @@ import errno
 import socketserver
 import threading
 
-from pynetdicom import (ALL_TRANSFER_SYNTAXES, AE, DEFAULT_TRANSFER_SYNTAXES,
-                        AllStoragePresentationContexts)
-from pynetdicom.sop_class import (PatientRootQueryRetrieveInformationModelFind,
-                                  PatientRootQueryRetrieveInformationModelGet,
-                                  PatientRootQueryRetrieveInformationModelMove,
-                                  StudyRootQueryRetrieveInformationModelFind,
-                                  StudyRootQueryRetrieveInformationModelGet,
-                                  StudyRootQueryRetrieveInformationModelMove, Verification)
+from pynetdicom import (
+    AE,
+    ALL_TRANSFER_SYNTAXES,
+    DEFAULT_TRANSFER_SYNTAXES,
+    AllStoragePresentationContexts,
+)
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
 
 from dicomtui.service.receiving.netio import TunedServer
 
-QUERY_RETRIEVE = (PatientRootQueryRetrieveInformationModelFind,
-                  PatientRootQueryRetrieveInformationModelMove,
-                  PatientRootQueryRetrieveInformationModelGet,
-                  StudyRootQueryRetrieveInformationModelFind,
-                  StudyRootQueryRetrieveInformationModelMove,
-                  StudyRootQueryRetrieveInformationModelGet)
+QUERY_RETRIEVE = (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelGet,
+)
 
 
 class ListenerError(RuntimeError):
@@ -44,8 +53,9 @@ def make_ae(settings, ae_title: str | None = None) -> AE:
     ae.require_called_aet = False
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
     for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES,
-                                 scu_role=True, scp_role=True)
+        ae.add_supported_context(
+            cx.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True
+        )
     for sop_class in QUERY_RETRIEVE:
         ae.add_supported_context(sop_class, DEFAULT_TRANSFER_SYNTAXES)
     return ae
@@ -62,14 +72,18 @@ class Listener:
 
     def start(self) -> None:
         try:
-            self.server = self.ae.make_server((self.host, self.port),
-                                              evt_handlers=self.handlers,
-                                              server_class=TunedServer)
+            self.server = self.ae.make_server(
+                (self.host, self.port), evt_handlers=self.handlers, server_class=TunedServer
+            )
         except OSError as exc:
             raise ListenerError(_bind_message(exc, self.host, self.port)) from None
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={
-            "poll_interval": 0.2}, name=f"dicomtui-listener-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"dicomtui-listener-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop_accepting(self) -> None:
@@ -89,11 +103,15 @@ class Listener:
 
 def _bind_message(exc: OSError, host: str, port: int) -> str:
     if exc.errno == errno.EADDRINUSE:
-        return (f"port {port} is already in use on {host} (another DICOM receiver?); "
-                "stop it or choose another port with --port")
+        return (
+            f"port {port} is already in use on {host} (another DICOM receiver?); "
+            "stop it or choose another port with --port"
+        )
     if exc.errno == errno.EACCES:
-        return (f"not allowed to listen on port {port} (ports below 1024 need root or "
-                "CAP_NET_BIND_SERVICE); choose another port with --port")
+        return (
+            f"not allowed to listen on port {port} (ports below 1024 need root or "
+            "CAP_NET_BIND_SERVICE); choose another port with --port"
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"address {host} is not an address of this machine; check --host"
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
@@ -111,7 +129,10 @@ def prefer_requestor_syntaxes(assoc) -> None:
         ordered = wanted.setdefault(str(cx.abstract_syntax), [])
         ordered.extend(ts for ts in cx.transfer_syntax if ts not in ordered)
     for cx in assoc.acceptor.supported_contexts:
-        first = [ts for ts in wanted.get(str(cx.abstract_syntax), ())
-                 if ts in cx.transfer_syntax]
+        first = [
+            ts for ts in wanted.get(str(cx.abstract_syntax), ()) if ts in cx.transfer_syntax
+        ]
         if first:
-            cx.transfer_syntax = first + [ts for ts in cx.transfer_syntax if ts not in first]
+            cx.transfer_syntax = first + [
+                ts for ts in cx.transfer_syntax if ts not in first
+            ]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from dicomtui.db.storage import fsync_dir
 from dicomtui.dicom.identify import Identity
@@ -47,10 +47,14 @@ def quota_of(settings: Resolved) -> int:
 
 def policy_of(settings: Resolved) -> StorePolicy:
     layout = settings.layout
-    return StorePolicy(layout=layout.removeprefix("facility/"), naming=settings.naming,
-                       fsync=settings.fsync, duplicate_policy=settings.duplicate_policy,
-                       quota_bytes=quota_of(settings),
-                       by_facility=layout.startswith("facility/"))
+    return StorePolicy(
+        layout=layout.removeprefix("facility/"),
+        naming=settings.naming,
+        fsync=settings.fsync,
+        duplicate_policy=settings.duplicate_policy,
+        quota_bytes=quota_of(settings),
+        by_facility=layout.startswith("facility/"),
+    )
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,16 @@ class StorageWriter:
         with self._usage_lock:
             self._used, self._counted = used, True
 
-    def store(self, ident: Identity, header: bytes, body, policy: StorePolicy,
-              received: datetime, facility: str | None = None,
-              make_room: Callable[[int], bool] | None = None) -> StoreResult:
+    def store(
+        self,
+        ident: Identity,
+        header: bytes,
+        body,
+        policy: StorePolicy,
+        received: datetime,
+        facility: str | None = None,
+        make_room: Callable[[int], bool] | None = None,
+    ) -> StoreResult:
         """Validate, check quota, write durably, and resolve duplicates.
 
         `make_room` is asked for the bytes needed when the quota is reached
@@ -119,16 +130,26 @@ class StorageWriter:
         self._add_usage(result.added - size)  # settle the reservation
         return result
 
-    def _folder(self, ident: Identity, policy: StorePolicy, received: datetime,
-                facility: str | None) -> Path:
-        folder = os.path.normpath(self.root / folder_for(policy.layout, ident, received,
-                                                         facility))
+    def _folder(
+        self, ident: Identity, policy: StorePolicy, received: datetime, facility: str | None
+    ) -> Path:
+        folder = os.path.normpath(
+            self.root / folder_for(policy.layout, ident, received, facility)
+        )
         if os.path.commonpath([self.root, folder]) != str(self.root):
             raise InvalidUID("path would leave the storage root")  # defence in depth
         return Path(folder)
 
-    def _write(self, folder: Path, ident: Identity, header: bytes, body,
-               policy: StorePolicy, received: datetime, size: int) -> StoreResult:
+    def _write(
+        self,
+        folder: Path,
+        ident: Identity,
+        header: bytes,
+        body,
+        policy: StorePolicy,
+        received: datetime,
+        size: int,
+    ) -> StoreResult:
         folder.mkdir(parents=True, exist_ok=True)
         temp = _write_temp(folder, header, body, policy.fsync)
         try:
@@ -141,8 +162,15 @@ class StorageWriter:
             fsync_dir(folder)
         return result
 
-    def _place(self, folder: Path, temp: Path, ident: Identity, policy: StorePolicy,
-               received: datetime, size: int) -> StoreResult:
+    def _place(
+        self,
+        folder: Path,
+        temp: Path,
+        ident: Identity,
+        policy: StorePolicy,
+        received: datetime,
+        size: int,
+    ) -> StoreResult:
         existing = self._dirs.find(folder, ident.sop_uid, policy.naming)
         if existing is not None:
             return self._duplicate(folder / existing, temp, policy, size)
@@ -151,19 +179,31 @@ class StorageWriter:
         self._dirs.record(folder, ident.sop_uid, name)
         return StoreResult(SUCCESS, "", self._relative(folder / name), size, added=size)
 
-    def _duplicate(self, target: Path, temp: Path, policy: StorePolicy,
-                   size: int) -> StoreResult:
+    def _duplicate(
+        self, target: Path, temp: Path, policy: StorePolicy, size: int
+    ) -> StoreResult:
         relative = self._relative(target)
         if policy.duplicate_policy == "keep":
-            return StoreResult(SUCCESS, "duplicate: kept the copy already stored",
-                               relative, 0, duplicate=True)
+            return StoreResult(
+                SUCCESS,
+                "duplicate: kept the copy already stored",
+                relative,
+                0,
+                duplicate=True,
+            )
         if policy.duplicate_policy == "reject":
-            return StoreResult(DUPLICATE_REJECTED, "duplicate SOP Instance UID rejected "
-                               "(duplicate_policy=reject)", relative, 0, duplicate=True)
+            return StoreResult(
+                DUPLICATE_REJECTED,
+                "duplicate SOP Instance UID rejected (duplicate_policy=reject)",
+                relative,
+                0,
+                duplicate=True,
+            )
         old_size = target.stat().st_size if target.exists() else 0
         os.replace(temp, target)
-        return StoreResult(SUCCESS, "", relative, size, duplicate=True,
-                           added=size - old_size)
+        return StoreResult(
+            SUCCESS, "", relative, size, duplicate=True, added=size - old_size
+        )
 
     def _reserve(self, size: int, quota: int) -> str:
         """Count `size` as used now, so concurrent stores cannot overrun the quota."""
@@ -209,8 +249,10 @@ def _write_temp(folder: Path, header: bytes, body, fsync: bool) -> Path:
 
 
 def _quota_reason(size: int, used: int, quota: int) -> str:
-    return (f"quota exceeded: {used} of {quota} bytes used, this instance needs {size} "
-            "(raise max_storage_gb or free space)")
+    return (
+        f"quota exceeded: {used} of {quota} bytes used, this instance needs {size} "
+        "(raise max_storage_gb or free space)"
+    )
 
 
 def _os_reason(exc: OSError, folder: Path) -> str:

@@ -10,8 +10,8 @@ import contextlib
 import itertools
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date
-from typing import Iterator
 
 from dicomtui.models import AssociationInfo, Counters
 from dicomtui.service.core.events import now_iso
@@ -51,9 +51,14 @@ class Traffic:
 
     def opened(self, assoc) -> AssociationInfo:
         with self._lock:
-            info = AssociationInfo(next(self._ids), calling_ae_of(assoc),
-                                   called_ae_of(assoc), peer_of(assoc), now_iso(),
-                                   facility=self._recognised.get(id(assoc), UNKNOWN))
+            info = AssociationInfo(
+                next(self._ids),
+                calling_ae_of(assoc),
+                called_ae_of(assoc),
+                peer_of(assoc),
+                now_iso(),
+                facility=self._recognised.get(id(assoc), UNKNOWN),
+            )
             self._assocs[id(assoc)] = info
             self._count("associations", 1)
             self._facilities.seen(info.facility, info.started)
@@ -76,8 +81,9 @@ class Traffic:
         with self._lock:
             self._count("echoes", 1)
 
-    def stored(self, assoc, ok: bool, size: int, facility: str, study_uid: str,
-               when: str) -> int | None:
+    def stored(
+        self, assoc, ok: bool, size: int, facility: str, study_uid: str, when: str
+    ) -> int | None:
         """Count one store; the id of the association it came on, if tracked."""
         with self._lock:
             self._count("received" if ok else "failed", 1)
@@ -96,9 +102,11 @@ class Traffic:
         with self._lock:
             for record in stores:
                 if record.get("facility"):
-                    self._facilities.stored(record["facility"],
-                                            record.get("study_uid") or "",
-                                            record.get("time") or "")
+                    self._facilities.stored(
+                        record["facility"],
+                        record.get("study_uid") or "",
+                        record.get("time") or "",
+                    )
 
     def facility_today(self, name: str) -> tuple[int, int, str | None]:
         """(instances, studies, last seen) of a facility today."""

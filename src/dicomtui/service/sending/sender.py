@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -76,7 +76,9 @@ def _associate(ae: AE, host: str, port: int, called: str):
 def _why_not(assoc, host: str, port: int, called: str) -> str:
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
-        detail = f"result {rj.result}, source {rj.result_source}, diagnostic {rj.diagnostic}"
+        detail = (
+            f"result {rj.result}, source {rj.result_source}, diagnostic {rj.diagnostic}"
+        )
         return f"{host}:{port} rejected the association as {called} ({detail})"
     if assoc.is_aborted:
         return f"{host}:{port} aborted the association"
@@ -85,8 +87,9 @@ def _why_not(assoc, host: str, port: int, called: str) -> str:
 
 def echo(host: str, port: int, called: str, calling: str) -> int:
     """One C-ECHO; returns its status or raises SendError."""
-    assoc = _associate(_make_ae(calling, [(Verification, "1.2.840.10008.1.2")]),
-                       host, port, called)
+    assoc = _associate(
+        _make_ae(calling, [(Verification, "1.2.840.10008.1.2")]), host, port, called
+    )
     try:
         reply = assoc.send_c_echo()
     finally:
@@ -122,8 +125,12 @@ def _read_item(path: Path) -> Item | None:
     try:
         ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
         meta = ds.file_meta
-        return Item(str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID),
-                    path=path, size=path.stat().st_size)
+        return Item(
+            str(meta.MediaStorageSOPClassUID),
+            str(meta.TransferSyntaxUID),
+            path=path,
+            size=path.stat().st_size,
+        )
     except (InvalidDicomError, AttributeError, KeyError, ValueError, OSError, EOFError):
         return None
 
@@ -133,8 +140,15 @@ def dataset_items(datasets: Iterable[Dataset]) -> Iterator[Item]:
         yield Item(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID), dataset=ds)
 
 
-def send(items: Iterable[Item], host: str, port: int, called: str, calling: str,
-         summary: SendSummary, progress: Callable[[SendSummary], None] | None = None) -> None:
+def send(
+    items: Iterable[Item],
+    host: str,
+    port: int,
+    called: str,
+    calling: str,
+    summary: SendSummary,
+    progress: Callable[[SendSummary], None] | None = None,
+) -> None:
     """C-STORE every item, opening a new association when contexts run out."""
     batch: list[Item] = []
     contexts: set[tuple[str, str]] = set()

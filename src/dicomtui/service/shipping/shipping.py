@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-
-from typing import Callable
 
 from dicomtui.models import UploadItem, UploadSummary
 from dicomtui.service.core.records import StoredInstance
@@ -32,17 +31,24 @@ class ShippingError(ValueError):
 class Shipping:
     """Owns the study tracker, the upload queue and the two threads that serve them."""
 
-    def __init__(self, data_dir: Path, settings: Callable[[], Resolved],
-                 storage: StorageWriter, files_removed: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        settings: Callable[[], Resolved],
+        storage: StorageWriter,
+        files_removed: Callable[[str], None],
+    ) -> None:
         self.data_dir, self._settings = data_dir, settings
         self.studies = StudyTracker(data_dir / "studies.json")
         self.uploads = UploadQueue(data_dir / "uploads.json")
         self.warnings = [w for w in (self.studies.warning, self.uploads.warning) if w]
-        self.completion = Completion(self.studies, self.uploads, settings, storage.root,
-                                     self.zip_dir)
+        self.completion = Completion(
+            self.studies, self.uploads, settings, storage.root, self.zip_dir
+        )
         # files_removed: cleanup_after_upload removed a study's files (the index hears)
-        self.upload_worker = UploadWorker(self.uploads, settings, storage.root,
-                                          storage.release, files_removed)
+        self.upload_worker = UploadWorker(
+            self.uploads, settings, storage.root, storage.release, files_removed
+        )
 
     @property
     def settings(self) -> Resolved:
@@ -88,8 +94,9 @@ class Shipping:
         keep: dict[str, str] = {}
         for item in self.uploads.all():
             if item.study_uid and item.state in ("queued", "uploading", "failed"):
-                keep.setdefault(item.study_uid, f"waiting for upload ({item.state}, "
-                                f"upload {item.id})")
+                keep.setdefault(
+                    item.study_uid, f"waiting for upload ({item.state}, upload {item.id})"
+                )
         return keep
 
     def summary(self) -> UploadSummary:

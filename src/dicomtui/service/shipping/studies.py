@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from dicomtui.db.storage import flush_database, open_database
 from dicomtui.service.core.background import Background
@@ -63,8 +63,9 @@ class StudyTracker:
             study = self._open.get(uid)
             if study is None:
                 version = self._versions.get(uid, 0) + 1
-                study = self._open[uid] = OpenStudy(uid, now, now, facility=facility,
-                                                    version=version)
+                study = self._open[uid] = OpenStudy(
+                    uid, now, now, facility=facility, version=version
+                )
                 self._seen[uid] = set()
             if relative not in self._seen[uid]:
                 study.files.append(relative)
@@ -81,8 +82,11 @@ class StudyTracker:
         """Take the studies that are complete now (each is handed out once)."""
         now = time.time()
         with self._lock:
-            done = [s for s in self._open.values()
-                    if now - s.last >= timeout or now - s.first >= max_age]
+            done = [
+                s
+                for s in self._open.values()
+                if now - s.last >= timeout or now - s.first >= max_age
+            ]
             for study in done:
                 del self._open[study.uid]
                 self._seen.pop(study.uid, None)
@@ -110,9 +114,14 @@ class Completion(Background):
 
     NAME = "dicomtui-studies"
 
-    def __init__(self, tracker: StudyTracker, queue: UploadQueue,
-                 settings: Callable[[], Resolved], storage_root: Path,
-                 zip_dir: Callable[[], Path]) -> None:
+    def __init__(
+        self,
+        tracker: StudyTracker,
+        queue: UploadQueue,
+        settings: Callable[[], Resolved],
+        storage_root: Path,
+        zip_dir: Callable[[], Path],
+    ) -> None:
         super().__init__()
         self.tracker, self.queue, self._settings = tracker, queue, settings
         self.storage_root = Path(storage_root)
@@ -132,29 +141,43 @@ class Completion(Background):
             try:
                 self._complete(study, s)
             except Exception as exc:  # disk full, ... : say so, keep the thread alive
-                LOG.error("study %s complete, but zipping it failed: %s (its files are "
-                          "kept; `dicomtui upload FOLDER` sends them by hand)", study.uid,
-                          exc)
+                LOG.error(
+                    "study %s complete, but zipping it failed: %s (its files are "
+                    "kept; `dicomtui upload FOLDER` sends them by hand)",
+                    study.uid,
+                    exc,
+                )
         try:
             self.tracker.save()
         except OSError as exc:
             LOG.error("could not save the open studies: %s", exc)
 
     def _complete(self, study: OpenStudy, s) -> None:
-        LOG.info("study %s complete (version %d): %d instance(s), %d bytes", study.uid,
-                 study.version, len(study.files), study.bytes)
+        LOG.info(
+            "study %s complete (version %d): %d instance(s), %d bytes",
+            study.uid,
+            study.version,
+            len(study.files),
+            study.bytes,
+        )
         if not s.zip_studies:
             return
-        name = f"{study.uid}.zip" if study.version == 1 else \
-            f"{study.uid}.v{study.version}.zip"
+        name = (
+            f"{study.uid}.zip"
+            if study.version == 1
+            else f"{study.uid}.v{study.version}.zip"
+        )
         target = self._zip_dir() / name
-        size, missing = zip_files([self.storage_root / f for f in study.files],
-                                  self.storage_root, target)
+        size, missing = zip_files(
+            [self.storage_root / f for f in study.files], self.storage_root, target
+        )
         if missing:
-            LOG.warning("study %s: %d file(s) were gone before zipping", study.uid,
-                        len(missing))
+            LOG.warning(
+                "study %s: %d file(s) were gone before zipping", study.uid, len(missing)
+            )
         LOG.info("study %s zipped: %s (%d bytes)", study.uid, target, size)
         if s.auto_upload:
-            item = self.queue.add(target, size, study.uid, "auto", study.version,
-                                  study.files)
+            item = self.queue.add(
+                target, size, study.uid, "auto", study.version, study.files
+            )
             LOG.info("study %s queued for upload as %d", study.uid, item.id)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import httpx
 
@@ -43,8 +43,13 @@ class UploadClient:
         self._access: str | None = None
         self._key = ""
 
-    def send(self, path: Path, progress: Callable[[int], None],
-             cancelled: Callable[[], bool], key: str = "") -> Outcome:
+    def send(
+        self,
+        path: Path,
+        progress: Callable[[int], None],
+        cancelled: Callable[[], bool],
+        key: str = "",
+    ) -> Outcome:
         """One attempt; `key` goes out as Idempotency-Key, the same on every retry of
         one item, so an API that honours it can drop the copy a crash between its 2xx
         and our record of it would send again."""
@@ -56,18 +61,24 @@ class UploadClient:
         except UploadCancelled:
             return Outcome("cancelled", "cancelled while uploading")
         except httpx.TimeoutException:
-            return Outcome("retry", f"no answer from {s.api_url} within "
-                           f"{s.upload_timeout:g} s")
+            return Outcome(
+                "retry", f"no answer from {s.api_url} within {s.upload_timeout:g} s"
+            )
         except httpx.TransportError as exc:
-            return Outcome("retry", self._scrub(f"cannot reach {s.api_url}: "
-                                                f"{exc or type(exc).__name__}", s))
+            return Outcome(
+                "retry",
+                self._scrub(f"cannot reach {s.api_url}: {exc or type(exc).__name__}", s),
+            )
 
     def _send(self, client: httpx.Client, s, path: Path, progress, cancelled) -> Outcome:
         token = s.api_token or self._access
         if not token:
             if not s.api_username:
-                return Outcome("failed", "no credentials: set api_token, or api_username "
-                               "and api_password (DICOMTUI_API_PASSWORD)")
+                return Outcome(
+                    "failed",
+                    "no credentials: set api_token, or api_username "
+                    "and api_password (DICOMTUI_API_PASSWORD)",
+                )
             login = self._login(client, s)
             if login is not None:
                 return login
@@ -87,14 +98,18 @@ class UploadClient:
             headers = {"Authorization": f"Bearer {token}"}
             if self._key:
                 headers["Idempotency-Key"] = self._key
-            return client.post(_url(s.api_url, "data/upload/"), headers=headers,
-                               files={"file": (path.name, body, "application/zip")})
+            return client.post(
+                _url(s.api_url, "data/upload/"),
+                headers=headers,
+                files={"file": (path.name, body, "application/zip")},
+            )
 
     def _login(self, client, s) -> Outcome | None:
         """None when logged in; else the Outcome that ends this attempt."""
-        response = client.post(_url(s.api_url, "users/login/"),
-                               json={"username": s.api_username,
-                                     "password": s.api_password})
+        response = client.post(
+            _url(s.api_url, "users/login/"),
+            json={"username": s.api_username, "password": s.api_password},
+        )
         if response.is_success:
             try:
                 self._access = str(response.json()["access"])
@@ -111,8 +126,9 @@ class UploadClient:
         if response.is_success:
             return Outcome("done", f"{what}: {code}", code)
         said = self._scrub(_server_message(response), s)
-        message = f"{what} refused: {code} {response.reason_phrase}" + \
-            (f": {said}" if said else "")
+        message = f"{what} refused: {code} {response.reason_phrase}" + (
+            f": {said}" if said else ""
+        )
         if code in (429, 503):
             return Outcome("retry", message, code, _retry_after(response))
         if code >= 500 or code in RETRYABLE_4XX:
@@ -129,8 +145,9 @@ class UploadClient:
 class _CountingReader:
     """A file for httpx's multipart encoder: reports bytes read, stops on cancel."""
 
-    def __init__(self, fh, progress: Callable[[int], None],
-                 cancelled: Callable[[], bool]) -> None:
+    def __init__(
+        self, fh, progress: Callable[[int], None], cancelled: Callable[[], bool]
+    ) -> None:
         self._fh, self._progress, self._cancelled = fh, progress, cancelled
 
     def read(self, size: int = -1) -> bytes:

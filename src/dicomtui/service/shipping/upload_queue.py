@@ -45,20 +45,41 @@ class UploadQueue:
             files = list(doc.get("files", []))
             item = _item(doc.doc_id, doc)
             if item.state == "uploading":
-                item, requeued = replace(item, state="queued", next_attempt=None,
-                                         last_error=INTERRUPTED), True
+                item, requeued = (
+                    replace(
+                        item, state="queued", next_attempt=None, last_error=INTERRUPTED
+                    ),
+                    True,
+                )
             self._items[item.id], self._files[item.id] = item, files
         if requeued:
             self._save_all()
 
     # -- adding and changing ------------------------------------------------------------
-    def add(self, path: Path, size: int, study_uid: str = "", source: str = "auto",
-            version: int = 1, files: list[str] | None = None) -> UploadItem:
+    def add(
+        self,
+        path: Path,
+        size: int,
+        study_uid: str = "",
+        source: str = "auto",
+        version: int = 1,
+        files: list[str] | None = None,
+    ) -> UploadItem:
         with self._lock:
-            doc = {"path": str(path), "study_uid": study_uid, "size": size,
-                   "state": "queued", "attempts": 0, "next_attempt": None,
-                   "last_error": "", "created": now_iso(), "finished": None,
-                   "source": source, "version": version, "files": list(files or [])}
+            doc = {
+                "path": str(path),
+                "study_uid": study_uid,
+                "size": size,
+                "state": "queued",
+                "attempts": 0,
+                "next_attempt": None,
+                "last_error": "",
+                "created": now_iso(),
+                "finished": None,
+                "source": source,
+                "version": version,
+                "files": list(files or []),
+            }
             doc_id = self._db.table(TABLE).insert(doc)
             self._flush_or_undo(doc_id)
             item = _item(doc_id, doc)
@@ -71,7 +92,9 @@ class UploadQueue:
         with self._lock:
             item = self.get(item_id)
             changed = replace(item, **changes)
-            doc = {k: v for k, v in asdict(changed).items() if k not in ("id", "bytes_sent")}
+            doc = {
+                k: v for k, v in asdict(changed).items() if k not in ("id", "bytes_sent")
+            }
             self._db.table(TABLE).update(doc, doc_ids=[item_id])
             flush_database(self._db)
             self._items[item_id] = changed
@@ -81,10 +104,13 @@ class UploadQueue:
         with self._lock:
             item = self.get(item_id)
             if item.state not in ("failed", "cancelled"):
-                raise QueueError(f"upload {item_id} is {item.state}; only failed or "
-                                 "cancelled uploads can be retried")
-            item = self.update(item_id, state="queued", attempts=0, next_attempt=None,
-                               finished=None)
+                raise QueueError(
+                    f"upload {item_id} is {item.state}; only failed or "
+                    "cancelled uploads can be retried"
+                )
+            item = self.update(
+                item_id, state="queued", attempts=0, next_attempt=None, finished=None
+            )
         self.wake.set()
         return item
 
@@ -93,8 +119,9 @@ class UploadQueue:
             item = self.get(item_id)
             if item.state in ("done", "cancelled"):
                 raise QueueError(f"upload {item_id} is already {item.state}")
-            return self.update(item_id, state="cancelled", next_attempt=None,
-                               finished=now_iso())
+            return self.update(
+                item_id, state="cancelled", next_attempt=None, finished=now_iso()
+            )
 
     # -- reading --------------------------------------------------------------------
     def get(self, item_id: int) -> UploadItem:

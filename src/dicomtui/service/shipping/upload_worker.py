@@ -11,13 +11,13 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
+from dicomtui.service.archive.retention import prune_empty
 from dicomtui.service.core.background import Background
 from dicomtui.service.core.events import now_iso
-from dicomtui.service.archive.retention import prune_empty
 from dicomtui.service.shipping.upload_client import Outcome, UploadClient
 from dicomtui.service.shipping.upload_queue import QueueMissing, UploadQueue
 from dicomtui.settings import Resolved
@@ -30,9 +30,14 @@ class UploadWorker(Background):
 
     NAME = "dicomtui-uploads"
 
-    def __init__(self, queue: UploadQueue, settings: Callable[[], Resolved],
-                 storage_root: Path, freed: Callable[[int], None],
-                 removed: Callable[[str], None] = lambda study_uid: None) -> None:
+    def __init__(
+        self,
+        queue: UploadQueue,
+        settings: Callable[[], Resolved],
+        storage_root: Path,
+        freed: Callable[[int], None],
+        removed: Callable[[str], None] = lambda study_uid: None,
+    ) -> None:
         super().__init__()
         self._removed = removed  # told the study whose files cleanup removed
         self.queue, self._settings = queue, settings
@@ -64,8 +69,9 @@ class UploadWorker(Background):
         if not path.is_file():
             self._settle_failed(item_id, f"{path} is missing")
             return
-        item = self.queue.update(item_id, state="uploading", attempts=item.attempts + 1,
-                                 next_attempt=None)
+        item = self.queue.update(
+            item_id, state="uploading", attempts=item.attempts + 1, next_attempt=None
+        )
         sent = [0]
 
         def progress(n: int) -> None:
@@ -77,8 +83,9 @@ class UploadWorker(Background):
 
         self.queue.set_sent(item_id, 0)
         started = time.monotonic()
-        outcome = self.client.send(path, progress, cancelled,
-                                   key=f"dicomtui-{item.id}-{item.created}")
+        outcome = self.client.send(
+            path, progress, cancelled, key=f"dicomtui-{item.id}-{item.created}"
+        )
         self._settle(item_id, outcome, time.monotonic() - started)
 
     def _settle(self, item_id: int, outcome: Outcome, seconds: float) -> None:
@@ -87,13 +94,23 @@ class UploadWorker(Background):
             LOG.warning("upload %d (%s) cancelled", item_id, Path(item.path).name)
             return
         if outcome.kind == "cancelled":  # the service is stopping: try again later
-            self.queue.update(item_id, state="queued", attempts=max(0, item.attempts - 1),
-                              last_error="interrupted: the service stopped")
+            self.queue.update(
+                item_id,
+                state="queued",
+                attempts=max(0, item.attempts - 1),
+                last_error="interrupted: the service stopped",
+            )
             return
         if outcome.kind == "done":
             self.queue.update(item_id, state="done", finished=now_iso(), last_error="")
-            LOG.info("upload %d (%s, %d bytes) done: %s in %.1f s", item_id,
-                     Path(item.path).name, item.size, outcome.status, seconds)
+            LOG.info(
+                "upload %d (%s, %d bytes) done: %s in %.1f s",
+                item_id,
+                Path(item.path).name,
+                item.size,
+                outcome.status,
+                seconds,
+            )
             self._clean_up(item_id)
             return
         s = self._settings()
@@ -102,19 +119,35 @@ class UploadWorker(Background):
             if delay is None:
                 delay = s.retry_delay * 2 ** (item.attempts - 1) * random.uniform(0.5, 1.5)
             due = datetime.now(timezone.utc) + timedelta(seconds=delay)
-            self.queue.update(item_id, state="queued", last_error=outcome.message,
-                              next_attempt=due.isoformat())
-            LOG.warning("upload %d (%s) attempt %d: %s; retrying in %.0f s", item_id,
-                        Path(item.path).name, item.attempts, outcome.message, delay)
+            self.queue.update(
+                item_id,
+                state="queued",
+                last_error=outcome.message,
+                next_attempt=due.isoformat(),
+            )
+            LOG.warning(
+                "upload %d (%s) attempt %d: %s; retrying in %.0f s",
+                item_id,
+                Path(item.path).name,
+                item.attempts,
+                outcome.message,
+                delay,
+            )
             self.queue.wake.set()
             return
-        gave_up = (f" (gave up after {item.attempts} attempts)"
-                   if outcome.kind == "retry" else "")
+        gave_up = (
+            f" (gave up after {item.attempts} attempts)" if outcome.kind == "retry" else ""
+        )
         self._settle_failed(item_id, outcome.message + gave_up)
 
     def _settle_failed(self, item_id: int, message: str) -> None:
-        item = self.queue.update(item_id, state="failed", last_error=message,
-                                 finished=now_iso(), next_attempt=None)
+        item = self.queue.update(
+            item_id,
+            state="failed",
+            last_error=message,
+            finished=now_iso(),
+            next_attempt=None,
+        )
         LOG.error("upload %d (%s) failed: %s", item_id, Path(item.path).name, message)
 
     def _clean_up(self, item_id: int) -> None:
@@ -138,6 +171,9 @@ class UploadWorker(Background):
             self._freed(freed)
         if item.study_uid:
             self._removed(item.study_uid)
-        LOG.info("upload %d: removed %s and %d stored file(s) (cleanup_after_upload)",
-                 item_id, Path(item.path).name, len(self.queue.files_of(item_id)))
-
+        LOG.info(
+            "upload %d: removed %s and %d stored file(s) (cleanup_after_upload)",
+            item_id,
+            Path(item.path).name,
+            len(self.queue.files_of(item_id)),
+        )

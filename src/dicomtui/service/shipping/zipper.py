@@ -16,8 +16,9 @@ def zip_files(files: list[Path], root: Path, target: Path) -> tuple[int, list[st
     temp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
     missing = []
     try:
-        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED,
-                             allowZip64=True) as archive:
+        with zipfile.ZipFile(
+            temp, "w", compression=zipfile.ZIP_STORED, allowZip64=True
+        ) as archive:
             for path in files:
                 if not path.is_file():
                     missing.append(str(path))
@@ -34,6 +35,10 @@ def zip_files(files: list[Path], root: Path, target: Path) -> tuple[int, list[st
 
 def zip_folder(folder: Path, target: Path) -> tuple[int, list[str]]:
     """Every file under `folder` (hidden ones skipped), named relative to it."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     return zip_files(files, folder, target)

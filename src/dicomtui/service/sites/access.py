@@ -58,24 +58,35 @@ class AccessPolicy:
 def check(policy: AccessPolicy, calling_ae: str, called_ae: str, ip: str) -> Refusal | None:
     """None if the association may go on, else the first rule that refuses it."""
     address = _address(ip)
-    if policy.networks and not any(address in net for net in policy.networks
-                                   if address is not None):
+    if policy.networks and not any(
+        address in net for net in policy.networks if address is not None
+    ):
         return Refusal("allowed_ips", f"address {ip} is not in allowed_ips")
     caller = policy.callers.get(calling_ae)
     if caller is not None and not caller.active:
-        return Refusal("denied", f"calling AE title {calling_ae} is denied "
-                       "(`dicomtui ae allow` re-allows it)",
-                       diagnostic=CALLING_AE_NOT_RECOGNISED)
+        return Refusal(
+            "denied",
+            f"calling AE title {calling_ae} is denied (`dicomtui ae allow` re-allows it)",
+            diagnostic=CALLING_AE_NOT_RECOGNISED,
+        )
     if caller is None and policy.require_calling_ae:
-        return Refusal("require_calling_ae", f"calling AE title {calling_ae or '(empty)'} is"
-                       " not an allowed caller", diagnostic=CALLING_AE_NOT_RECOGNISED)
+        return Refusal(
+            "require_calling_ae",
+            f"calling AE title {calling_ae or '(empty)'} is not an allowed caller",
+            diagnostic=CALLING_AE_NOT_RECOGNISED,
+        )
     if caller is not None and caller.ip and not _in(address, caller.ip):
-        return Refusal("caller_ip", f"calling AE title {calling_ae} is allowed only from "
-                       f"{caller.ip}, not {ip}", diagnostic=CALLING_AE_NOT_RECOGNISED)
+        return Refusal(
+            "caller_ip",
+            f"calling AE title {calling_ae} is allowed only from {caller.ip}, not {ip}",
+            diagnostic=CALLING_AE_NOT_RECOGNISED,
+        )
     if policy.check_called_ae and called_ae not in policy.our_aes:
-        return Refusal("check_called_ae", f"called AE title {called_ae or '(empty)'} is "
-                       "neither ours nor a facility's",
-                       diagnostic=CALLED_AE_NOT_RECOGNISED)
+        return Refusal(
+            "check_called_ae",
+            f"called AE title {called_ae or '(empty)'} is neither ours nor a facility's",
+            diagnostic=CALLED_AE_NOT_RECOGNISED,
+        )
     return None
 
 
@@ -100,8 +111,9 @@ def check_network(text: str) -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))
     except ValueError:
-        raise CallerError(f"{text!r} is not an IP address or CIDR network "
-                          "(e.g. 10.1.2.3 or 10.1.2.0/24)") from None
+        raise CallerError(
+            f"{text!r} is not an IP address or CIDR network (e.g. 10.1.2.3 or 10.1.2.0/24)"
+        ) from None
 
 
 def networks_of(allowed_ips: str) -> tuple:
@@ -119,9 +131,13 @@ class CallerList(SnapshotTable):
         self._by_ae: dict[str, AllowedCaller] = {}
 
     def _parse(self, doc: dict) -> AllowedCaller:
-        return AllowedCaller(str(doc["ae_title"]), str(doc.get("description", "")),
-                             str(doc.get("ip", "")), bool(doc.get("active", True)),
-                             str(doc.get("created", "")))
+        return AllowedCaller(
+            str(doc["ae_title"]),
+            str(doc.get("description", "")),
+            str(doc.get("ip", "")),
+            bool(doc.get("active", True)),
+            str(doc.get("created", "")),
+        )
 
     def _keep(self, caller: AllowedCaller) -> None:
         self._by_ae[caller.ae_title] = caller
@@ -136,11 +152,18 @@ class CallerList(SnapshotTable):
 
     def all(self) -> list[AllowedCaller]:
         with self._lock:
-            return sorted((replace(c) for c in self._by_ae.values()),
-                          key=lambda c: c.ae_title)
+            return sorted(
+                (replace(c) for c in self._by_ae.values()), key=lambda c: c.ae_title
+            )
 
-    def allow(self, ae_title: str, ip: str | None, description: str | None,
-              active: bool | None = True, must_exist: bool = False) -> AllowedCaller:
+    def allow(
+        self,
+        ae_title: str,
+        ip: str | None,
+        description: str | None,
+        active: bool | None = True,
+        must_exist: bool = False,
+    ) -> AllowedCaller:
         """Add or update; None keeps the current ip/description/active, "" clears."""
         ae_title = _check_ae(ae_title)
         ip = check_network(ip) if ip is not None else None
@@ -149,13 +172,16 @@ class CallerList(SnapshotTable):
         with self._lock:
             current = self._by_ae.get(ae_title)
             if current is None and must_exist:
-                raise CallerMissing(f"no allowed caller {ae_title!r} (see `dicomtui ae "
-                                    "list`)")
+                raise CallerMissing(
+                    f"no allowed caller {ae_title!r} (see `dicomtui ae list`)"
+                )
             current = current or AllowedCaller(ae_title, created=now_iso())
-            updated = replace(current, active=current.active if active is None else active,
-                              ip=current.ip if ip is None else ip,
-                              description=(current.description if description is None
-                                           else description))
+            updated = replace(
+                current,
+                active=current.active if active is None else active,
+                ip=current.ip if ip is None else ip,
+                description=(current.description if description is None else description),
+            )
             self._by_ae[ae_title] = updated
             return replace(updated)
 
@@ -163,8 +189,9 @@ class CallerList(SnapshotTable):
         with self._lock:
             caller = self._by_ae.pop(ae_title.strip(), None)
         if caller is None:
-            raise CallerMissing(f"no allowed caller {ae_title.strip()!r} (see `dicomtui ae "
-                                "list`)")
+            raise CallerMissing(
+                f"no allowed caller {ae_title.strip()!r} (see `dicomtui ae list`)"
+            )
         return caller
 
 

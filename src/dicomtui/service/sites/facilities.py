@@ -43,12 +43,15 @@ class FacilityRegistry(SnapshotTable):
 
     # -- persistence -------------------------------------------------------------------
     def _parse(self, doc: dict) -> Facility:
-        return Facility(name=str(doc["name"]), ae_title=str(doc["ae_title"]),
-                        port=int(doc["port"]),
-                        calling_aes=[str(a) for a in doc.get("calling_aes", [])],
-                        created=str(doc.get("created", "")),
-                        auto_created=bool(doc.get("auto_created", False)),
-                        anonymize=_check_anonymize(str(doc.get("anonymize", "default"))))
+        return Facility(
+            name=str(doc["name"]),
+            ae_title=str(doc["ae_title"]),
+            port=int(doc["port"]),
+            calling_aes=[str(a) for a in doc.get("calling_aes", [])],
+            created=str(doc.get("created", "")),
+            auto_created=bool(doc.get("auto_created", False)),
+            anonymize=_check_anonymize(str(doc.get("anonymize", "default"))),
+        )
 
     def _keep(self, facility: Facility) -> None:
         self._by_name[facility.name.casefold()] = facility
@@ -56,23 +59,37 @@ class FacilityRegistry(SnapshotTable):
     def snapshot(self) -> list[dict]:
         """What the writer saves: the defining fields of every facility."""
         with self._lock:
-            return [{"name": f.name, "ae_title": f.ae_title, "port": f.port,
-                     "calling_aes": list(f.calling_aes), "created": f.created,
-                     "auto_created": f.auto_created, "anonymize": f.anonymize}
-                    for f in self._by_name.values()]
+            return [
+                {
+                    "name": f.name,
+                    "ae_title": f.ae_title,
+                    "port": f.port,
+                    "calling_aes": list(f.calling_aes),
+                    "created": f.created,
+                    "auto_created": f.auto_created,
+                    "anonymize": f.anonymize,
+                }
+                for f in self._by_name.values()
+            ]
 
     # -- reading -----------------------------------------------------------------------
     def all(self) -> list[Facility]:
         with self._lock:
-            return sorted((replace(f, calling_aes=list(f.calling_aes))
-                           for f in self._by_name.values()), key=lambda f: f.port)
+            return sorted(
+                (
+                    replace(f, calling_aes=list(f.calling_aes))
+                    for f in self._by_name.values()
+                ),
+                key=lambda f: f.port,
+            )
 
     def get(self, name: str) -> Facility:
         with self._lock:
             facility = self._by_name.get(name.strip().casefold())
         if facility is None:
-            raise FacilityMissing(f"no facility named {name!r} (see `dicomtui facility "
-                                  "list`)")
+            raise FacilityMissing(
+                f"no facility named {name!r} (see `dicomtui facility list`)"
+            )
         return replace(facility, calling_aes=list(facility.calling_aes))
 
     def anonymize_of(self, name: str) -> str:
@@ -84,8 +101,9 @@ class FacilityRegistry(SnapshotTable):
         with self._lock:
             return {f.ae_title for f in self._by_name.values()}
 
-    def recognise(self, port_facility: str | None, called_ae: str,
-                  calling_ae: str) -> str | None:
+    def recognise(
+        self, port_facility: str | None, called_ae: str, calling_ae: str
+    ) -> str | None:
         """The facility an association belongs to: by the port it arrived on, else by
         the called AE title, else by the calling AE registered to a facility."""
         if port_facility is not None:
@@ -100,15 +118,24 @@ class FacilityRegistry(SnapshotTable):
         return None
 
     # -- changing ----------------------------------------------------------------------
-    def add(self, name: str, port: int | None, ae_title: str | None,
-            calling_aes: list[str] | None, reserved: Reserved,
-            auto_created: bool = False, anonymize: str | None = None) -> Facility:
+    def add(
+        self,
+        name: str,
+        port: int | None,
+        ae_title: str | None,
+        calling_aes: list[str] | None,
+        reserved: Reserved,
+        auto_created: bool = False,
+        anonymize: str | None = None,
+    ) -> Facility:
         """Validate and add a facility; FacilityError says what is wrong."""
         name = _check_name(name)
         with self._lock:
             if name.casefold() in self._by_name:
-                raise FacilityError(f"a facility named {self._by_name[name.casefold()].name!r}"
-                                    " already exists")
+                raise FacilityError(
+                    f"a facility named {self._by_name[name.casefold()].name!r}"
+                    " already exists"
+                )
             taken_aes = self.ae_titles() | {reserved.ae_title}
             if ae_title is None or not ae_title.strip():
                 try:
@@ -116,17 +143,32 @@ class FacilityRegistry(SnapshotTable):
                 except ValueError as exc:
                     raise FacilityError(str(exc)) from None
             ae_title = self._check_ae(ae_title, None, reserved)
-            port = (self._check_port(port, None, reserved) if port is not None
-                    else self._free_port(reserved))
-            facility = Facility(name, ae_title, port, _check_callers(calling_aes or []),
-                                now_iso(), auto_created,
-                                anonymize=_check_anonymize(anonymize or "default"))
+            port = (
+                self._check_port(port, None, reserved)
+                if port is not None
+                else self._free_port(reserved)
+            )
+            facility = Facility(
+                name,
+                ae_title,
+                port,
+                _check_callers(calling_aes or []),
+                now_iso(),
+                auto_created,
+                anonymize=_check_anonymize(anonymize or "default"),
+            )
             self._by_name[name.casefold()] = facility
             return replace(facility, calling_aes=list(facility.calling_aes))
 
-    def update(self, name: str, ae_title: str | None, port: int | None,
-               calling_aes: list[str] | None, reserved: Reserved,
-               anonymize: str | None = None) -> tuple[Facility, Facility]:
+    def update(
+        self,
+        name: str,
+        ae_title: str | None,
+        port: int | None,
+        calling_aes: list[str] | None,
+        reserved: Reserved,
+        anonymize: str | None = None,
+    ) -> tuple[Facility, Facility]:
         """Change what is given; (before, after)."""
         with self._lock:
             before = self.get(name)
@@ -161,28 +203,34 @@ class FacilityRegistry(SnapshotTable):
             raise FacilityError(f"AE title {ae_title!r} {problem}")
         ae_title = ae_title.strip()
         if ae_title.upper() == reserved.ae_title.upper():
-            raise FacilityError(f"AE title {ae_title} is the receiver's own (ae_title); "
-                                "choose another")
+            raise FacilityError(
+                f"AE title {ae_title} is the receiver's own (ae_title); choose another"
+            )
         for facility in self._by_name.values():
             if facility.name != owner and facility.ae_title.upper() == ae_title.upper():
-                raise FacilityError(f"AE title {ae_title} is already used by facility "
-                                    f"{facility.name!r}")
+                raise FacilityError(
+                    f"AE title {ae_title} is already used by facility {facility.name!r}"
+                )
         return ae_title
 
     def _check_port(self, port: int, owner: str | None, reserved: Reserved) -> int:
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise FacilityError(f"port must be an integer from 1 to 65535 (got {port!r})")
         if port == reserved.port:
-            raise FacilityError(f"port {port} is the main listener's (port setting); "
-                                "choose another")
+            raise FacilityError(
+                f"port {port} is the main listener's (port setting); choose another"
+            )
         for facility in self._by_name.values():
             if facility.name != owner and facility.port == port:
-                raise FacilityError(f"port {port} is already used by facility "
-                                    f"{facility.name!r}")
+                raise FacilityError(
+                    f"port {port} is already used by facility {facility.name!r}"
+                )
         if port_in_use(reserved.host, port):
-            raise FacilityError(f"port {port} is already in use on this host (another "
-                                "program?); choose another, or leave --port out to take "
-                                "the next free one")
+            raise FacilityError(
+                f"port {port} is already in use on this host (another "
+                "program?); choose another, or leave --port out to take "
+                "the next free one"
+            )
         return port
 
     def _free_port(self, reserved: Reserved) -> int:
@@ -216,8 +264,9 @@ def _check_name(name: str) -> str:
 def _check_anonymize(value: str) -> str:
     choice = value.strip().lower()
     if choice not in ANONYMIZE_CHOICES:
-        raise FacilityError(f"anonymize must be one of {', '.join(ANONYMIZE_CHOICES)} "
-                            f"(got {value!r})")
+        raise FacilityError(
+            f"anonymize must be one of {', '.join(ANONYMIZE_CHOICES)} (got {value!r})"
+        )
     return choice
 
 

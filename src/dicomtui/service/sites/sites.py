@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from tinydb import TinyDB
 
@@ -20,8 +21,12 @@ from dicomtui.db.writer import DBWriter
 from dicomtui.models import AllowedCaller, Facility, Listener, PacsConfig
 from dicomtui.service.sites import access
 from dicomtui.service.sites.access import CallerList
-from dicomtui.service.sites.facilities import (UNKNOWN, FacilityError, FacilityRegistry,
-                                               Reserved)
+from dicomtui.service.sites.facilities import (
+    UNKNOWN,
+    FacilityError,
+    FacilityRegistry,
+    Reserved,
+)
 from dicomtui.service.sites.ports import host_addresses
 from dicomtui.settings import Resolved
 
@@ -56,10 +61,15 @@ class Admission:
 class Sites:
     """Facilities, allowed callers and the access policy, each change saved at once."""
 
-    def __init__(self, db: TinyDB, writer: DBWriter, settings: Callable[[], Resolved],
-                 ports: FacilityPorts,
-                 today_of: Callable[[str], tuple[int, int, str | None]],
-                 forget: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        db: TinyDB,
+        writer: DBWriter,
+        settings: Callable[[], Resolved],
+        ports: FacilityPorts,
+        today_of: Callable[[str], tuple[int, int, str | None]],
+        forget: Callable[[str], None],
+    ) -> None:
         self._writer, self._settings, self._ports = writer, settings, ports
         self._today_of, self._forget = today_of, forget
         self._lock = threading.RLock()
@@ -75,35 +85,56 @@ class Sites:
     def facility_list(self) -> list[Facility]:
         return [self._with_state(f) for f in self._facilities.all()]
 
-    def add_facility(self, name: str, port: int | None = None, ae_title: str | None = None,
-                     calling_aes: list[str] | None = None, auto_created: bool = False,
-                     anonymize: str | None = None) -> Facility:
+    def add_facility(
+        self,
+        name: str,
+        port: int | None = None,
+        ae_title: str | None = None,
+        calling_aes: list[str] | None = None,
+        auto_created: bool = False,
+        anonymize: str | None = None,
+    ) -> Facility:
         """Add, save, and start its listener if the receiver runs (FacilityError)."""
         with self._lock:
-            facility = self._facilities.add(name, port, ae_title, calling_aes,
-                                            self._reserved(), auto_created, anonymize)
+            facility = self._facilities.add(
+                name, port, ae_title, calling_aes, self._reserved(), auto_created, anonymize
+            )
             self._save("facilities", self._facilities)
-            LOG.info("facility %r added: AE title %s, port %d%s", facility.name,
-                     facility.ae_title, facility.port,
-                     " (created automatically)" if auto_created else "")
+            LOG.info(
+                "facility %r added: AE title %s, port %d%s",
+                facility.name,
+                facility.ae_title,
+                facility.port,
+                " (created automatically)" if auto_created else "",
+            )
             if self._ports.running:
                 self._open(facility)
         return self._with_state(facility)
 
-    def update_facility(self, name: str, ae_title: str | None = None,
-                        port: int | None = None, calling_aes: list[str] | None = None,
-                        anonymize: str | None = None) -> Facility:
+    def update_facility(
+        self,
+        name: str,
+        ae_title: str | None = None,
+        port: int | None = None,
+        calling_aes: list[str] | None = None,
+        anonymize: str | None = None,
+    ) -> Facility:
         with self._lock:
-            before, after = self._facilities.update(name, ae_title, port, calling_aes,
-                                                    self._reserved(), anonymize)
+            before, after = self._facilities.update(
+                name, ae_title, port, calling_aes, self._reserved(), anonymize
+            )
             self._save("facilities", self._facilities)
             moved = (before.port, before.ae_title) != (after.port, after.ae_title)
             if moved and self._ports.running:
                 self._ports.retire_facility(after.name)
                 self._open(after)
             if moved:
-                LOG.info("facility %r changed: AE title %s, port %d", after.name,
-                         after.ae_title, after.port)
+                LOG.info(
+                    "facility %r changed: AE title %s, port %d",
+                    after.name,
+                    after.ae_title,
+                    after.port,
+                )
             if before.anonymize != after.anonymize:
                 LOG.info("facility %r: anonymize %s", after.name, after.anonymize)
         return self._with_state(after)
@@ -114,12 +145,15 @@ class Sites:
             self._save("facilities", self._facilities)
             self._ports.retire_facility(facility.name)
             self._forget(facility.name)
-            LOG.info("facility %r removed: port %d no longer listens", facility.name,
-                     facility.port)
+            LOG.info(
+                "facility %r removed: port %d no longer listens",
+                facility.name,
+                facility.port,
+            )
         return facility
 
     def anonymize_choice(self, facility: str) -> str:
-        """"default", "on" or "off": the facility's own anonymization choice."""
+        """ "default", "on" or "off": the facility's own anonymization choice."""
         return self._facilities.anonymize_of(facility)
 
     def open_listeners(self) -> None:
@@ -130,29 +164,37 @@ class Sites:
 
     def facility_listeners(self) -> list[Listener]:
         host = self._ports.effective().host
-        return [Listener(f.ae_title, host, f.port, f.listener, f.name, f.error)
-                for f in self.facility_list()]
+        return [
+            Listener(f.ae_title, host, f.port, f.listener, f.name, f.error)
+            for f in self.facility_list()
+        ]
 
     def pacs_config(self, main: Listener) -> PacsConfig:
         """What a remote PACS enters to send here: host names, addresses, listeners."""
         name = socket.getfqdn()
         if name.startswith("localhost"):
             name = socket.gethostname()
-        return PacsConfig(name, host_addresses(main.host),
-                          [main] + self.facility_listeners())
+        return PacsConfig(
+            name, host_addresses(main.host), [main] + self.facility_listeners()
+        )
 
     def _open(self, facility: Facility) -> None:
         error = self._ports.open_facility(facility.name, facility.ae_title, facility.port)
         if error:
             LOG.error("facility %r: listener not started: %s", facility.name, error)
         else:
-            LOG.info("facility %r listening on port %d as %s", facility.name,
-                     facility.port, facility.ae_title)
+            LOG.info(
+                "facility %r listening on port %d as %s",
+                facility.name,
+                facility.port,
+                facility.ae_title,
+            )
 
     def _with_state(self, facility: Facility) -> Facility:
         facility.listener, facility.error = self._ports.facility_state(facility.name)
-        (facility.instances_today, facility.studies_today,
-         facility.last_seen) = self._today_of(facility.name)
+        (facility.instances_today, facility.studies_today, facility.last_seen) = (
+            self._today_of(facility.name)
+        )
         return facility
 
     def _reserved(self) -> Reserved:
@@ -163,25 +205,39 @@ class Sites:
     def caller_list(self) -> list[AllowedCaller]:
         return self._callers.all()
 
-    def allow_caller(self, ae_title: str, ip: str | None = None,
-                     description: str | None = None, active: bool = True) -> AllowedCaller:
+    def allow_caller(
+        self,
+        ae_title: str,
+        ip: str | None = None,
+        description: str | None = None,
+        active: bool = True,
+    ) -> AllowedCaller:
         with self._lock:
             caller = self._callers.allow(ae_title, ip, description, active)
             self._save("callers", self._callers)
-        LOG.info("calling AE %s %s%s", caller.ae_title, "allowed" if active else "denied",
-                 f" from {caller.ip}" if caller.ip and active else "")
+        LOG.info(
+            "calling AE %s %s%s",
+            caller.ae_title,
+            "allowed" if active else "denied",
+            f" from {caller.ip}" if caller.ip and active else "",
+        )
         return caller
 
-    def update_caller(self, ae_title: str, ip: str | None = None,
-                      description: str | None = None) -> AllowedCaller:
+    def update_caller(
+        self, ae_title: str, ip: str | None = None, description: str | None = None
+    ) -> AllowedCaller:
         """Change where a known caller may call from and what it is; allowed stays
         allowed and denied stays denied (CallerMissing if unknown)."""
         with self._lock:
-            caller = self._callers.allow(ae_title, ip, description, active=None,
-                                         must_exist=True)
+            caller = self._callers.allow(
+                ae_title, ip, description, active=None, must_exist=True
+            )
             self._save("callers", self._callers)
-        LOG.info("calling AE %s changed%s", caller.ae_title,
-                 f": from {caller.ip}" if caller.ip else "")
+        LOG.info(
+            "calling AE %s changed%s",
+            caller.ae_title,
+            f": from {caller.ip}" if caller.ip else "",
+        )
         return caller
 
     def remove_caller(self, ae_title: str) -> AllowedCaller:
@@ -195,8 +251,10 @@ class Sites:
         self._writer.put(kind, table.snapshot())
         self.refresh_access()
         if not self._writer.flush():
-            raise SitesError(f"could not save {kind}: the DB writer is stuck "
-                             f"({self._writer.stats().get('last_error')})")
+            raise SitesError(
+                f"could not save {kind}: the DB writer is stuck "
+                f"({self._writer.stats().get('last_error')})"
+            )
 
     # -- at association request --------------------------------------------------------
     def refresh_access(self) -> None:
@@ -205,11 +263,14 @@ class Sites:
         self._policy = access.AccessPolicy(
             require_calling_ae=s.require_calling_ae,
             networks=access.networks_of(s.allowed_ips),
-            check_called_ae=s.check_called_ae, callers=self._callers.as_map(),
-            our_aes=frozenset({main.ae_title.strip()} | self._facilities.ae_titles()))
+            check_called_ae=s.check_called_ae,
+            callers=self._callers.as_map(),
+            our_aes=frozenset({main.ae_title.strip()} | self._facilities.ae_titles()),
+        )
 
-    def admit(self, calling: str, called: str, ip: str,
-              port_facility: str | None) -> Admission:
+    def admit(
+        self, calling: str, called: str, ip: str, port_facility: str | None
+    ) -> Admission:
         """Whether an association may go on, and the facility it belongs to."""
         facility = self._facilities.recognise(port_facility, called, calling)
         refusal = access.check(self._policy, calling, called, ip)
@@ -226,13 +287,18 @@ class Sites:
             if existing:
                 return existing
             if sum(f.auto_created for f in self._facilities.all()) >= AUTO_CREATE_LIMIT:
-                LOG.warning("no facility created for calling AE %s: %d facilities were "
-                            "already created automatically (review them with `dicomtui "
-                            "facility list`)", calling, AUTO_CREATE_LIMIT)
+                LOG.warning(
+                    "no facility created for calling AE %s: %d facilities were "
+                    "already created automatically (review them with `dicomtui "
+                    "facility list`)",
+                    calling,
+                    AUTO_CREATE_LIMIT,
+                )
                 return None
             try:
-                return self.add_facility(calling, calling_aes=[calling],
-                                         auto_created=True).name
+                return self.add_facility(
+                    calling, calling_aes=[calling], auto_created=True
+                ).name
             except FacilityError as exc:
                 return self._register_with_namesake(calling, exc)
             except SitesError as exc:

@@ -12,9 +12,16 @@ from dicomtui.models import AllowedCaller, SettingValue, TransactionFilter
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, RecordScreen
 from dicomtui.tui.screens.access_dialogs import CallerForm
-from dicomtui.tui.screens.access_rows import (CALLER_COLUMNS, POLICY, REFUSED_COLUMNS,
-                                              caller_row, policy_line, refused_row,
-                                              removal_detail, require_question)
+from dicomtui.tui.screens.access_rows import (
+    CALLER_COLUMNS,
+    POLICY,
+    REFUSED_COLUMNS,
+    caller_row,
+    policy_line,
+    refused_row,
+    removal_detail,
+    require_question,
+)
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.screens.settings import EditSetting
 from dicomtui.tui.tables import selected_key, sync_rows
@@ -207,7 +214,7 @@ def fetch_refused(backend, shown: list[dict], cursor: int | None) -> tuple[list[
     newest_id = newest[0]["id"] if newest else 0
     if cursor is not None and newest_id == cursor:
         return shown, cursor
-    wanted = dict(types=["association"], outcomes=["refused"], limit=REFUSED_SHOWN)
+    wanted = {"types": ["association"], "outcomes": ["refused"], "limit": REFUSED_SHOWN}
     if cursor is None or newest_id < cursor:  # the first read, or the log started over
         return backend.transactions(TransactionFilter(**wanted)), newest_id
     fresh = backend.transactions(TransactionFilter(**wanted, after_id=cursor))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from dicomtui.models import AnonExport
 from dicomtui.tui.forms import Call, Field, FormDialog, path_of
 

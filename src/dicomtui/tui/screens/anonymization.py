@@ -18,9 +18,16 @@ from dicomtui.models import AnonSubject, SettingValue
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm
 from dicomtui.tui.screens.anon_dialogs import ExportMap
-from dicomtui.tui.screens.anon_rows import (COLUMNS, POLICY, count_line, empty_note,
-                                            policy_line, section_label, shown_subjects,
-                                            subject_rows)
+from dicomtui.tui.screens.anon_rows import (
+    COLUMNS,
+    POLICY,
+    count_line,
+    empty_note,
+    policy_line,
+    section_label,
+    shown_subjects,
+    subject_rows,
+)
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.tables import sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show

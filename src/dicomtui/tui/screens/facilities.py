@@ -13,8 +13,13 @@ from dicomtui.models import Facility, PacsConfig
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm
 from dicomtui.tui.screens.facility_dialogs import AddFacility, EditFacility
-from dicomtui.tui.screens.facility_rows import (COLUMNS, EMPTY, facility_rows, pacs_panel,
-                                                removal_detail)
+from dicomtui.tui.screens.facility_rows import (
+    COLUMNS,
+    EMPTY,
+    facility_rows,
+    pacs_panel,
+    removal_detail,
+)
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.tables import selected_key, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show

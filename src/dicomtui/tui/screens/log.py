@@ -11,7 +11,6 @@ from textual.screen import Screen
 from textual.widgets import Input, RichLog, Static, TabbedContent, TabPane
 
 from dicomtui.models import TransactionFilter
-from dicomtui.tui import format as fmt
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import RecordScreen
 from dicomtui.tui.filters import HINT, FilterError, LogFilter, parse

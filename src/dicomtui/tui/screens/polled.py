@@ -8,7 +8,8 @@ time: ticks that come while a read is out are skipped, a change asks for one mor
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from textual import on, work
 from textual.screen import Screen

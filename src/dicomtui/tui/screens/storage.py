@@ -15,8 +15,12 @@ from dicomtui.tui.dialogs import Confirm
 from dicomtui.tui.jobs import JobProgress
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.screens.storage_dialogs import CleanupAge, CleanupPreview
-from dicomtui.tui.screens.storage_rows import (USAGE_COLUMNS, USAGE_TABLES, summary,
-                                               usage_rows)
+from dicomtui.tui.screens.storage_rows import (
+    USAGE_COLUMNS,
+    USAGE_TABLES,
+    summary,
+    usage_rows,
+)
 from dicomtui.tui.tables import sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 

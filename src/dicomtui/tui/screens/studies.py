@@ -19,10 +19,21 @@ from dicomtui.tui.jobs import JobProgress
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.screens.series import SeriesScreen
 from dicomtui.tui.screens.study_dialogs import PickDestination
-from dicomtui.tui.screens.study_rows import (COLUMNS, EMPTY, NO_MATCH, section_label,
-                                             send_question, study_rows)
-from dicomtui.tui.screens.study_search import (FIELDS, NO_SEARCH, SearchError,
-                                               field_values, study_query)
+from dicomtui.tui.screens.study_rows import (
+    COLUMNS,
+    EMPTY,
+    NO_MATCH,
+    section_label,
+    send_question,
+    study_rows,
+)
+from dicomtui.tui.screens.study_search import (
+    FIELDS,
+    NO_SEARCH,
+    SearchError,
+    field_values,
+    study_query,
+)
 from dicomtui.tui.tables import selected_key, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 

@@ -18,9 +18,18 @@ from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, RecordScreen
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.screens.upload_dialogs import UploadPath
-from dicomtui.tui.screens.upload_rows import (COLUMNS, EMPTY, FINISHED, POLICY, RETRYABLE,
-                                              cancel_detail, counts_line, details,
-                                              target_line, upload_rows)
+from dicomtui.tui.screens.upload_rows import (
+    COLUMNS,
+    EMPTY,
+    FINISHED,
+    POLICY,
+    RETRYABLE,
+    cancel_detail,
+    counts_line,
+    details,
+    target_line,
+    upload_rows,
+)
 from dicomtui.tui.tables import selected_key, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
