@@ -25,11 +25,13 @@ from dicomtui.models import Listener, SettingValue, StatusSnapshot
 from dicomtui.service.archive import qr_handlers
 from dicomtui.service.archive.archive import Archive
 from dicomtui.service.core.events import EventRing, RingLogHandler
+from dicomtui.service.core.journal import Journal
 from dicomtui.service.core.lock import DataDirLock, DataDirLocked
 from dicomtui.service.core.recorder import Recorder
+from dicomtui.service.core.records import StoredInstance
 from dicomtui.service.core.settings_store import SettingsStore
 from dicomtui.service.privacy.phi import PHI_FILTER
-from dicomtui.service.privacy.privacy import Privacy
+from dicomtui.service.privacy.privacy import AnonymizationUnavailable, Privacy
 from dicomtui.service.receiving import handlers
 from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.receiver import Receiver, ReceiverError
@@ -77,6 +79,7 @@ class Engine:
             )
             settings = self._settings.get
             self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
+            self.journal = Journal(self.data_dir / "journal", self.writer.flush)
             self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
             self.traffic = Traffic()
             self.listeners = Listeners(self._bindings, settings)
@@ -92,7 +95,12 @@ class Engine:
                 self.data_dir, self.writer, settings, self.sites.anonymize_choice
             )
             self.shipping = Shipping(
-                self.data_dir, settings, self.storage, self._study_files_removed
+                self.data_dir,
+                self.writer,
+                settings,
+                self.storage,
+                self._study_files_removed,
+                self.journal.checkpoint,
             )
             self.archive = Archive(
                 self.data_dir,
@@ -109,6 +117,7 @@ class Engine:
                 self.listeners,
                 self.traffic,
                 self.recorder,
+                self.journal,
                 self.ring,
                 self.storage,
                 self.sites,
@@ -116,7 +125,9 @@ class Engine:
                 [self.archive.instance_stored, self.shipping.instance_stored],
                 self.archive.retention.make_room,
             )
+            self._replay()
             self.writer.start()
+            self.journal.start()
         self._warn(
             warning,
             *self._settings.problems,
@@ -126,6 +137,45 @@ class Engine:
         )
         self._attach_logging()
         self.is_open = True
+
+    def _replay(self) -> None:
+        """Give back to the components what an unclean stop kept from their saved
+        state: the journal's lines since the last checkpoint, each applied once."""
+        entries = list(self.journal.replay())
+        if not entries:
+            self.journal.replayed()
+            return
+        stored = [StoredInstance.from_json(e["stored"]) for e in entries]
+        added = self.archive.recover(stored)
+        for one in stored:
+            self.shipping.instance_stored(one)
+        logged = self.recorder.recover(
+            [{**e["tx"], "jid": e["jid"]} for e in entries if e.get("log", True)]
+        )
+        kept = self._recover_originals([e["anon"] for e in entries if e.get("anon")])
+        LOG.warning(
+            "recovered after an unclean stop: %d acknowledged instance(s) from the "
+            "journal (%d missing from the index, %d from the log)",
+            len(entries),
+            added,
+            logged,
+        )
+        if kept and self.writer.flush():
+            self.journal.replayed()
+
+    def _recover_originals(self, sealed: list[dict]) -> bool:
+        """The map's originals of replayed instances; False (the journal is kept) if
+        the map cannot take them now."""
+        try:
+            for kept in sealed:
+                self.privacy.recover(self.privacy.unseal(kept))
+        except AnonymizationUnavailable as exc:
+            self._warn(
+                f"the journal keeps {len(sealed)} anonymized instance(s) whose "
+                f"originals the map cannot take yet: {exc}"
+            )
+            return False
+        return True
 
     def _bindings(self, facility: str | None) -> list:
         """The pynetdicom handlers of one listener (main: facility None)."""
@@ -148,6 +198,7 @@ class Engine:
                 return
             self.stop()
             self.archive.close()
+            self.journal.close()
             self.writer.stop()
             self.privacy.close()
             self.shipping.close()

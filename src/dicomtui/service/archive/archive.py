@@ -139,6 +139,12 @@ class Archive:
             during.append(stored)
         self._writer.put("index", None)
 
+    def recover(self, replayed: list[StoredInstance]) -> int:
+        """Journaled instances after an unclean stop (each counted once)."""
+        added = self.index.recover(replayed)
+        self._writer.put("index", None)
+        return added
+
     def record_request(self, tx: Transaction, assoc) -> None:
         """A C-FIND, C-MOVE or C-GET of an association, with who asked."""
         tx.facility = self.callers.facility_of(assoc)

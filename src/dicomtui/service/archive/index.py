@@ -233,6 +233,35 @@ class ArchiveIndex:
             self._lines[uid].append(line)
             self._dirty.add(shard_of(uid))
 
+    def recover(self, replayed: list[StoredInstance]) -> int:
+        """Journaled instances after an unclean stop: those the index lacks are added,
+        then each study touched is counted again from its instance lines, so a line
+        saved without its shard (or a shard without its line) ends up right. Returns
+        how many were added."""
+        added = 0
+        for uid, stored in _by_study(replayed).items():
+            present = {(row.sop_uid, row.path) for row in self.instances(uid)}
+            for one in stored:
+                if (one.ident.sop_uid, one.path) not in present:
+                    self.add(one)
+                    present.add((one.ident.sop_uid, one.path))
+                    added += 1
+            self._recount(uid)
+        return added
+
+    def _recount(self, uid: str) -> None:
+        """A study's counts and sizes from its instances (the newest line per SOP)."""
+        rows = self.instances(uid)
+        with self.lock:
+            doc = self.studies.get(uid)
+            if doc is None:
+                return
+            doc["instances"], doc["bytes"] = len(rows), sum(r.size for r in rows)
+            for series_uid, series in doc["series"].items():
+                mine = [r for r in rows if r.series_uid == series_uid]
+                series["instances"], series["bytes"] = len(mine), sum(r.size for r in mine)
+            self._dirty.add(shard_of(uid))
+
     def remove(self, study_uid: str) -> dict | None:
         with self.io_lock:
             with self.lock:
@@ -285,6 +314,14 @@ class ArchiveIndex:
         for raw in rows:
             latest[raw[0]] = Instance(raw)
         return list(latest.values())
+
+
+def _by_study(stored: list[StoredInstance]) -> dict[str, list[StoredInstance]]:
+    groups: dict[str, list[StoredInstance]] = {}
+    for one in stored:
+        if one.ident.study_uid and not one.kept_old_copy:
+            groups.setdefault(one.ident.study_uid, []).append(one)
+    return groups
 
 
 def copy_doc(doc: dict) -> dict:

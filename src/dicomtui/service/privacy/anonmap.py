@@ -153,19 +153,19 @@ class AnonymizationMap:
         return f"sub-{n:03d}"
 
     # -- saving (the DB writer thread) -------------------------------------------------
-    def write_batch(self, batch: list[dict]) -> None:
-        """Writer sink: per-instance values into their study files, counts into the map."""
+    def record_instance(self, item: dict, once: bool = False) -> bool:
+        """Keep one instance's own originals (what add_instance returned) in its study
+        file, in memory until flush(); with `once`, only if that instance is not there
+        yet (a journal replay). True if it was added."""
         with self._lock:
-            by_file: dict[int, list[dict]] = {}
-            for item in batch:
-                by_file.setdefault(item["file"], []).append(
-                    {"sop": item["sop"], "values": item["values"]}
-                )
-            for file, docs in by_file.items():
-                self._study_db(file).table("instances").insert_multiple(docs)
-                self._touched.add(file)
-                self._index.pop(file, None)
-            self._apply_counts()
+            known = self._instances(item["file"])
+            if once and item["sop"] in known:
+                return False
+            doc = {"sop": item["sop"], "values": item["values"]}
+            self._study_db(item["file"]).table("instances").insert(doc)
+            known[item["sop"]] = item["values"]
+            self._touched.add(item["file"])
+            return True
 
     def flush(self) -> None:
         """Save what write_batch and the counters changed."""

@@ -12,6 +12,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+
 from dicomtui.db.sealed import SealError, load_key
 from dicomtui.db.writer import DBWriter
 from dicomtui.models import MASK, AnonExport, AnonSubject
@@ -48,7 +51,7 @@ class Privacy:
         self._anon_key_file: str | None = None
         self._anon_lock = threading.Lock()
         self.anon_error = ""
-        writer.register("anon", self._anon_write, self._anon_flush)
+        writer.register("anon", lambda batch: None, self._anon_flush)  # "save me"
         self.apply_settings()
 
     @property
@@ -85,7 +88,7 @@ class Privacy:
                 LOG.error("anonymization map unavailable: %s", exc)
             self.anon_error = str(exc)
             raise AnonymizationUnavailable(str(exc)) from None
-        self._anon = Anonymizer(amap, lambda item: self._writer.put("anon", item))
+        self._anon = Anonymizer(amap)
         self._anon_key_file, self.anon_error = key_file, ""
         return self._anon
 
@@ -99,11 +102,50 @@ class Privacy:
             self._anon.map.close()
             self._anon = None
 
-    # -- DB writer sink ---------------------------------------------------------------
-    def _anon_write(self, batch: list[dict]) -> None:
-        if self._anon is not None:
-            self._anon.map.write_batch(batch)
+    # -- an acknowledged instance's originals -------------------------------------------
+    def record(self, originals: dict) -> None:
+        """Keep an anonymized instance's own originals (it is acknowledged)."""
+        self.anonymizer().map.record_instance(originals)
+        self._writer.put("anon", None)
 
+    def recover(self, originals: dict) -> bool:
+        """A journaled instance's originals, unless the map has them already."""
+        added = self.anonymizer().map.record_instance(originals, once=True)
+        if added:
+            self._writer.put("anon", None)
+        return added
+
+    def seal(self, originals: dict) -> dict:
+        """Originals as the journal keeps them: encrypted with the map's key if set."""
+        key = self.anonymizer().map.key
+        if key is None:
+            return originals
+        return {"sealed": Fernet(key).encrypt(orjson.dumps(originals)).decode()}
+
+    def unseal(self, kept: dict) -> dict:
+        """What seal() gave, back (AnonymizationUnavailable without the right key)."""
+        if "sealed" not in kept:
+            return kept
+        key = self.anonymizer().map.key
+        try:
+            return orjson.loads(Fernet(key or b"").decrypt(kept["sealed"].encode()))
+        except (InvalidToken, ValueError) as exc:
+            raise AnonymizationUnavailable(
+                "journaled originals cannot be decrypted with the map's key "
+                f"({type(exc).__name__}); set the anonymization_key_file they were "
+                "written with"
+            ) from None
+
+    def originals_for(self, code: str, study_uid: str, sop_uid: str) -> dict:
+        """One instance's originals for restore (PrivacyError names what is missing)."""
+        if self._anon is None and not (self.data_dir / MAP_FILE).exists():
+            raise PrivacyError("this data dir has no anonymization map")
+        try:
+            return self.anonymizer().map.originals_for(code, study_uid, sop_uid)
+        except (AnonymizationUnavailable, MapError) as exc:
+            raise PrivacyError(str(exc)) from None
+
+    # -- DB writer sink ---------------------------------------------------------------
     def _anon_flush(self) -> None:
         if self._anon is not None:
             self._anon.map.flush()

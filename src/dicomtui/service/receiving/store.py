@@ -26,6 +26,7 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC210
 DUPLICATE_REJECTED = 0xC211
+INCOMING = ".incoming"  # temp files of stores in progress, under the storage root
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class StorageWriter:
         self.root = Path(root).resolve()
         self._used = used_bytes
         self._counted = False
+        self._incoming = self.root / INCOMING
+        self._incoming.mkdir(exist_ok=True)
+        self._incoming_dev = os.stat(self._incoming).st_dev
+        for leftover in self._incoming.iterdir():  # one owner: none is in progress
+            leftover.unlink(missing_ok=True)
         self._usage_lock = threading.Lock()
         self._dir_locks = [threading.Lock() for _ in range(64)]
         self._dirs = DirectoryIndex()
@@ -89,11 +95,12 @@ class StorageWriter:
         self._add_usage(-size)
 
     def count_usage(self, again: bool = False) -> None:
-        """Count what the root holds: once (a receiver or a report needs it), or
-        `again` after a reindex; config and log never pay for the walk."""
+        """Count what the root holds: once (a receiver or a report needs it; temp files
+        a crash left in folders go), or `again` after a reindex; config and log never
+        pay for the walk."""
         if self._counted and not again:
             return
-        used = scan_usage(self.root)
+        used = scan_usage(self.root, sweep=not self._counted)
         with self._usage_lock:
             self._used, self._counted = used, True
 
@@ -151,7 +158,7 @@ class StorageWriter:
         size: int,
     ) -> StoreResult:
         folder.mkdir(parents=True, exist_ok=True)
-        temp = _write_temp(folder, header, body, policy.fsync)
+        temp = _write_temp(self._temp_folder(folder), header, body, policy.fsync)
         try:
             with self._dir_locks[hash(folder) % len(self._dir_locks)]:
                 result = self._place(folder, temp, ident, policy, received, size)
@@ -161,6 +168,13 @@ class StorageWriter:
         if policy.fsync and result.status == SUCCESS and result.size:
             fsync_dir(folder)
         return result
+
+    def _temp_folder(self, folder: Path) -> Path:
+        """.incoming/ (emptied at every start); the target folder itself when that is
+        on another filesystem (a rename cannot cross one)."""
+        if os.stat(folder).st_dev == self._incoming_dev:
+            return self._incoming
+        return folder
 
     def _place(
         self,
@@ -263,13 +277,27 @@ def _os_reason(exc: OSError, folder: Path) -> str:
     return f"write failed in {folder}: {exc.strerror or exc}"
 
 
-def scan_usage(root: Path) -> int:
-    """Bytes used by files under `root` (a startup scan; the writer tracks it after)."""
+def scan_usage(root: Path, sweep: bool = False) -> int:
+    """Bytes used by files under `root` (a startup scan; the writer tracks it after).
+
+    Temp files of unfinished stores never count; with `sweep` (no store in progress)
+    those a crash left in target folders are removed.
+    """
     total = 0
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != INCOMING]
         for name in files:
+            path = os.path.join(dirpath, name)
+            if _is_temp(name):
+                if sweep:
+                    Path(path).unlink(missing_ok=True)
+                continue
             try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
+                total += os.lstat(path).st_size
             except OSError:
                 continue
     return total
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".incoming-") and name.endswith(".tmp")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from dicomtui.db.writer import DBWriter
 from dicomtui.models import UploadItem, UploadSummary
 from dicomtui.service.core.records import StoredInstance
 from dicomtui.service.receiving.store import StorageWriter
@@ -34,16 +35,23 @@ class Shipping:
     def __init__(
         self,
         data_dir: Path,
+        writer: DBWriter,
         settings: Callable[[], Resolved],
         storage: StorageWriter,
         files_removed: Callable[[str], None],
+        durable: Callable[[], bool],
     ) -> None:
         self.data_dir, self._settings = data_dir, settings
-        self.studies = StudyTracker(data_dir / "studies.json")
+        self.studies = StudyTracker(
+            data_dir / "studies.json", lambda: writer.put("studies", None)
+        )
+        writer.register("studies", lambda batch: None, self.studies.save)  # "save me"
         self.uploads = UploadQueue(data_dir / "uploads.json")
         self.warnings = [w for w in (self.studies.warning, self.uploads.warning) if w]
+        # durable: a journal checkpoint, so a completed study's instances never
+        # come back from a replay to open it again
         self.completion = Completion(
-            self.studies, self.uploads, settings, storage.root, self.zip_dir
+            self.studies, self.uploads, settings, storage.root, self.zip_dir, durable
         )
         # files_removed: cleanup_after_upload removed a study's files (the index hears)
         self.upload_worker = UploadWorker(
@@ -63,7 +71,6 @@ class Shipping:
         self.upload_worker.stop()
 
     def close(self) -> None:
-        self.studies.save()
         self.uploads.close()
 
     def zip_dir(self) -> Path:
@@ -71,7 +78,8 @@ class Shipping:
         return Path(configured).expanduser() if configured else self.data_dir / "zips"
 
     def instance_stored(self, stored: StoredInstance) -> None:
-        """Only while zip_studies is on (a study is zipped whole)."""
+        """Only while zip_studies is on (a study is zipped whole); a replayed instance
+        already listed is not counted twice."""
         uid = stored.ident.study_uid
         if uid and stored.path and self.settings.zip_studies:
             self.studies.stored(uid, stored.path, stored.size, stored.facility)

@@ -133,6 +133,18 @@ class UploadQueue:
     def files_of(self, item_id: int) -> list[str]:
         return list(self._files.get(item_id, []))
 
+    def of_study(self, study_uid: str, version: int) -> UploadItem | None:
+        """The automatic upload of a study's version, if queued already."""
+        with self._lock:
+            for item in self._items.values():
+                if (item.study_uid, item.version, item.source) == (
+                    study_uid,
+                    version,
+                    "auto",
+                ):
+                    return self.get(item.id)
+        return None
+
     def all(self) -> list[UploadItem]:
         with self._lock:
             return [self.get(i) for i in sorted(self._items, reverse=True)]
