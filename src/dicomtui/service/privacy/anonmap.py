@@ -18,7 +18,7 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from tinydb import TinyDB
@@ -33,6 +33,12 @@ MAX_OPEN_STUDIES = 64
 
 class MapError(Exception):
     """The map cannot answer (unreadable, wrong key, unknown code); says which."""
+
+
+class OriginalsSource(Protocol):
+    """Where restore gets originals: this map, or the running service's (the Backend)."""
+
+    def originals_many(self, keys: list[tuple[str, str, str]]) -> list[dict]: ...
 
 
 class AnonymizationMap:
@@ -217,10 +223,21 @@ class AnonymizationMap:
         if values is None:
             raise MapError(
                 f"instance {sop_uid} of {code} is not in this map (was it "
-                "received in the last second before a crash?)"
+                "anonymized with another map?)"
             )
         merged = {**study["common"], **values}
         return {k: v for k, v in merged.items() if v != KEEP}
+
+    def originals_many(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        """originals_for() of each (code, study, SOP): {"originals": ...} or {"error":
+        why}, in order (the shape the control API carries)."""
+        answers: list[dict[str, Any]] = []
+        for code, study_uid, sop_uid in keys:
+            try:
+                answers.append({"originals": self.originals_for(code, study_uid, sop_uid)})
+            except MapError as exc:
+                answers.append({"error": str(exc)})
+        return answers
 
     def _instances(self, file: int) -> dict[str, dict]:
         index = self._index.get(file)

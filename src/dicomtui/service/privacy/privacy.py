@@ -136,13 +136,14 @@ class Privacy:
                 "written with"
             ) from None
 
-    def originals_for(self, code: str, study_uid: str, sop_uid: str) -> dict:
-        """One instance's originals for restore (PrivacyError names what is missing)."""
+    def originals_many(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        """Originals for restore, per (code, study UID, SOP UID): {"originals": ...} or
+        {"error": why}; PrivacyError if there is no map to ask."""
         if self._anon is None and not (self.data_dir / MAP_FILE).exists():
             raise PrivacyError("this data dir has no anonymization map")
         try:
-            return self.anonymizer().map.originals_for(code, study_uid, sop_uid)
-        except (AnonymizationUnavailable, MapError) as exc:
+            return self.anonymizer().map.originals_many(keys)
+        except AnonymizationUnavailable as exc:
             raise PrivacyError(str(exc)) from None
 
     # -- DB writer sink ---------------------------------------------------------------

@@ -168,8 +168,8 @@ class Completion(Background):
         self._durable = durable  # every acknowledged instance saved (a checkpoint)
         self._retry_at: dict[tuple[str, int], float] = {}  # a failed zip waits a while
 
-    def _run(self) -> None:
-        while not self._stopping.wait(1.0):
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.wait(1.0):
             self.tick()
 
     def tick(self) -> None:

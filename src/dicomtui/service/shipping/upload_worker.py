@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -48,22 +49,25 @@ class UploadWorker(Background):
     def _wake(self) -> None:
         self.queue.wake.set()
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
+    def _interrupt(self) -> None:
+        self.client.abort()  # a request in progress ends now; the item is queued again
+
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             item, wait = self.queue.next_due()
             if item is None:
                 self.queue.wake.wait(min(wait, 1.0))
                 self.queue.wake.clear()
                 continue
             try:
-                self._attempt(item.id)
+                self._attempt(item.id, stopping)
             except QueueMissing:
                 continue
             except Exception:  # never let the thread die: log and go on
                 LOG.exception("upload %d failed unexpectedly", item.id)
                 self._settle_failed(item.id, "internal error (see the log)")
 
-    def _attempt(self, item_id: int) -> None:
+    def _attempt(self, item_id: int, stopping: threading.Event) -> None:
         item = self.queue.get(item_id)
         path = Path(item.path)
         if not path.is_file():
@@ -79,7 +83,7 @@ class UploadWorker(Background):
             self.queue.set_sent(item_id, sent[0])
 
         def cancelled() -> bool:
-            return self._stopping.is_set() or self.queue.get(item_id).state == "cancelled"
+            return stopping.is_set() or self.queue.get(item_id).state == "cancelled"
 
         self.queue.set_sent(item_id, 0)
         started = time.monotonic()
