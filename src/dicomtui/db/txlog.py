@@ -19,14 +19,8 @@ from pathlib import Path
 
 import orjson
 
-from dicomtui.db.storage import (
-    AtomicJSONStorage,
-    CorruptDatabase,
-    corrupt_message,
-    move_aside,
-    read_checked,
-    remove_stale_temps,
-)
+from dicomtui.db.state import load, set_aside
+from dicomtui.db.storage import AtomicJSONStorage, remove_stale_temps
 
 LOG = logging.getLogger("dicomtui.db")
 TABLE = "transactions"
@@ -192,7 +186,7 @@ class TransactionLog:
 
     def __init__(self, log_dir: Path, *, shard_size: int = 10_000) -> None:
         self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.shard_size = max(1, shard_size)
         self._append_lock = threading.RLock()  # ids, rotation, a save's snapshot
         self._lock = threading.Lock()  # current shard, closed list, unsaved shards
@@ -230,14 +224,12 @@ class TransactionLog:
         return 0
 
     def _read(self, path: Path, action: str) -> list[dict]:
-        """A shard's records by id; a corrupt file is moved aside and reads as empty."""
-        try:
-            data = read_checked(path)
-        except CorruptDatabase as exc:
-            target = move_aside(path)
-            LOG.warning("transaction log: %s", corrupt_message(path, exc, target, action))
+        """A shard's records by id; a damaged file is set aside and reads as empty."""
+        loaded = load(path)
+        if loaded.damaged:
+            set_aside(loaded, f"its transaction records are gone from the log ({action})")
             return []
-        return by_id((data or {}).get(TABLE, {}).values())
+        return by_id((loaded.tables or {}).get(TABLE, {}).values())
 
     # -- writing ---------------------------------------------------------------------
     def append_many(self, records: list[dict]) -> list[dict]:

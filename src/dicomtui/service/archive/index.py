@@ -24,12 +24,9 @@ from pathlib import Path
 
 import orjson
 
+from dicomtui.db.state import load, set_aside
 from dicomtui.db.storage import (
-    CorruptDatabase,
     atomic_write,
-    corrupt_message,
-    move_aside,
-    read_checked,
     remove_stale_temps,
 )
 from dicomtui.dicom.identify import Identity
@@ -145,14 +142,14 @@ class ArchiveIndex:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.studies: dict[str, dict] = {}
         self._dirty: set[int] = set()
         self._lines: dict[str, list[bytes]] = defaultdict(list)
         self.io_lock = threading.Lock()  # instance files: appends vs. removal
         self._members: list[set[str]] = [set() for _ in range(SHARDS)]
-        self.warnings: list[str] = []
+        self.damaged = False  # a shard was set aside: the archive reindexes
         for shard in range(SHARDS):
             self._load(shard)
 
@@ -168,19 +165,12 @@ class ArchiveIndex:
     def _load(self, shard: int) -> None:
         path = self.shard_path(shard)
         remove_stale_temps(path)
-        try:
-            data = read_checked(path) or {}
-        except CorruptDatabase as exc:
-            self.warnings.append(
-                corrupt_message(
-                    path,
-                    exc,
-                    move_aside(path),
-                    "started it empty; run `dicomtui reindex` to rebuild the index",
-                )
-            )
+        loaded = load(path)
+        if loaded.damaged:
+            self.damaged = True
+            set_aside(loaded, "the index is rebuilt from the stored files (reindex)")
             return
-        for doc in data.get(TABLE, {}).values():
+        for doc in (loaded.tables or {}).get(TABLE, {}).values():
             if isinstance(doc.get("uid"), str) and isinstance(doc.get("series"), dict):
                 self.studies[doc["uid"]] = doc
                 self._members[shard_of(doc["uid"])].add(doc["uid"])

@@ -23,8 +23,9 @@ from typing import Any, Protocol
 import orjson
 from tinydb import TinyDB
 
-from dicomtui.db.sealed import PRIVATE, SealedStorage, SealError, read_sealed
-from dicomtui.db.storage import CorruptDatabase, ExplicitFlush, flush_database
+from dicomtui.db.sealed import PRIVATE, SealedStorage, read_sealed
+from dicomtui.db.state import load
+from dicomtui.db.storage import ExplicitFlush, flush_database
 from dicomtui.dicom.anonymize import Originals
 
 KEEP = "="  # in a per-instance diff: this attribute was not changed in this instance
@@ -44,13 +45,20 @@ class OriginalsSource(Protocol):
 class AnonymizationMap:
     """Thread-safe: handlers allocate codes, the DB writer saves, front ends read."""
 
-    def __init__(self, path: Path, key: bytes | None = None, writable: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        key: bytes | None = None,
+        writable: bool = True,
+        used: bool = False,
+    ) -> None:
+        """`used`: the data dir has had this map, so a missing file is damage."""
         self.path = Path(path)
         self.writable = writable
         self.folder = self.path.with_name(self.path.stem)  # anonymization/
         self.key = key
         self._lock = threading.RLock()
-        self._db = _open_db(self.path, key)
+        self._db = _open_db(self.path, key, used or _has_study_files(self.folder))
         self._codes: dict[tuple, str] = {}
         self._subjects: dict[str, tuple[int, dict]] = {}
         self._studies: dict[str, tuple[int, dict]] = {}
@@ -58,6 +66,7 @@ class AnonymizationMap:
         self._open: dict[int, TinyDB] = {}
         self._touched: set[int] = set()
         self._index: dict[int, dict[str, dict]] = {}  # file -> sop -> values (reads)
+        self._saved_files: set[int] = set()
         self.uid_secret = self._load()  # keys anonymize_uids' new UIDs
 
     # -- loading -------------------------------------------------------------------
@@ -67,6 +76,11 @@ class AnonymizationMap:
             self._codes[_key_of(doc)] = doc["code"]
         for doc in self._db.table("studies").all():
             self._studies[_study_key(doc["subject"], doc["uid"])] = (doc.doc_id, dict(doc))
+        # a study counted with instances had its file saved first (flush() saves the
+        # study files, then the counts): that file must be there
+        self._saved_files = {
+            d["file"] for _, d in self._studies.values() if d.get("instances", 0) > 0
+        }
         meta = self._db.table("meta")
         if not meta.all() and self.writable:
             meta.insert({"uid_secret": secrets.token_hex(16), "version": 1})
@@ -201,9 +215,27 @@ class AnonymizationMap:
         if db is None:
             self.folder.mkdir(mode=0o700, exist_ok=True)
             db = self._open[file] = _open_db(
-                self.folder / f"study-{file:06d}.json", self.key
+                self._study_path(file), self.key, used=file in self._saved_files
             )
         return db
+
+    def _study_path(self, file: int) -> Path:
+        return self.folder / f"study-{file:06d}.json"
+
+    def check_study_files(self) -> list[str]:
+        """Study files the map names that are missing or empty: the originals of
+        their instances are lost (a stat each; `dicomtui doctor` reads them whole)."""
+        problems = []
+        for file in sorted(self._saved_files):
+            path = self._study_path(file)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                problems.append(f"{path} is missing although the map names it")
+                continue
+            if size == 0:
+                problems.append(f"{path} is empty (0 bytes of data)")
+        return problems
 
     # -- reading (front ends, restore) -----------------------------------------------
     def subjects(self) -> list[dict]:
@@ -265,22 +297,26 @@ class AnonymizationMap:
             self._open.clear()
 
 
-def _open_db(path: Path, key: bytes | None) -> TinyDB:
+def _open_db(path: Path, key: bytes | None, used: bool = False) -> TinyDB:
+    """A map file; damaged (or missing although used), MapError: it is left as it is,
+    since a new map would hand out subject codes again (it fails closed)."""
     try:
-        data = read_sealed(path, key)
-    except SealError as exc:
-        raise MapError(str(exc)) from None
-    except CorruptDatabase as exc:
-        raise MapError(
-            f"{path} is damaged ({exc}); it is left as it is, since a new map "
-            "would hand out subject codes again. Restore it from a backup"
-        ) from None
+        loaded = load(path, used=used, key=key)
     except OSError as exc:
         raise MapError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if loaded.damaged:
+        raise MapError(
+            f"{loaded.describe()}. It is left as it is: a new map would give patients "
+            "codes already given. Restore it from a backup (see `dicomtui doctor`)"
+        )
     db = TinyDB(str(path), storage=ExplicitFlush(SealedStorage), key=key)
-    if data is not None:
-        db.storage.cache = data
+    db.storage.cache = loaded.tables if loaded.tables is not None else {}
     return db
+
+
+def _has_study_files(folder: Path) -> bool:
+    """Per-study files exist: the map itself must too."""
+    return folder.is_dir() and any(folder.glob("study-*.json"))
 
 
 def _diff(common: Originals, originals: Originals) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
 from dicomtui.db.sealed import SealError, load_key
+from dicomtui.db.state import Manifest
 from dicomtui.db.writer import DBWriter
 from dicomtui.models import MASK, AnonExport, AnonSubject
 from dicomtui.service.privacy.anonmap import AnonymizationMap, MapError
@@ -44,9 +45,12 @@ class Privacy:
         writer: DBWriter,
         settings: Callable[[], Resolved],
         choice_of: Callable[[str], str],
+        choices: Callable[[], set[str]],
+        manifest: Manifest,
     ) -> None:
-        self.data_dir, self._writer = data_dir, writer
+        self.data_dir, self._writer, self._manifest = data_dir, writer, manifest
         self._settings, self._choice_of = settings, choice_of  # a facility's choice
+        self._choices = choices  # every facility's choice
         self._anon: Anonymizer | None = None
         self._anon_key_file: str | None = None
         self._anon_lock = threading.Lock()
@@ -67,6 +71,10 @@ class Privacy:
         choice = self._choice_of(facility)
         return self.settings.anonymize if choice == "default" else choice == "on"
 
+    def in_use(self) -> bool:
+        """Some instance may be anonymized: the setting, or a facility's own choice."""
+        return self.settings.anonymize or "on" in self._choices()
+
     def anonymizer(self) -> Anonymizer:
         """The open anonymizer (AnonymizationUnavailable if the map cannot be opened)."""
         key_file = self.settings.anonymization_key_file
@@ -82,7 +90,7 @@ class Privacy:
         self._close_anon_map()
         try:
             key = load_key(key_file) if key_file else None
-            amap = AnonymizationMap(self.data_dir / MAP_FILE, key)
+            amap = _open_map(self.data_dir / MAP_FILE, key, self._manifest)
         except (SealError, MapError) as exc:
             if str(exc) != self.anon_error:
                 LOG.error("anonymization map unavailable: %s", exc)
@@ -186,6 +194,21 @@ class Privacy:
             "anonymization map exported to %s (%d subjects, mode 0600)", target, count
         )
         return AnonExport(str(target), count)
+
+
+def _open_map(path: Path, key: bytes | None, manifest: Manifest) -> AnonymizationMap:
+    """The map, whole: its file and every study file it names (MapError otherwise)."""
+    amap = AnonymizationMap(path, key, used=manifest.used(MAP_FILE))
+    lost = amap.check_study_files()
+    if lost:
+        amap.close()
+        more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+        raise MapError(
+            f"{lost[0]}{more}: the originals of its instances are lost; "
+            "restore anonymization/ from a backup (see `dicomtui doctor`)"
+        )
+    manifest.mark(MAP_FILE)
+    return amap
 
 
 def _subject(doc: dict, reveal: bool) -> AnonSubject:

@@ -113,6 +113,11 @@ class Receiver:
     def starting(self) -> None:
         self._set_state("starting")
 
+    def refuse_to_start(self, message: str) -> None:
+        """Something it depends on is damaged: it stays stopped, in state error."""
+        self.error = message
+        self._set_state("error", message, "ERROR")
+
     def start(self) -> None:
         """Open the main listener (ReceiverError: port busy, ...; stays stopped)."""
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from dicomtui.db.storage import fsync_dir
 from dicomtui.dicom.identify import Identity
 from dicomtui.dicom.layout import file_stem, folder_for
 from dicomtui.dicom.paths import InvalidUID, check_uid
+from dicomtui.service.core.modes import narrow
 from dicomtui.service.receiving.dirindex import DirectoryIndex
 from dicomtui.settings import Resolved
 
@@ -39,6 +41,12 @@ class StorePolicy:
     duplicate_policy: str = "replace"
     quota_bytes: int = 0
     by_facility: bool = False  # layout "facility/...": a folder per facility first
+    group_read: bool = False  # files 0640 and folders 0750 instead of 0600/0700
+
+    @property
+    def modes(self) -> tuple[int, int]:
+        """(file mode, folder mode) of what is stored."""
+        return (0o640, 0o750) if self.group_read else (0o600, 0o700)
 
 
 def quota_of(settings: Resolved) -> int:
@@ -55,6 +63,7 @@ def policy_of(settings: Resolved) -> StorePolicy:
         duplicate_policy=settings.duplicate_policy,
         quota_bytes=quota_of(settings),
         by_facility=layout.startswith("facility/"),
+        group_read=settings.group_read,
     )
 
 
@@ -94,13 +103,15 @@ class StorageWriter:
         """Files under the root were removed (upload cleanup): count them free."""
         self._add_usage(-size)
 
-    def count_usage(self, again: bool = False) -> None:
+    def count_usage(
+        self, again: bool = False, modes: tuple[int, int] | None = None
+    ) -> None:
         """Count what the root holds: once (a receiver or a report needs it; temp files
-        a crash left in folders go), or `again` after a reindex; config and log never
-        pay for the walk."""
+        a crash left in folders go, and with `modes` what is more open is narrowed),
+        or `again` after a reindex; config and log never pay for the walk."""
         if self._counted and not again:
             return
-        used = scan_usage(self.root, sweep=not self._counted)
+        used = scan_usage(self.root, sweep=not self._counted, modes=modes)
         with self._usage_lock:
             self._used, self._counted = used, True
 
@@ -157,8 +168,8 @@ class StorageWriter:
         received: datetime,
         size: int,
     ) -> StoreResult:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = _write_temp(self._temp_folder(folder), header, body, policy.fsync)
+        _make_folders(folder, self.root, policy.modes[1])
+        temp = _write_temp(self._temp_folder(folder), header, body, policy)
         try:
             with self._dir_locks[hash(folder) % len(self._dir_locks)]:
                 result = self._place(folder, temp, ident, policy, received, size)
@@ -246,9 +257,27 @@ def _check_uids(ident: Identity) -> None:
         check_uid("SeriesInstanceUID", ident.series_uid)
 
 
-def _write_temp(folder: Path, header: bytes, body, fsync: bool) -> Path:
+def _make_folders(folder: Path, root: Path, mode: int) -> None:
+    """`folder` and any missing parents below `root`, each with exactly `mode`."""
+    if folder.is_dir():
+        return
+    missing = []
+    while not folder.is_dir() and folder != root:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode)
+        except FileExistsError:
+            continue  # another store made it meanwhile
+        os.chmod(path, mode)  # exact, whatever the umask
+
+
+def _write_temp(folder: Path, header: bytes, body, policy: StorePolicy) -> Path:
     temp = folder / f".incoming-{threading.get_ident()}-{os.urandom(4).hex()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, policy.modes[0])
+    os.fchmod(fd, policy.modes[0])  # exact, whatever the umask
+    fsync = policy.fsync
     try:
         with os.fdopen(fd, "wb", closefd=True) as fh:
             fh.write(header)
@@ -277,15 +306,20 @@ def _os_reason(exc: OSError, folder: Path) -> str:
     return f"write failed in {folder}: {exc.strerror or exc}"
 
 
-def scan_usage(root: Path, sweep: bool = False) -> int:
+def scan_usage(
+    root: Path, sweep: bool = False, modes: tuple[int, int] | None = None
+) -> int:
     """Bytes used by files under `root` (a startup scan; the writer tracks it after).
 
     Temp files of unfinished stores never count; with `sweep` (no store in progress)
-    those a crash left in target folders are removed.
+    those a crash left in target folders are removed. With `modes` (file, folder),
+    anything more open than those is narrowed to them.
     """
     total = 0
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d != INCOMING]
+        if modes:
+            narrow(dirpath, modes[1])
         for name in files:
             path = os.path.join(dirpath, name)
             if _is_temp(name):
@@ -293,9 +327,12 @@ def scan_usage(root: Path, sweep: bool = False) -> int:
                     Path(path).unlink(missing_ok=True)
                 continue
             try:
-                total += os.lstat(path).st_size
+                info = os.lstat(path)
             except OSError:
                 continue
+            total += info.st_size
+            if modes and stat.S_IMODE(info.st_mode) & ~modes[0]:
+                narrow(path, modes[0])
     return total
 
 

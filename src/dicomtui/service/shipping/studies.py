@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dicomtui.db.storage import flush_database, open_database
+from dicomtui.db.state import open_or_set_aside
+from dicomtui.db.storage import flush_database
 from dicomtui.service.core.background import Background
 from dicomtui.service.shipping.upload_queue import UploadQueue
 from dicomtui.service.shipping.zipper import zip_files
@@ -29,6 +30,10 @@ from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.studies")
 RETRY_S = 60  # a study whose zip failed is tried again after this
+LOST_STUDIES = (
+    "studies being received then are not zipped when they complete; zip and upload "
+    "their folders by hand (`dicomtui upload FOLDER`)"
+)
 
 
 @dataclass
@@ -50,7 +55,7 @@ class StudyTracker:
     """Handlers report stored files; the completion thread takes complete studies."""
 
     def __init__(self, path: Path, changed: Callable[[], None] = lambda: None) -> None:
-        self._db, self.warning = open_database(path)
+        self._db, self.warning = open_or_set_aside(path, LOST_STUDIES)
         self._changed = changed  # tells the DB writer to save
         self._lock = threading.Lock()
         self._open: dict[str, OpenStudy] = {}  # uid -> the version receiving now
@@ -224,7 +229,10 @@ class Completion(Background):
         )
         target = self._zip_dir() / name
         size, missing = zip_files(
-            [self.storage_root / f for f in study.files], self.storage_root, target
+            [self.storage_root / f for f in study.files],
+            self.storage_root,
+            target,
+            0o640 if s.group_read else 0o600,
         )
         if missing:
             LOG.warning(

@@ -14,12 +14,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dicomtui.db.storage import flush_database, open_database
+from dicomtui.db.state import open_or_set_aside
+from dicomtui.db.storage import flush_database
 from dicomtui.models import UploadItem, UploadSummary
 from dicomtui.service.core.events import now_iso
 
 TABLE = "uploads"
 INTERRUPTED = "interrupted by a restart while uploading; queued again"
+
+LOST_UPLOADS = (
+    "uploads it listed are no longer queued; queue their zips again by hand "
+    "(`dicomtui upload ZIP`; the zips are in zip_dir)"
+)
 
 
 class QueueError(ValueError):
@@ -34,7 +40,7 @@ class UploadQueue:
     """Items in memory, saved whole on each change (the queue is small)."""
 
     def __init__(self, path: Path) -> None:
-        self._db, self.warning = open_database(path)
+        self._db, self.warning = open_or_set_aside(path, LOST_UPLOADS)
         self._lock = threading.RLock()
         self._items: dict[int, UploadItem] = {}
         self._files: dict[int, list[str]] = {}  # the study files to clean up after 2xx

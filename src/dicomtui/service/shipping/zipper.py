@@ -10,9 +10,13 @@ from pathlib import Path
 from dicomtui.db.storage import fsync_dir
 
 
-def zip_files(files: list[Path], root: Path, target: Path) -> tuple[int, list[str]]:
-    """Zip `files` (named relative to `root`) into `target`; (size, missing files)."""
+def zip_files(
+    files: list[Path], root: Path, target: Path, mode: int = 0o600
+) -> tuple[int, list[str]]:
+    """Zip `files` (named relative to `root`) into `target` (file `mode`; its folder
+    the matching 07x0); (size, missing files)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(target.parent, 0o750 if mode & 0o040 else 0o700)
     temp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
     missing = []
     try:
@@ -24,6 +28,7 @@ def zip_files(files: list[Path], root: Path, target: Path) -> tuple[int, list[st
                     missing.append(str(path))
                     continue
                 archive.write(path, arcname=path.relative_to(root).as_posix())
+        os.chmod(temp, mode)
         with open(temp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(temp, target)
