@@ -150,6 +150,7 @@ class ArchiveIndex:
         self.io_lock = threading.Lock()  # instance files: appends vs. removal
         self._members: list[set[str]] = [set() for _ in range(SHARDS)]
         self.damaged = False  # a shard was set aside: the archive reindexes
+        self._compact: set[str] = set()  # studies with a re-sent instance
         for shard in range(SHARDS):
             self._load(shard)
 
@@ -184,10 +185,12 @@ class ArchiveIndex:
                 payloads = {shard: self._encode(shard) for shard in self._dirty}
                 lines, self._lines = self._lines, defaultdict(list)
                 self._dirty = set()
+            with self.lock:
+                compact, self._compact = self._compact, set()
             try:
                 for uid in list(lines):
                     if uid in self.studies:  # not removed meanwhile (cleanup)
-                        self._append(uid, lines[uid])
+                        self._append(uid, lines[uid], uid in compact)
                     del lines[uid]
                 for shard, payload in payloads.items():
                     atomic_write(self.shard_path(shard), payload)
@@ -198,9 +201,15 @@ class ArchiveIndex:
                         self._lines[uid][:0] = chunk
                 raise
 
-    def _append(self, uid: str, chunk: list[bytes]) -> None:
+    def _append(self, uid: str, chunk: list[bytes], compact: bool) -> None:
+        """New lines at the end; when an instance was re-sent, the file is written
+        again with one line per SOP Instance UID, so re-sends never grow it."""
         path = self.instances_path(uid)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if compact:
+            latest = {raw[0]: raw for raw in _read_lines(path, chunk)}
+            atomic_write(path, b"".join(orjson.dumps(r) + b"\n" for r in latest.values()))
+            return
         with open(path, "ab") as fh:
             fh.write(b"".join(chunk))
 
@@ -220,6 +229,8 @@ class ArchiveIndex:
                 doc = self.studies[uid] = new_study(uid, stored.when, stored.facility)
                 self._members[shard_of(uid)].add(uid)
             apply_instance(doc, ident, stored.added, stored.duplicate, stored.when)
+            if stored.duplicate:
+                self._compact.add(uid)
             self._lines[uid].append(line)
             self._dirty.add(shard_of(uid))
 
@@ -247,10 +258,33 @@ class ArchiveIndex:
             if doc is None:
                 return
             doc["instances"], doc["bytes"] = len(rows), sum(r.size for r in rows)
-            for series_uid, series in doc["series"].items():
+            for series_uid, series in list(doc["series"].items()):
                 mine = [r for r in rows if r.series_uid == series_uid]
                 series["instances"], series["bytes"] = len(mine), sum(r.size for r in mine)
+                if not mine:
+                    del doc["series"][series_uid]
             self._dirty.add(shard_of(uid))
+
+    def forget_missing(self, uid: str, root: Path) -> None:
+        """Files of a study were removed: keep the lines of those still there (a copy
+        received since a cleanup was planned), the study only if any is left."""
+        rows = self.instances(uid)
+        kept = [row for row in rows if (root / row.path).exists()]
+        if not kept:
+            self.remove(uid)
+        elif len(kept) < len(rows):
+            self._rewrite(uid, kept)
+
+    def _rewrite(self, uid: str, rows: list[Instance]) -> None:
+        """A study's instance file with exactly `rows` (atomic), and its counts."""
+        with self.io_lock:
+            with self.lock:
+                self._lines.pop(uid, None)
+            payload = b"".join(orjson.dumps(list(row)) + b"\n" for row in rows)
+            path = self.instances_path(uid)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(path, payload)
+        self._recount(uid)
 
     def remove(self, study_uid: str) -> dict | None:
         with self.io_lock:

@@ -87,7 +87,7 @@ def _restore_zip(
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(archive.read(info))
         report = restore_path(unpacked, restored, amap, progress)
-        size, _ = zip_folder(restored, target)
+        zip_folder(restored, target)
     report.output = str(target)
     return report
 

@@ -100,8 +100,46 @@ class StorageWriter:
         return self._used
 
     def release(self, size: int) -> None:
-        """Files under the root were removed (upload cleanup): count them free."""
+        """Files under the root were removed: count them free."""
         self._add_usage(-size)
+
+    def remove_if_settled(self, relative: str, before_ns: int) -> int:
+        """Delete a stored file unless it was placed (renamed in: its ctime) at or after
+        `before_ns`, under its folder's lock: a cleanup planned before a re-send never
+        takes the new copy. The bytes freed (0 if kept or gone)."""
+        target = os.path.normpath(self.root / relative)
+        if os.path.commonpath([self.root, target]) != str(self.root):
+            return 0
+        folder = Path(target).parent
+        with self._dir_locks[hash(folder) % len(self._dir_locks)]:
+            try:
+                info = os.lstat(target)
+            except FileNotFoundError:
+                return 0
+            if info.st_ctime_ns >= before_ns:
+                return 0
+            os.unlink(target)
+        self._add_usage(-info.st_size)
+        return info.st_size
+
+    def remove_if_unchanged(self, relative: str, fingerprint: list[int] | None) -> int:
+        """Delete a stored file only if it is still what `fingerprint` (size, mtime,
+        inode) says, under its folder's lock, so no store can replace it meanwhile;
+        the bytes freed (0 if it changed, is gone, or would leave the root)."""
+        target = os.path.normpath(self.root / relative)
+        if os.path.commonpath([self.root, target]) != str(self.root) or not fingerprint:
+            return 0
+        folder = Path(target).parent
+        with self._dir_locks[hash(folder) % len(self._dir_locks)]:
+            try:
+                info = os.lstat(target)
+            except FileNotFoundError:
+                return 0
+            if [info.st_size, info.st_mtime_ns, info.st_ino] != list(fingerprint):
+                return 0  # received again since: that copy is acknowledged, kept
+            os.unlink(target)
+        self._add_usage(-info.st_size)
+        return info.st_size
 
     def count_usage(
         self, again: bool = False, modes: tuple[int, int] | None = None

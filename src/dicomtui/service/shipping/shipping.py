@@ -19,7 +19,7 @@ from dicomtui.service.receiving.store import StorageWriter
 from dicomtui.service.shipping.studies import Completion, StudyTracker
 from dicomtui.service.shipping.upload_queue import QueueError, QueueMissing, UploadQueue
 from dicomtui.service.shipping.upload_worker import UploadWorker
-from dicomtui.service.shipping.zipper import zip_folder
+from dicomtui.service.shipping.zipper import NothingToZip, zip_folder
 from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.uploads")
@@ -54,9 +54,7 @@ class Shipping:
             self.studies, self.uploads, settings, storage.root, self.zip_dir, durable
         )
         # files_removed: cleanup_after_upload removed a study's files (the index hears)
-        self.upload_worker = UploadWorker(
-            self.uploads, settings, storage.root, storage.release, files_removed
-        )
+        self.upload_worker = UploadWorker(self.uploads, settings, storage, files_removed)
 
     @property
     def settings(self) -> Resolved:
@@ -128,12 +126,11 @@ class Shipping:
             stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
             target = self.zip_dir() / f"{name}-{stamp}.zip"
             try:
-                size, _ = zip_folder(source, target)
+                size = zip_folder(source, target).size
+            except NothingToZip:
+                raise ShippingError(f"{source} has no files to upload") from None
             except OSError as exc:
                 raise ShippingError(f"cannot zip {source}: {exc.strerror or exc}") from None
-            if size <= 22:  # an empty zip is its end record alone
-                target.unlink(missing_ok=True)
-                raise ShippingError(f"{source} has no files to upload")
             item = self.uploads.add(target, size, source="manual")
         else:
             raise ShippingError(f"{source} does not exist")

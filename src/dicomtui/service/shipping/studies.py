@@ -25,7 +25,7 @@ from dicomtui.db.state import open_or_set_aside
 from dicomtui.db.storage import flush_database
 from dicomtui.service.core.background import Background
 from dicomtui.service.shipping.upload_queue import UploadQueue
-from dicomtui.service.shipping.zipper import zip_files
+from dicomtui.service.shipping.zipper import NothingToZip, zip_files
 from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.studies")
@@ -228,19 +228,27 @@ class Completion(Background):
             else f"{study.uid}.v{study.version}.zip"
         )
         target = self._zip_dir() / name
-        size, missing = zip_files(
-            [self.storage_root / f for f in study.files],
-            self.storage_root,
-            target,
-            0o640 if s.group_read else 0o600,
-        )
-        if missing:
-            LOG.warning(
-                "study %s: %d file(s) were gone before zipping", study.uid, len(missing)
+        try:
+            done = zip_files(
+                [self.storage_root / f for f in study.files],
+                self.storage_root,
+                target,
+                0o640 if s.group_read else 0o600,
             )
-        LOG.info("study %s zipped: %s (%d bytes)", study.uid, target, size)
+        except NothingToZip as exc:
+            LOG.warning(
+                "study %s version %d: no zip made: %s", study.uid, study.version, exc
+            )
+            return
+        if done.missing:
+            LOG.warning(
+                "study %s: %d file(s) were gone before zipping",
+                study.uid,
+                len(done.missing),
+            )
+        LOG.info("study %s zipped: %s (%d bytes)", study.uid, target, done.size)
         if s.auto_upload:
             item = self.queue.add(
-                target, size, study.uid, "auto", study.version, list(study.files)
+                target, done.size, study.uid, "auto", study.version, done.files
             )
             LOG.info("study %s queued for upload as %d", study.uid, item.id)

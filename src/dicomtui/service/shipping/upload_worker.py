@@ -8,7 +8,6 @@ been saved as `done`.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from dicomtui.service.archive.retention import prune_empty
 from dicomtui.service.core.background import Background
 from dicomtui.service.core.events import now_iso
+from dicomtui.service.receiving.store import StorageWriter
 from dicomtui.service.shipping.upload_client import Outcome, UploadClient
 from dicomtui.service.shipping.upload_queue import QueueMissing, UploadQueue
 from dicomtui.settings import Resolved
@@ -35,16 +35,14 @@ class UploadWorker(Background):
         self,
         queue: UploadQueue,
         settings: Callable[[], Resolved],
-        storage_root: Path,
-        freed: Callable[[int], None],
+        storage: StorageWriter,
         removed: Callable[[str], None] = lambda study_uid: None,
     ) -> None:
         super().__init__()
         self._removed = removed  # told the study whose files cleanup removed
         self.queue, self._settings = queue, settings
         self.client = UploadClient(settings)
-        self.storage_root = Path(storage_root).resolve()
-        self._freed = freed
+        self._storage = storage  # the owner of stored files: it removes them
 
     def _wake(self) -> None:
         self.queue.wake.set()
@@ -155,29 +153,26 @@ class UploadWorker(Background):
         LOG.error("upload %d (%s) failed: %s", item_id, Path(item.path).name, message)
 
     def _clean_up(self, item_id: int) -> None:
-        """After a saved 2xx only: the zip, then the study's files and empty folders."""
+        """After a saved 2xx only: the zip, then the study files in it that are still
+        as they were zipped (one received again since is acknowledged: kept)."""
         if not self._settings().cleanup_after_upload:
             return
         item = self.queue.get(item_id)
-        freed = 0
-        for relative in self.queue.files_of(item_id):
-            target = (self.storage_root / relative).resolve()
-            if os.path.commonpath([self.storage_root, target]) != str(self.storage_root):
-                continue  # never outside the storage root
-            try:
-                freed += target.stat().st_size
-                target.unlink()
-            except FileNotFoundError:
-                continue
-            prune_empty(target.parent, self.storage_root)
+        files = self.queue.files_of(item_id)
+        removed = kept = 0
+        for relative, fingerprint in files.items():
+            if self._storage.remove_if_unchanged(relative, fingerprint):
+                removed += 1
+                prune_empty((self._storage.root / relative).parent, self._storage.root)
+            elif (self._storage.root / relative).exists():
+                kept += 1
         Path(item.path).unlink(missing_ok=True)
-        if freed:
-            self._freed(freed)
         if item.study_uid:
             self._removed(item.study_uid)
         LOG.info(
-            "upload %d: removed %s and %d stored file(s) (cleanup_after_upload)",
+            "upload %d: removed %s and %d stored file(s) (cleanup_after_upload)%s",
             item_id,
             Path(item.path).name,
-            len(self.queue.files_of(item_id)),
+            removed,
+            f"; kept {kept} received again since zipped" if kept else "",
         )
