@@ -350,6 +350,26 @@ SPECS: tuple[Spec, ...] = (
         restart=False,
     ),
     Spec(
+        "history_days",
+        int,
+        30,
+        "finished uploads and completed studies stay listed this long; then they "
+        "leave the queue's history, and zips of failed or cancelled uploads are deleted",
+        "must be a whole number of days from 1 to 36500",
+        _int_range(1, 36500),
+        restart=False,
+    ),
+    Spec(
+        "log_retention_days",
+        int,
+        365,
+        "transaction log files whose newest record is older than this are deleted "
+        "(0: kept for ever)",
+        "must be a whole number of days from 0 to 36500",
+        _int_range(0, 36500),
+        restart=False,
+    ),
+    Spec(
         "autostart",
         bool,
         True,

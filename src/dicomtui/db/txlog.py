@@ -14,7 +14,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -298,6 +298,27 @@ class TransactionLog:
             except BaseException:
                 current.dirty = True
                 raise
+
+    def expire(self, days: float) -> int:
+        """Delete closed shards whose newest record is older than `days`; how many.
+        The current shard, and any shard not yet saved, always stays."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+        with self._lock:
+            closed = [n for n in self._closed if n not in self._unsaved]
+        gone = []
+        for number in closed:  # oldest first: stop at the first one still kept
+            summary = self._summary(number, {})
+            if summary is not None and (summary.newest is None or summary.newest >= cutoff):
+                break
+            self._path(number).unlink(missing_ok=True)
+            gone.append(number)
+        with self._lock:
+            self._closed = [n for n in self._closed if n not in gone]
+        with self._read_lock:
+            for number in gone:
+                self._summaries.pop(number, None)
+                self._cache.pop(number, None)
+        return len(gone)
 
     def recent_values(self, key: str) -> set:
         """The values of `key` in the newest records (this shard and the one before):

@@ -29,6 +29,7 @@ from dicomtui.service.archive import qr_handlers
 from dicomtui.service.archive.archive import Archive
 from dicomtui.service.core.damage import SetAside
 from dicomtui.service.core.events import EventRing, RingLogHandler
+from dicomtui.service.core.housekeeping import Housekeeper
 from dicomtui.service.core.journal import Journal
 from dicomtui.service.core.lock import DataDirLock, DataDirLocked
 from dicomtui.service.core.modes import make_private, narrow_data_dir
@@ -137,6 +138,12 @@ class Engine:
                 self.privacy,
                 [self.archive.instance_stored, self.shipping.instance_stored],
                 self.archive.retention.make_room,
+            )
+            self.housekeeper = Housekeeper(
+                [
+                    lambda: self.recorder.expire(self.settings.log_retention_days),
+                    self.shipping.housekeep,
+                ]
             )
             narrow_data_dir(
                 self.data_dir,
@@ -295,6 +302,7 @@ class Engine:
         self.sites.refresh_access()
         self.sites.open_listeners()
         self.shipping.start()
+        self.housekeeper.start()
         self.archive.started()
 
     def locks(self) -> list[str]:
@@ -340,6 +348,7 @@ class Engine:
             return
         self.receiver.stop(grace)
         self.shipping.stop()
+        self.housekeeper.stop()
         self.writer.flush()
         self.receiver.stopped()
 

@@ -39,6 +39,15 @@ class Recorder:
         )
         return record
 
+    def expire(self, days: int) -> None:
+        """log_retention_days: the oldest log files go (0 keeps them all)."""
+        if days > 0:
+            gone = self.log.expire(days)
+            if gone:
+                LOG.info(
+                    "transaction log: %d file(s) older than %d days deleted", gone, days
+                )
+
     def recover(self, records: list[dict]) -> int:
         """Journaled records an unclean stop kept from the log, each once (by its
         "jid"); marked as recovered. Returns how many were missing."""

@@ -85,6 +85,7 @@ class StorageWriter:
     def __init__(self, root: Path, used_bytes: int = 0) -> None:
         self.root = Path(root).resolve()
         self._used = used_bytes
+        self._outside = 0  # of _used: zips (see outside())
         self._counted = False
         self._incoming = self.root / INCOMING
         self._incoming.mkdir(exist_ok=True)
@@ -102,6 +103,13 @@ class StorageWriter:
     def release(self, size: int) -> None:
         """Files under the root were removed: count them free."""
         self._add_usage(-size)
+
+    def outside(self, delta: int) -> None:
+        """Bytes kept elsewhere for stored studies (their zips) grew or shrank: they
+        count as storage used, against the quota too."""
+        with self._usage_lock:
+            self._outside += delta
+            self._used += delta
 
     def remove_if_settled(self, relative: str, before_ns: int) -> int:
         """Delete a stored file unless it was placed (renamed in: its ctime) at or after
@@ -151,7 +159,7 @@ class StorageWriter:
             return
         used = scan_usage(self.root, sweep=not self._counted, modes=modes)
         with self._usage_lock:
-            self._used, self._counted = used, True
+            self._used, self._counted = used + self._outside, True
 
     def store(
         self,

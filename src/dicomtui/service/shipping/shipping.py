@@ -47,11 +47,13 @@ class Shipping:
         )
         writer.register("studies", lambda batch: None, self.studies.save)  # "save me"
         self.uploads = UploadQueue(data_dir / "uploads.json")
+        self._storage = storage
+        storage.outside(_zip_bytes(self.zip_dir()))  # zips count as storage used
         self.warnings = [w for w in (self.studies.warning, self.uploads.warning) if w]
         # durable: a journal checkpoint, so a completed study's instances never
         # come back from a replay to open it again
         self.completion = Completion(
-            self.studies, self.uploads, settings, storage.root, self.zip_dir, durable
+            self.studies, self.uploads, settings, storage, self.zip_dir, durable
         )
         # files_removed: cleanup_after_upload removed a study's files (the index hears)
         self.upload_worker = UploadWorker(self.uploads, settings, storage, files_removed)
@@ -70,6 +72,24 @@ class Shipping:
 
     def close(self) -> None:
         self.uploads.close()
+
+    def housekeep(self) -> None:
+        """history_days: finished uploads and completed versions leave the hot files;
+        zips of failed or cancelled uploads go (they count as storage used until)."""
+        days = self.settings.history_days
+        for item in self.uploads.expire(days):
+            zipped = Path(item.path)
+            if item.state in ("failed", "cancelled") and zipped.parent == self.zip_dir():
+                self._storage.outside(-_size(zipped))
+                zipped.unlink(missing_ok=True)
+                LOG.info(
+                    "upload %d (%s) %s over %d days ago: its zip was deleted",
+                    item.id,
+                    zipped.name,
+                    item.state,
+                    days,
+                )
+        self.studies.expire(days)
 
     def zip_dir(self) -> Path:
         configured = self.settings.zip_dir
@@ -127,6 +147,7 @@ class Shipping:
             target = self.zip_dir() / f"{name}-{stamp}.zip"
             try:
                 size = zip_folder(source, target).size
+                self._storage.outside(size)
             except NothingToZip:
                 raise ShippingError(f"{source} has no files to upload") from None
             except OSError as exc:
@@ -147,3 +168,17 @@ class Shipping:
 
 
 __all__ = ["QueueError", "QueueMissing", "Shipping", "ShippingError"]
+
+
+def _zip_bytes(folder: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in folder.glob("*.zip"))
+    except OSError:
+        return 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

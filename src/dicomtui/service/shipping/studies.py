@@ -24,6 +24,7 @@ from pathlib import Path
 from dicomtui.db.state import open_or_set_aside
 from dicomtui.db.storage import flush_database
 from dicomtui.service.core.background import Background
+from dicomtui.service.receiving.store import StorageWriter
 from dicomtui.service.shipping.upload_queue import UploadQueue
 from dicomtui.service.shipping.zipper import NothingToZip, zip_files
 from dicomtui.settings import Resolved
@@ -61,6 +62,7 @@ class StudyTracker:
         self._open: dict[str, OpenStudy] = {}  # uid -> the version receiving now
         self._closing: dict[tuple[str, int], OpenStudy] = {}
         self._versions: dict[str, int] = {}  # uid -> last completed version
+        self._completed: dict[str, float] = {}  # uid -> when (epoch), for expiry
         now = time.time()
         for doc in self._db.table("open").all():
             study = _parse(doc)
@@ -71,6 +73,7 @@ class StudyTracker:
                 self._open[study.uid] = study
         for doc in self._db.table("versions").all():
             self._versions[doc["uid"]] = int(doc["version"])
+            self._completed[doc["uid"]] = float(doc.get("completed", now))
 
     def stored(self, uid: str, relative: str, size: int, facility: str) -> None:
         """One acknowledged file; the same file told twice (a replay) counts once."""
@@ -124,13 +127,30 @@ class StudyTracker:
         with self._lock:
             self._closing.pop((study.uid, study.version), None)
             self._versions[study.uid] = max(self._versions.get(study.uid, 0), study.version)
+            self._completed[study.uid] = time.time()
         self._changed()
+
+    def expire(self, days: float) -> int:
+        """Forget completed versions older than `days` (a study sent again after that
+        starts from version 1 again); how many were forgotten."""
+        cutoff = time.time() - days * 86400
+        with self._lock:
+            old = [u for u, when in self._completed.items() if when < cutoff]
+            for uid in old:
+                self._versions.pop(uid, None)
+                self._completed.pop(uid, None)
+        if old:
+            self._changed()
+        return len(old)
 
     def save(self) -> None:
         """Save the open and closing studies and the completed versions (DB writer)."""
         with self._lock:
             open_docs = [asdict(s) for s in [*self._open.values(), *self._closing.values()]]
-            versions = [{"uid": u, "version": v} for u, v in self._versions.items()]
+            versions = [
+                {"uid": u, "version": v, "completed": self._completed.get(u, 0.0)}
+                for u, v in self._versions.items()
+            ]
         for name, docs in (("open", open_docs), ("versions", versions)):
             table = self._db.table(name)
             table.truncate()
@@ -162,13 +182,14 @@ class Completion(Background):
         tracker: StudyTracker,
         queue: UploadQueue,
         settings: Callable[[], Resolved],
-        storage_root: Path,
+        storage: StorageWriter,
         zip_dir: Callable[[], Path],
         durable: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__()
         self.tracker, self.queue, self._settings = tracker, queue, settings
-        self.storage_root = Path(storage_root)
+        self.storage = storage  # the zips it makes count as storage used
+        self.storage_root = storage.root
         self._zip_dir = zip_dir
         self._durable = durable  # every acknowledged instance saved (a checkpoint)
         self._retry_at: dict[tuple[str, int], float] = {}  # a failed zip waits a while
@@ -228,6 +249,7 @@ class Completion(Background):
             else f"{study.uid}.v{study.version}.zip"
         )
         target = self._zip_dir() / name
+        replaced = target.stat().st_size if target.exists() else 0
         try:
             done = zip_files(
                 [self.storage_root / f for f in study.files],
@@ -240,6 +262,7 @@ class Completion(Background):
                 "study %s version %d: no zip made: %s", study.uid, study.version, exc
             )
             return
+        self.storage.outside(done.size - replaced)
         if done.missing:
             LOG.warning(
                 "study %s: %d file(s) were gone before zipping",

@@ -166,7 +166,10 @@ class UploadWorker(Background):
                 prune_empty((self._storage.root / relative).parent, self._storage.root)
             elif (self._storage.root / relative).exists():
                 kept += 1
-        Path(item.path).unlink(missing_ok=True)
+        zipped = Path(item.path)
+        if zipped.is_file():
+            self._storage.outside(-zipped.stat().st_size)
+            zipped.unlink()
         if item.study_uid:
             self._removed(item.study_uid)
         LOG.info(
