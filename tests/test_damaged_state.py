@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from pydicom import dcmread
@@ -33,9 +35,19 @@ def _serve(data_dir, tmp_path, *extra, port=None):
 
 
 def _stop(proc) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(30)
+    """SIGTERM and wait, reading its pipes meanwhile; a stop that hangs fails with the
+    service's thread stacks (SIGUSR1)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        _out, err = proc.communicate()
+        raise AssertionError(f"serve did not stop within 60 s of SIGTERM:\n{err}") from None
 
 
 def _used_data_dir(tmp_path, *patients):

@@ -7,9 +7,11 @@ dir (see ARCHITECTURE.md); echo and send talk to a DICOM peer.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import re
+import signal
 import sys
 import time
 from datetime import datetime, timedelta
@@ -104,6 +106,9 @@ def cmd_serve(args) -> int:
 
     resolve(args.settings)  # refuse bad options before touching the data dir
     setup_logging(args.log_level)
+    # `kill -USR1 PID` writes every thread's stack to stderr (the journal): what a
+    # service that seems stuck is doing, without stopping it
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return serve(args.data_dir, args.settings)
     except EngineError as exc:
