@@ -295,6 +295,7 @@ class FakeBackend:
         self._finishers: dict[int, object] = {}
         self.job_hold = False  # when True, jobs stay where they are
         self.job_failure = ""  # when set, jobs end "failed" with this message
+        self.polls = 0  # the console's polls begun: only its poll reads events()
 
     def status(self) -> StatusSnapshot:
         if self.gate is not None:
@@ -319,6 +320,7 @@ class FakeBackend:
         return self.start()
 
     def events(self, after: int = 0, limit: int = 1000, kinds=None) -> EventBatch:
+        self.polls += 1
         fresh = [e for e in self.log if e.seq > after and (not kinds or e.kind in kinds)]
         fresh = fresh[:limit]
         return EventBatch(seq=max((e.seq for e in self.log), default=0), events=fresh)
