@@ -60,29 +60,34 @@ async def wait_for_text(pilot, *texts: str, timeout: float = 10.0) -> str:
 async def handled(pilot) -> None:
     """Every key pressed and message posted so far has been handled.
 
-    Not a time: Pilot's pause() without a delay waits until the message queues of the
-    app and of every widget on screen are drained. A key goes to the app first, which
-    forwards it to the focused widget's queue, so drain twice."""
-    await pilot.pause()
-    await pilot.pause()
+    Not a time: Pilot's pause(0) first waits until the message queues of the app and of
+    every widget on screen are drained (then sleeps 0 s: yields once). A key goes to the
+    app first, which forwards it to the focused widget's queue, so drain twice."""
+    await pilot.pause(0)
+    await pilot.pause(0)
 
 
 async def polls(pilot, fake, count: int = 1, seconds: float = 0.0,
                 timeout: float = 30.0) -> None:
-    """Let `count` more polls of the FakeBackend `fake` come back and be shown, and at
-    least `seconds` pass (for what the console does only every so many seconds).
+    """Let at least `seconds` pass (for what the console does only every so many
+    seconds), then `count` more polls of the FakeBackend `fake` come back and be shown.
 
     The app asks for the next poll only after it has shown the last one, so poll n+1
     having begun means poll n is on screen."""
     started = time.monotonic()
     await handled(pilot)
-    target = fake.polls + count + 1
-    await wait_for(pilot, lambda: fake.polls >= target, timeout, f"{count} polls")
     if seconds:
         await wait_for(pilot, lambda: time.monotonic() - started >= seconds,
                        seconds + timeout, f"{seconds} s")
-        target = fake.polls + 2  # and a poll shown after that time
-        await wait_for(pilot, lambda: fake.polls >= target, timeout, "a later poll")
+    target = fake.polls + count + 1
+    await wait_for(pilot, lambda: fake.polls >= target, timeout, f"{count} polls")
+
+
+async def reads_done(pilot, screen, timeout: float = 10.0) -> None:
+    """No worker of `screen` (a read of the backend, say) is still running."""
+    await wait_for(pilot, lambda: all(w.is_finished for w in pilot.app.workers
+                                      if w.node is screen), timeout,
+                   f"{type(screen).__name__}'s workers to finish")
 
 
 async def snapshot_ready(pilot, *texts: str, timeout: float = 10.0) -> None:

@@ -278,6 +278,7 @@ class FakeBackend:
         self.fail_start = ""
         self.closed = threading.Event()
         self.gate: threading.Event | None = None  # when set, status() waits on it
+        self.held = 0  # status() calls that have waited on the gate
         self.sites = {f.name: f for f in sample_facilities()}
         self.allowed = {c.ae_title: c for c in sample_callers()}
         self.subjects = sample_subjects()
@@ -299,6 +300,7 @@ class FakeBackend:
 
     def status(self) -> StatusSnapshot:
         if self.gate is not None:
+            self.held += 1
             self.gate.wait(10)
         return replace(self.snap, uploads=upload_summary(self.queue))
 
