@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -113,3 +114,20 @@ def encode_dataset(ds: Dataset) -> bytes:
     fp.is_little_endian, fp.is_implicit_VR = True, False
     write_dataset(fp, ds)
     return fp.getvalue()
+
+
+def eventually(check, timeout: float = 30.0, what: str = "the condition"):
+    """Poll `check()` until it returns something true; that value.
+
+    For state that arrives on its own (a record written after a release, a log batched
+    once a second): wait for the state, never for a guess at how long it takes. The
+    deadline only bounds a failure; it costs nothing when things work."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} "
+                                 f"(last: {value!r})")
+        time.sleep(0.05)

@@ -14,6 +14,7 @@ from pynetdicom.dsutils import encode
 from archive_helpers import (FIND, StoreSCP, ask, find, get, move, send_all, study,
                              write_small_studies)
 from conftest import free_port
+from helpers import eventually
 
 
 @pytest.fixture
@@ -189,10 +190,10 @@ def test_c_cancel_stops_a_long_answer(service, tmp_path):
         assoc.release()
     assert statuses[-1] == 0xFE00, statuses
     assert len(statuses) < 3001
-    deadline = time.monotonic() + 10  # records reach the log within a second or so
-    while "cancelled by the requester" not in svc.cli("log", "--type", "find").stdout:
-        assert time.monotonic() < deadline, "the cancelled C-FIND was not logged"
-        time.sleep(0.3)
+    # records reach the log within a second or so; each `log` here is a new process
+    eventually(lambda: "cancelled by the requester" in svc.cli("log", "--type",
+                                                                "find").stdout,
+               what="the cancelled C-FIND logged")
 
 
 def test_move_to_a_known_destination_sends_everything(archive):
@@ -301,11 +302,6 @@ def move_to_scp(archive, *args, refuse: bool = False, **keys):
 
 
 def _last(engine, kind: str) -> dict:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        found = [e.data for e in engine.ring.since(0).events
-                 if e.kind == "transaction" and e.data.get("type") == kind]
-        if found:
-            return found[-1]
-        time.sleep(0.05)
-    raise AssertionError(f"no {kind} transaction")
+    return eventually(lambda: [e.data for e in engine.ring.since(0).events
+                               if e.kind == "transaction" and e.data.get("type") == kind],
+                      what=f"a {kind} transaction")[-1]

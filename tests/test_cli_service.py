@@ -8,14 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from conftest import cli_env, free_port, run_cli
-from helpers import fresh_ct, send, stored_files
+from helpers import eventually, fresh_ct, send, stored_files
 
 COMMANDS = ["serve", "status", "log", "config", "echo", "send"]
 
@@ -80,9 +79,9 @@ def test_serve_status_log_and_clean_shutdown(service, tmp_path):
     assert status["counters"]["received"] == 1 and status["counters"]["bytes"] > 0
     human = svc.cli("status")
     assert human.returncode == 0 and "RUNNING" in human.stdout and "received 1" in human.stdout
-    time.sleep(1.5)  # bookkeeping is batched once a second
-    log = svc.cli("log", "--json", "--type", "store")
-    (record,) = [json.loads(line) for line in log.stdout.splitlines()]
+    log = eventually(lambda: svc.cli("log", "--json", "--type", "store").stdout,
+                     what="the store logged")  # bookkeeping is batched once a second
+    (record,) = [json.loads(line) for line in log.splitlines()]
     assert record["sop_uid"] == ds.SOPInstanceUID and record["calling_ae"] == "MODALITY1"
     config = {v["name"]: v for v in json.loads(svc.cli("config", "--json").stdout)}
     assert config["ae_title"]["source"] == "command line"
@@ -105,7 +104,8 @@ def test_sigterm_during_a_transfer_loses_nothing_acknowledged(service, tmp_path)
     sender = subprocess.Popen(
         [sys.executable, "-m", "dicomtui", "send", "127.0.0.1", str(svc.port), str(folder)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    eventually(lambda: stored_files(svc.data_dir / "storage"),
+               what="the transfer under way")  # then SIGTERM, in the middle of it
     assert svc.stop() == 0
     out, err = sender.communicate(timeout=60)
     acked = _count_sent(out + err)
@@ -248,12 +248,13 @@ def test_log_usage_errors(tmp_path, args, words):
 def test_log_filters(service):
     svc = service("--set", "max_storage_gb=0.0001")  # two 40 kB CTs fit, not three
     send(svc.port, [fresh_ct(), fresh_ct(), fresh_ct()], calling="FILTERME")
-    time.sleep(1.5)
 
     def ids(*args):
         out = svc.cli("log", "--json", *args).stdout
         return [json.loads(line) for line in out.splitlines()]
 
+    eventually(lambda: len(ids("--type", "store")) == 3,
+               what="the three stores logged")  # bookkeeping is batched once a second
     failed = ids("--status", "failed")
     assert len(failed) == 1 and failed[0]["status"] == 0xA700
     assert ids("--status", "0xA700") == failed
@@ -270,11 +271,13 @@ def test_log_follow_prints_new_records(service):
         [sys.executable, "-m", "dicomtui", "log", "--follow", "--json", "--type", "store",
          "--data-dir", str(svc.data_dir)], stdout=subprocess.PIPE, text=True, env=svc.env)
     try:
-        time.sleep(1.0)
-        ds = fresh_ct()
-        send(svc.port, [ds])
-        line = _readline(follower, timeout=10)
-        assert json.loads(line)["sop_uid"] == ds.SOPInstanceUID
+        first, second = fresh_ct(), fresh_ct()
+        send(svc.port, [first])
+        line = _readline(follower, timeout=30)  # listed, or followed: either way it runs
+        assert json.loads(line)["sop_uid"] == first.SOPInstanceUID
+        send(svc.port, [second])  # stored after the listing: only following prints it
+        line = _readline(follower, timeout=30)
+        assert json.loads(line)["sop_uid"] == second.SOPInstanceUID
     finally:
         follower.send_signal(signal.SIGINT)
         follower.wait(timeout=10)

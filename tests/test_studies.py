@@ -118,9 +118,9 @@ def test_study_max_age_completes_a_study_that_keeps_receiving(make_engine, api):
                                     auto_upload="false"))
     uid = generate_uid()
     started = time.monotonic()
-    while time.monotonic() - started < 3.5:
+    while time.monotonic() - started < 3.5:  # traffic past study_max_age
         send(engine.port, study(1, uid))
-        time.sleep(0.3)
+        time.sleep(0.3)  # the modality's pace: well within study_timeout
     zips = wait_for(lambda: sorted(engine.zip_dir().glob("*.zip")), what="a zip")
     assert zips[0].name == f"{uid}.zip"  # completed at max age despite the traffic
 
@@ -187,10 +187,14 @@ def test_kill_9_during_an_upload_then_restart_uploads_every_study_once(service, 
     again = service(*options, data_dir=data_dir, env=env)
     wanted = sorted(f"{items[0].StudyInstanceUID}.zip" for items in studies)
     wait_for(lambda: sorted(api.names()) == wanted, timeout=90, what="every study")
-    time.sleep(1.5)  # anything uploaded twice would show up by now
-    assert sorted(api.names()) == wanted  # each exactly once
-    listing = json.loads(again.cli("uploads", "--json").stdout)
+
+    def settled():  # nothing queued, uploading or waiting to retry: no more uploads
+        listing = json.loads(again.cli("uploads", "--json").stdout or "[]")
+        return listing if all(i["state"] in ("done", "failed", "cancelled")
+                              for i in listing) else None
+    listing = wait_for(settled, what="the queue to settle")
     assert sorted(i["state"] for i in listing) == ["done"] * 3
+    assert sorted(api.names()) == wanted  # each exactly once
     wait_for(lambda: not stored_files(data_dir / "storage"), what="cleanup after 2xx")
     assert again.stop() == 0
     logs = first_stderr + again.stderr()
