@@ -146,6 +146,9 @@ def test_rules_refuse_bad_facilities_with_clear_messages(make_engine):
     assert second.ae_title == "MAINHOSPITAL2"
 
 
+# it holds 11113 and 11114 while the others in this group take the next free port from
+# 11113: run together, they could take each other's ports
+@pytest.mark.xdist_group("facility-ports")
 def test_next_free_port_skips_ports_in_use_on_the_host(make_engine):
     engine = make_engine()
     holders = []
@@ -184,6 +187,9 @@ def test_facilities_persist_and_listen_again_after_a_restart(make_engine, tmp_pa
     wait_for_echo(port, ae_title="MAINHOSPITAL")
 
 
+# its listener takes the next free port from 11113, as do the others in this group: run
+# together, two could pick the same port between the check and the bind
+@pytest.mark.xdist_group("facility-ports")
 def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
     engine = make_engine(auto_create_facilities="true")
     assert echo(engine.port, calling="MOBILE_CT7")[0]
@@ -198,6 +204,9 @@ def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
                for e in engine.ring.since(0, 1000).events)
 
 
+# its listener takes the next free port from 11113, as do the others in this group: run
+# together, two could pick the same port between the check and the bind
+@pytest.mark.xdist_group("facility-ports")
 def test_auto_create_stops_at_its_limit(make_engine, monkeypatch):
     from dicomtui.service import sites
     monkeypatch.setattr(sites, "AUTO_CREATE_LIMIT", 2)
