@@ -161,8 +161,10 @@ def _send_batch(batch, contexts, host, port, called, calling, summary, progress)
                 progress(summary)
             # No answer means the association is over (aborted by the peer, closed, or
             # by pynetdicom itself), though is_established may still say True for a
-            # moment: a C-STORE sent on then waits dimse_timeout (30 s) for nothing.
+            # moment: a C-STORE sent on, or the release in `finally`, would then wait
+            # dimse_timeout or acse_timeout (30 s) for an answer that cannot come.
             if not answered or not assoc.is_established:
+                assoc.abort()
                 raise SendError(f"{host}:{port} ended the association mid-transfer")
     finally:
         if assoc.is_established:
