@@ -154,8 +154,11 @@ def test_manual_upload_of_a_folder_uses_the_same_queue(make_engine, api, tmp_pat
 def test_kill_9_during_an_upload_then_restart_uploads_every_study_once(service, api,
                                                                        tmp_path):
     env = {**cli_env(tmp_path), "DICOMTUI_API_PASSWORD": "s3cret-pass"}
+    # study_timeout is the longest pause allowed between two instances of one study:
+    # at 1 s a busy machine storing 0.5 MB instances could pause longer and split a
+    # study into versions (one more zip than this test expects); 3 s is a margin
     options = ["--set", "zip_studies=true", "--set", "auto_upload=true",
-               "--set", "study_timeout=1", "--set", "cleanup_after_upload=true",
+               "--set", "study_timeout=3", "--set", "cleanup_after_upload=true",
                "--set", f"api_url={api.url}", "--set", "api_username=uploader",
                "--set", "retry_delay=0.2"]
     # ~10 MB zips read at ~0.33 MB/s (30 s each): the kill lands while the first body is
