@@ -79,8 +79,9 @@ def test_a_completed_study_is_zipped_uploaded_once_and_then_cleaned(make_engine,
     item = wait_for(lambda: [i for i in engine.upload_list() if i.state == "done"])[0]
     assert item.study_uid == uid and item.attempts == 1
     wait_for(lambda: not stored_files(engine.storage.root), what="cleanup")
+    # the cleanup gives the bytes back after the last file is gone: the usage follows
+    wait_for(lambda: engine.snapshot("local").storage_used_bytes == 0, what="the usage")
     assert not Path(item.path).exists()
-    assert engine.snapshot("local").storage_used_bytes == 0  # the usage follows
     assert engine.snapshot("local").uploads.done == 1
     wait_for(lambda: engine.index.study(str(uid)) is None, what="the index to follow")
 
