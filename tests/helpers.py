@@ -38,9 +38,30 @@ def send(port: int, items: list, called: str = "DICOMTUI", calling: str = "TESTS
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     assert assoc.is_established, "association was not accepted"
     try:
-        return [assoc.send_c_store(item) for item in items]
+        return [parked(assoc).send_c_store(item) for item in items]
     finally:
         assoc.release()
+
+
+def parked(assoc):
+    """`assoc`, its reactor thread parked, for one request (send_c_* unparks it).
+
+    pynetdicom's send_c_*() pause the association's reactor before they send and wait
+    for the answer, but that handshake races: the reactor can be just past its
+    checkpoint when it is cleared, still flagged paused, and then take the answer off
+    the DIMSE queue itself ('Received unexpected C-STORE service message') while
+    send_c_*() waits its dimse_timeout (30 s) for it. On a busy machine that happened
+    several times a run. Here the checkpoint is cleared first, and we wait until the
+    reactor thread is really blocked on it (or gone)."""
+    checkpoint = assoc._reactor_checkpoint
+    checkpoint.clear()
+    waiters = getattr(getattr(checkpoint, "_cond", None), "_waiters", None)
+    deadline = time.monotonic() + 10
+    while assoc.is_alive() and time.monotonic() < deadline:
+        if assoc._is_paused and (waiters is None or waiters):
+            break
+        time.sleep(0.0001)
+    return assoc
 
 
 def _contexts(items: list) -> list[tuple[str, str]]:
@@ -91,9 +112,7 @@ def send_encoded(port: int, sop_class: str, sop_uid: str, encoded: bytes,
         req.AffectedSOPClassUID, req.AffectedSOPInstanceUID = sop_class, sop_uid
         req.DataSet = BytesIO(encoded)
         context_id = assoc.accepted_contexts[0].context_id
-        assoc._reactor_checkpoint.clear()
-        while not assoc._is_paused:
-            pass
+        parked(assoc)
         assoc.dimse.send_msg(req, context_id)
         _, rsp = assoc.dimse.get_msg(block=True)
         assoc._reactor_checkpoint.set()

@@ -14,7 +14,7 @@ from pynetdicom.dsutils import encode
 from archive_helpers import (FIND, StoreSCP, ask, find, get, move, send_all, study,
                              write_small_studies)
 from conftest import free_port
-from helpers import eventually
+from helpers import eventually, parked
 
 
 @pytest.fixture
@@ -172,11 +172,10 @@ def test_c_cancel_stops_a_long_answer(service, tmp_path):
             7, FIND["STUDY"], 2
         request.Identifier = BytesIO(encode(query, cx.transfer_syntax[0].is_implicit_VR,
                                             cx.transfer_syntax[0].is_little_endian))
-        # as pynetdicom's own send_c_* do: pause the association's reactor, or it may
-        # take a response off the queue before get_msg() sees it
-        assoc._reactor_checkpoint.clear()
-        while not assoc._is_paused:
-            time.sleep(0.0001)
+        # as pynetdicom's own send_c_* do (but without their race, see helpers.parked):
+        # pause the association's reactor, or it may take a response off the queue
+        # before get_msg() sees it
+        parked(assoc)
         assoc.dimse.send_msg(request, cx.context_id)
         while True:
             _cx, answer = assoc.dimse.get_msg(block=True)
@@ -284,7 +283,7 @@ def test_a_facility_sees_only_its_own_studies(make_engine):
     seen = {}
     for name, fac in (("north", north), ("south", south)):
         assoc = ae.associate("127.0.0.1", fac.port, ae_title=fac.ae_title)
-        answers = assoc.send_c_find(query, FIND["STUDY"])
+        answers = parked(assoc).send_c_find(query, FIND["STUDY"])
         seen[name] = {str(ds.PatientID) for _status, ds in answers if ds is not None}
         assoc.release()
     assert seen == {"north": {"N1"}, "south": {"S1"}}

@@ -12,7 +12,7 @@ from conftest import cli_env, free_port, run_cli, wait_for_echo
 from pynetdicom import AE
 
 from dicomtui.service.facilities import FacilityError
-from helpers import fresh_ct, send, stored_files
+from helpers import fresh_ct, parked, send, stored_files
 
 VERIFICATION = "1.2.840.10008.1.1"
 
@@ -24,7 +24,7 @@ def echo(port: int, called: str = "DICOMTUI", calling: str = "TESTSCU"):
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     established = assoc.is_established
     if established:
-        assoc.send_c_echo()
+        parked(assoc).send_c_echo()
         assoc.release()
     return established, assoc
 
@@ -104,7 +104,7 @@ def test_removing_a_facility_lets_its_running_association_finish(make_engine):
     assert assoc.is_established
     engine.remove_facility("Doomed")
     assert refused(doomed.port)
-    assert assoc.send_c_store(ds).Status == 0  # the association already open goes on
+    assert parked(assoc).send_c_store(ds).Status == 0  # the open association goes on
     assoc.release()
     assert len(stored_files(engine.storage.root)) == 1
 

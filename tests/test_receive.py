@@ -12,8 +12,8 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 
-from helpers import (ct_small, encode_dataset, eventually, fresh_ct, leftovers, send,
-                     send_encoded, stored_files)
+from helpers import (ct_small, encode_dataset, eventually, fresh_ct, leftovers, parked,
+                     send, send_encoded, stored_files)
 
 
 def records(engine, **flt):
@@ -26,7 +26,7 @@ def test_echo_is_answered_and_logged(engine):
     ae.add_requested_context("1.2.840.10008.1.1")
     assoc = ae.associate("127.0.0.1", engine.port, ae_title="DICOMTUI")
     assert assoc.is_established
-    assert assoc.send_c_echo().Status == 0
+    assert parked(assoc).send_c_echo().Status == 0
     assoc.release()
     echo = records(engine, types=["echo"])
     assert echo and echo[0]["calling_ae"] == "ECHOER" and echo[0]["status"] == 0
