@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from io import BytesIO
 from pathlib import Path
@@ -86,7 +87,11 @@ def write_raw_file(path: Path, ds: Dataset, meta_sop_uid: str) -> Path:
 
 
 def stored_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.dcm") if p.is_file())
+    """The .dcm files under `root` (os.walk skips folders removed while it looks: an
+    upload's cleanup may be pruning them)."""
+    found = [Path(top) / name for top, _dirs, names in os.walk(root)
+             for name in names if name.endswith(".dcm")]
+    return sorted(p for p in found if p.is_file())
 
 
 def leftovers(root: Path) -> list[Path]:
