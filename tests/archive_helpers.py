@@ -13,7 +13,7 @@ from pynetdicom.sop_class import (CTImageStorage, MRImageStorage,
                                   StudyRootQueryRetrieveInformationModelGet,
                                   StudyRootQueryRetrieveInformationModelMove)
 
-from helpers import fresh_ct, send
+from helpers import fresh_ct, parked, send
 
 FIND = {"STUDY": StudyRootQueryRetrieveInformationModelFind,
         "PATIENT": PatientRootQueryRetrieveInformationModelFind}
@@ -64,7 +64,7 @@ def find(port: int, model: str = "STUDY", **keys) -> tuple[int, list[Dataset]]:
         setattr(query, name, value)
     assoc = ask(port)
     try:
-        answers = list(assoc.send_c_find(query, FIND[model]))
+        answers = list(parked(assoc).send_c_find(query, FIND[model]))
     finally:
         assoc.release()
     matches = [ds for status, ds in answers if status.Status in (0xFF00, 0xFF01)]
@@ -100,8 +100,8 @@ def move(port: int, destination: str, model: str = "STUDY", **keys):
         setattr(query, name, value)
     assoc = ask(port)
     try:
-        return [status for status, _ds in assoc.send_c_move(query, destination,
-                                                              MOVE[model])]
+        return [status for status, _ds in parked(assoc).send_c_move(query, destination,
+                                                                      MOVE[model])]
     finally:
         assoc.release()
 
@@ -127,7 +127,8 @@ def get(port: int, model: str = "STUDY", **keys) -> tuple[list, list[Dataset]]:
                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
     assert assoc.is_established
     try:
-        statuses = [status for status, _ds in assoc.send_c_get(query, GET[model])]
+        statuses = [status for status, _ds in parked(assoc).send_c_get(query,
+                                                                       GET[model])]
     finally:
         assoc.release()
     return statuses, received

@@ -14,6 +14,7 @@ import pytest
 from pynetdicom import AE
 
 from dicomtui.service.engine import Engine
+from helpers import parked
 
 VERIFICATION = "1.2.840.10008.1.1"
 
@@ -33,7 +34,7 @@ def wait_for_echo(port: int, timeout: float = 20.0, ae_title: str = "DICOMTUI",
     while time.monotonic() < deadline:
         assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)
         if assoc.is_established:
-            assoc.send_c_echo()
+            parked(assoc).send_c_echo()
             assoc.release()
             return
         time.sleep(0.1)

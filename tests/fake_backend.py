@@ -278,6 +278,7 @@ class FakeBackend:
         self.fail_start = ""
         self.closed = threading.Event()
         self.gate: threading.Event | None = None  # when set, status() waits on it
+        self.held = 0  # status() calls that have waited on the gate
         self.sites = {f.name: f for f in sample_facilities()}
         self.allowed = {c.ae_title: c for c in sample_callers()}
         self.subjects = sample_subjects()
@@ -295,9 +296,11 @@ class FakeBackend:
         self._finishers: dict[int, object] = {}
         self.job_hold = False  # when True, jobs stay where they are
         self.job_failure = ""  # when set, jobs end "failed" with this message
+        self.polls = 0  # the console's polls begun: only its poll reads events()
 
     def status(self) -> StatusSnapshot:
         if self.gate is not None:
+            self.held += 1
             self.gate.wait(10)
         return replace(self.snap, uploads=upload_summary(self.queue))
 
@@ -319,6 +322,7 @@ class FakeBackend:
         return self.start()
 
     def events(self, after: int = 0, limit: int = 1000, kinds=None) -> EventBatch:
+        self.polls += 1
         fresh = [e for e in self.log if e.seq > after and (not kinds or e.kind in kinds)]
         fresh = fresh[:limit]
         return EventBatch(seq=max((e.seq for e in self.log), default=0), events=fresh)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -37,9 +39,30 @@ def send(port: int, items: list, called: str = "DICOMTUI", calling: str = "TESTS
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     assert assoc.is_established, "association was not accepted"
     try:
-        return [assoc.send_c_store(item) for item in items]
+        return [parked(assoc).send_c_store(item) for item in items]
     finally:
         assoc.release()
+
+
+def parked(assoc):
+    """`assoc`, its reactor thread parked, for one request (send_c_* unparks it).
+
+    pynetdicom's send_c_*() pause the association's reactor before they send and wait
+    for the answer, but that handshake races: the reactor can be just past its
+    checkpoint when it is cleared, still flagged paused, and then take the answer off
+    the DIMSE queue itself ('Received unexpected C-STORE service message') while
+    send_c_*() waits its dimse_timeout (30 s) for it. On a busy machine that happened
+    several times a run. Here the checkpoint is cleared first, and we wait until the
+    reactor thread is really blocked on it (or gone)."""
+    checkpoint = assoc._reactor_checkpoint
+    checkpoint.clear()
+    waiters = getattr(getattr(checkpoint, "_cond", None), "_waiters", None)
+    deadline = time.monotonic() + 10
+    while assoc.is_alive() and time.monotonic() < deadline:
+        if assoc._is_paused and (waiters is None or waiters):
+            break
+        time.sleep(0.0001)
+    return assoc
 
 
 def _contexts(items: list) -> list[tuple[str, str]]:
@@ -64,7 +87,11 @@ def write_raw_file(path: Path, ds: Dataset, meta_sop_uid: str) -> Path:
 
 
 def stored_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.dcm") if p.is_file())
+    """The .dcm files under `root` (os.walk skips folders removed while it looks: an
+    upload's cleanup may be pruning them)."""
+    found = [Path(top) / name for top, _dirs, names in os.walk(root)
+             for name in names if name.endswith(".dcm")]
+    return sorted(p for p in found if p.is_file())
 
 
 def leftovers(root: Path) -> list[Path]:
@@ -90,9 +117,7 @@ def send_encoded(port: int, sop_class: str, sop_uid: str, encoded: bytes,
         req.AffectedSOPClassUID, req.AffectedSOPInstanceUID = sop_class, sop_uid
         req.DataSet = BytesIO(encoded)
         context_id = assoc.accepted_contexts[0].context_id
-        assoc._reactor_checkpoint.clear()
-        while not assoc._is_paused:
-            pass
+        parked(assoc)
         assoc.dimse.send_msg(req, context_id)
         _, rsp = assoc.dimse.get_msg(block=True)
         assoc._reactor_checkpoint.set()
@@ -113,3 +138,20 @@ def encode_dataset(ds: Dataset) -> bytes:
     fp.is_little_endian, fp.is_implicit_VR = True, False
     write_dataset(fp, ds)
     return fp.getvalue()
+
+
+def eventually(check, timeout: float = 30.0, what: str = "the condition"):
+    """Poll `check()` until it returns something true; that value.
+
+    For state that arrives on its own (a record written after a release, a log batched
+    once a second): wait for the state, never for a guess at how long it takes. The
+    deadline only bounds a failure; it costs nothing when things work."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} "
+                                 f"(last: {value!r})")
+        time.sleep(0.05)

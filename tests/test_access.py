@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 
 import pytest
 from conftest import free_port
@@ -14,7 +13,7 @@ from pynetdicom import AE
 
 from dicomtui.models import AllowedCaller
 from dicomtui.service.sites.access import AccessPolicy, CallerError, check
-from helpers import fresh_ct
+from helpers import eventually, fresh_ct
 
 VERIFICATION = "1.2.840.10008.1.1"
 dcmtk = pytest.mark.skipif(shutil.which("echoscu") is None or shutil.which("storescu")
@@ -84,8 +83,12 @@ def test_require_calling_ae_refuses_strangers_and_logs_why(make_engine):
     assert refused["peer"].startswith("127.0.0.1:") and "calling AE title" in \
         refused["reason"]
     assert engine.snapshot("local").counters.refused == 1
-    accepted = [r for r in engine.txlog.query(types=["association"], outcomes=["ok"])]
-    assert [r["calling_ae"] for r in accepted] == ["CT1"]
+
+    def accepted():  # recorded as the association's thread ends, after its release
+        engine.writer.flush()
+        return engine.txlog.query(types=["association"], outcomes=["ok"])
+    assert [r["calling_ae"] for r in eventually(accepted, what="CT1's association")] == [
+        "CT1"]
 
 
 def test_denied_inactive_and_ip_bound_callers(make_engine):
@@ -206,14 +209,13 @@ def test_ae_verbs_through_a_running_service_apply_at_once(service):
     assert missing.returncode == 1 and "no allowed caller 'NOBODY'" in missing.stderr
     bad = svc.cli("ae", "allow", "CT2", "--ip", "not-an-ip")
     assert bad.returncode == 2 and "not an IP address" in bad.stderr
-    deadline = time.monotonic() + 10  # the transaction log is written once a second
-    while True:
+    def refused_rules():  # the transaction log is written once a second
         log = svc.cli("log", "--status", "refused", "--json")
         rules = [json.loads(line)["rule"] for line in log.stdout.splitlines()]
-        if len(rules) >= 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
-    assert rules == ["require_calling_ae", "denied"]
+        return rules if len(rules) >= 2 else None
+
+    assert eventually(refused_rules, what="both refusals logged") == [
+        "require_calling_ae", "denied"]
 
 
 def test_editing_a_caller_keeps_it_allowed_or_denied(engine):

@@ -14,6 +14,7 @@ from pynetdicom.dsutils import encode
 from archive_helpers import (FIND, StoreSCP, ask, find, get, move, send_all, study,
                              write_small_studies)
 from conftest import free_port
+from helpers import eventually, parked
 
 
 @pytest.fixture
@@ -171,11 +172,10 @@ def test_c_cancel_stops_a_long_answer(service, tmp_path):
             7, FIND["STUDY"], 2
         request.Identifier = BytesIO(encode(query, cx.transfer_syntax[0].is_implicit_VR,
                                             cx.transfer_syntax[0].is_little_endian))
-        # as pynetdicom's own send_c_* do: pause the association's reactor, or it may
-        # take a response off the queue before get_msg() sees it
-        assoc._reactor_checkpoint.clear()
-        while not assoc._is_paused:
-            time.sleep(0.0001)
+        # as pynetdicom's own send_c_* do (but without their race, see helpers.parked):
+        # pause the association's reactor, or it may take a response off the queue
+        # before get_msg() sees it
+        parked(assoc)
         assoc.dimse.send_msg(request, cx.context_id)
         while True:
             _cx, answer = assoc.dimse.get_msg(block=True)
@@ -189,10 +189,10 @@ def test_c_cancel_stops_a_long_answer(service, tmp_path):
         assoc.release()
     assert statuses[-1] == 0xFE00, statuses
     assert len(statuses) < 3001
-    deadline = time.monotonic() + 10  # records reach the log within a second or so
-    while "cancelled by the requester" not in svc.cli("log", "--type", "find").stdout:
-        assert time.monotonic() < deadline, "the cancelled C-FIND was not logged"
-        time.sleep(0.3)
+    # records reach the log within a second or so; each `log` here is a new process
+    eventually(lambda: "cancelled by the requester" in svc.cli("log", "--type",
+                                                                "find").stdout,
+               what="the cancelled C-FIND logged")
 
 
 def test_move_to_a_known_destination_sends_everything(archive):
@@ -283,7 +283,7 @@ def test_a_facility_sees_only_its_own_studies(make_engine):
     seen = {}
     for name, fac in (("north", north), ("south", south)):
         assoc = ae.associate("127.0.0.1", fac.port, ae_title=fac.ae_title)
-        answers = assoc.send_c_find(query, FIND["STUDY"])
+        answers = parked(assoc).send_c_find(query, FIND["STUDY"])
         seen[name] = {str(ds.PatientID) for _status, ds in answers if ds is not None}
         assoc.release()
     assert seen == {"north": {"N1"}, "south": {"S1"}}
@@ -301,11 +301,6 @@ def move_to_scp(archive, *args, refuse: bool = False, **keys):
 
 
 def _last(engine, kind: str) -> dict:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        found = [e.data for e in engine.ring.since(0).events
-                 if e.kind == "transaction" and e.data.get("type") == kind]
-        if found:
-            return found[-1]
-        time.sleep(0.05)
-    raise AssertionError(f"no {kind} transaction")
+    return eventually(lambda: [e.data for e in engine.ring.since(0).events
+                               if e.kind == "transaction" and e.data.get("type") == kind],
+                      what=f"a {kind} transaction")[-1]

@@ -15,6 +15,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
 from dicomtui.dicom.synthetic import small_instances
+from helpers import parked
 
 BARE_SCP = Path(__file__).resolve().parents[1] / "bench" / "bare_scp.py"
 
@@ -37,7 +38,7 @@ def send(datasets: list[pydicom.Dataset], port: int) -> list[int]:
     assoc = ae.associate("127.0.0.1", port, ae_title="BARE")
     assert assoc.is_established
     try:
-        return [assoc.send_c_store(ds).Status for ds in datasets]
+        return [parked(assoc).send_c_store(ds).Status for ds in datasets]
     finally:
         assoc.release()
 

@@ -15,7 +15,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from conftest import cli_env, free_port, run_cli
-from helpers import fresh_ct, send, stored_files
+from helpers import eventually, fresh_ct, send, stored_files
 
 COMMANDS = ["serve", "status", "log", "config", "echo", "send"]
 
@@ -80,9 +80,9 @@ def test_serve_status_log_and_clean_shutdown(service, tmp_path):
     assert status["counters"]["received"] == 1 and status["counters"]["bytes"] > 0
     human = svc.cli("status")
     assert human.returncode == 0 and "RUNNING" in human.stdout and "received 1" in human.stdout
-    time.sleep(1.5)  # bookkeeping is batched once a second
-    log = svc.cli("log", "--json", "--type", "store")
-    (record,) = [json.loads(line) for line in log.stdout.splitlines()]
+    log = eventually(lambda: svc.cli("log", "--json", "--type", "store").stdout,
+                     what="the store logged")  # bookkeeping is batched once a second
+    (record,) = [json.loads(line) for line in log.splitlines()]
     assert record["sop_uid"] == ds.SOPInstanceUID and record["calling_ae"] == "MODALITY1"
     config = {v["name"]: v for v in json.loads(svc.cli("config", "--json").stdout)}
     assert config["ae_title"]["source"] == "command line"
@@ -105,7 +105,8 @@ def test_sigterm_during_a_transfer_loses_nothing_acknowledged(service, tmp_path)
     sender = subprocess.Popen(
         [sys.executable, "-m", "dicomtui", "send", "127.0.0.1", str(svc.port), str(folder)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    eventually(lambda: stored_files(svc.data_dir / "storage"),
+               what="the transfer under way")  # then SIGTERM, in the middle of it
     assert svc.stop() == 0
     out, err = sender.communicate(timeout=60)
     acked = _count_sent(out + err)
@@ -224,6 +225,43 @@ def test_send_reports_failures_with_status(service):
     assert "failed 1" in result.stdout and "0xA700" in result.stdout
 
 
+def test_send_ends_at_a_store_left_unanswered(tmp_path):
+    """A receiver that aborts the association while a store is in flight: `send` says so
+    and ends, rather than sending on (or releasing) on the dead association and waiting
+    its 30 s DIMSE or ACSE timeout for an answer that cannot come."""
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import CTImageStorage
+
+    stores = []
+
+    def store(event):
+        stores.append(event.request.AffectedSOPInstanceUID)
+        if len(stores) == 2:
+            event.assoc.abort()  # the receiver stops: no answer to this one
+        return 0x0000
+
+    ae = AE(ae_title="ABORTER")
+    ae.add_supported_context(CTImageStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, store)])
+    try:
+        folder = tmp_path / "five"
+        folder.mkdir()
+        for n in range(5):
+            fresh_ct().save_as(folder / f"{n}.dcm", enforce_file_format=True)
+        started = time.monotonic()
+        result = run_cli("send", "127.0.0.1", str(port), str(folder), "--aec", "ABORTER",
+                         env=cli_env(tmp_path))
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert result.returncode == 1 and "ended the association mid-transfer" in result.stderr
+    assert "sent 1" in result.stdout + result.stderr and len(stores) == 2
+    assert took < 20, f"{took:.1f} s: waited for a timeout"  # the timeouts are 30 s
+
+
 @pytest.mark.parametrize("args,words", [
     (["--status", "bogus"], "--status"), (["--since", "yesterday-ish"], "--since"),
     (["--limit", "0"], "--limit")])
@@ -235,12 +273,13 @@ def test_log_usage_errors(tmp_path, args, words):
 def test_log_filters(service):
     svc = service("--set", "max_storage_gb=0.0001")  # two 40 kB CTs fit, not three
     send(svc.port, [fresh_ct(), fresh_ct(), fresh_ct()], calling="FILTERME")
-    time.sleep(1.5)
 
     def ids(*args):
         out = svc.cli("log", "--json", *args).stdout
         return [json.loads(line) for line in out.splitlines()]
 
+    eventually(lambda: len(ids("--type", "store")) == 3,
+               what="the three stores logged")  # bookkeeping is batched once a second
     failed = ids("--status", "failed")
     assert len(failed) == 1 and failed[0]["status"] == 0xA700
     assert ids("--status", "0xA700") == failed
@@ -257,11 +296,13 @@ def test_log_follow_prints_new_records(service):
         [sys.executable, "-m", "dicomtui", "log", "--follow", "--json", "--type", "store",
          "--data-dir", str(svc.data_dir)], stdout=subprocess.PIPE, text=True, env=svc.env)
     try:
-        time.sleep(1.0)
-        ds = fresh_ct()
-        send(svc.port, [ds])
-        line = _readline(follower, timeout=10)
-        assert json.loads(line)["sop_uid"] == ds.SOPInstanceUID
+        first, second = fresh_ct(), fresh_ct()
+        send(svc.port, [first])
+        line = _readline(follower, timeout=30)  # listed, or followed: either way it runs
+        assert json.loads(line)["sop_uid"] == first.SOPInstanceUID
+        send(svc.port, [second])  # stored after the listing: only following prints it
+        line = _readline(follower, timeout=30)
+        assert json.loads(line)["sop_uid"] == second.SOPInstanceUID
     finally:
         follower.send_signal(signal.SIGINT)
         follower.wait(timeout=10)

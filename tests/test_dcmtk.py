@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from helpers import fresh_ct, stored_files
+from helpers import eventually, fresh_ct, stored_files
 
 pytestmark = [pytest.mark.dcmtk, pytest.mark.skipif(
     shutil.which("storescu") is None or shutil.which("echoscu") is None,
@@ -28,8 +27,7 @@ def test_echoscu(engine):
                              "127.0.0.1", str(engine.port)], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0, result.stderr
-    time.sleep(0.2)
-    (echo,) = _records(engine, types=["echo"])
+    (echo,) = eventually(lambda: _records(engine, types=["echo"]), what="the echo logged")
     assert echo["calling_ae"] == "DCMTKSCU" and echo["status"] == 0
 
 

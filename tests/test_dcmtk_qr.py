@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import pytest
 from pydicom import dcmread
 
 from archive_helpers import send_all, study
-from conftest import free_port
+from conftest import free_port, wait_for_echo
 
 pytestmark = [pytest.mark.dcmtk, pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("findscu", "movescu", "getscu", "storescp")),
@@ -64,7 +63,7 @@ def test_movescu_to_a_storescp(archive, tmp_path):
     scp = subprocess.Popen(["storescp", "-aet", "STORESCP", "-od", str(received),
                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)
+        wait_for_echo(port, ae_title="STORESCP")  # storescp answers C-ECHO once it listens
         archive.archive.add_destination("STORESCP", "127.0.0.1", port)
         uid = str(archive.sent["doe"][0].StudyInstanceUID)
         done = run("movescu", "-S", "-aec", "DICOMTUI", "-aem", "STORESCP",

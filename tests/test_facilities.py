@@ -12,7 +12,7 @@ from conftest import cli_env, free_port, run_cli, wait_for_echo
 from pynetdicom import AE
 
 from dicomtui.service.sites.facilities import FacilityError
-from helpers import fresh_ct, send, stored_files
+from helpers import fresh_ct, parked, send, stored_files
 
 VERIFICATION = "1.2.840.10008.1.1"
 
@@ -24,7 +24,7 @@ def echo(port: int, called: str = "DICOMTUI", calling: str = "TESTSCU"):
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     established = assoc.is_established
     if established:
-        assoc.send_c_echo()
+        parked(assoc).send_c_echo()
         assoc.release()
     return established, assoc
 
@@ -104,7 +104,7 @@ def test_removing_a_facility_lets_its_running_association_finish(make_engine):
     assert assoc.is_established
     engine.sites.remove_facility("Doomed")
     assert refused(doomed.port)
-    assert assoc.send_c_store(ds).Status == 0  # the association already open goes on
+    assert parked(assoc).send_c_store(ds).Status == 0  # the open association goes on
     assoc.release()
     assert len(stored_files(engine.storage.root)) == 1
 
@@ -146,24 +146,28 @@ def test_rules_refuse_bad_facilities_with_clear_messages(make_engine):
     assert second.ae_title == "MAINHOSPITAL2"
 
 
+# it holds 11113 and 11114 while the others in this group take the next free port from
+# 11113: run together, they could take each other's ports
+@pytest.mark.xdist_group("facility-ports")
 def test_next_free_port_skips_ports_in_use_on_the_host(make_engine):
     engine = make_engine()
     holders = []
     try:
         for port in (11113, 11114):
             sock = socket.socket()
+            # as a listener binds: connections an earlier test left in TIME_WAIT on the
+            # port (the tests of this group use it) do not stop it, another listener does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
                 sock.listen()
                 holders.append(sock)
             except OSError:
-                sock.close()  # in use, or TIME_WAIT from an earlier test's connections
+                sock.close()  # another program (another test run?) listens there
         assert holders, "11113 and 11114 are both taken: nothing to test with"
         held = {sock.getsockname()[1] for sock in holders}
         made = engine.sites.add_facility("Auto Port")
-        # the ports this test holds are skipped. A port a plain bind refused only for
-        # TIME_WAIT connections is free to a listener (SO_REUSEADDR), so fair game
-        assert made.port not in held and made.port >= 11113
+        assert made.port not in held and made.port >= 11113  # the ports held are skipped
         assert made.listener == "listening"
     finally:
         for sock in holders:
@@ -184,6 +188,9 @@ def test_facilities_persist_and_listen_again_after_a_restart(make_engine, tmp_pa
     wait_for_echo(port, ae_title="MAINHOSPITAL")
 
 
+# its listener takes the next free port from 11113, as do the others in this group: run
+# together, two could pick the same port between the check and the bind
+@pytest.mark.xdist_group("facility-ports")
 def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
     engine = make_engine(auto_create_facilities="true")
     assert echo(engine.port, calling="MOBILE_CT7")[0]
@@ -198,8 +205,11 @@ def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
                for e in engine.ring.since(0, 1000).events)
 
 
+# its listener takes the next free port from 11113, as do the others in this group: run
+# together, two could pick the same port between the check and the bind
+@pytest.mark.xdist_group("facility-ports")
 def test_auto_create_stops_at_its_limit(make_engine, monkeypatch):
-    from dicomtui.service.sites import sites
+    from dicomtui.service.sites.sites import sites
     monkeypatch.setattr(sites, "AUTO_CREATE_LIMIT", 2)
     engine = make_engine(auto_create_facilities="true")
     for calling in ("AUTO1", "AUTO2", "AUTO3"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 from io import BytesIO
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 
-from helpers import (ct_small, encode_dataset, fresh_ct, leftovers, send, send_encoded,
-                     stored_files)
+from helpers import (ct_small, encode_dataset, eventually, fresh_ct, leftovers, parked,
+                     send, send_encoded, stored_files)
 
 
 def records(engine, **flt):
@@ -27,12 +26,13 @@ def test_echo_is_answered_and_logged(engine):
     ae.add_requested_context("1.2.840.10008.1.1")
     assoc = ae.associate("127.0.0.1", engine.port, ae_title="DICOMTUI")
     assert assoc.is_established
-    assert assoc.send_c_echo().Status == 0
+    assert parked(assoc).send_c_echo().Status == 0
     assoc.release()
-    time.sleep(0.2)
     echo = records(engine, types=["echo"])
     assert echo and echo[0]["calling_ae"] == "ECHOER" and echo[0]["status"] == 0
-    assoc_rec = records(engine, types=["association"])
+    # the association is recorded as its thread ends, after the peer has its release
+    assoc_rec = eventually(lambda: records(engine, types=["association"]),
+                           what="the association logged")
     assert assoc_rec and assoc_rec[0]["outcome"] == "ok" and assoc_rec[0]["reason"] == "released"
 
 
@@ -234,11 +234,11 @@ def test_peer_vanishing_mid_transfer_leaves_no_partial_file(engine, tmp_path):
     raw.sendall(struct.pack(">BBI", 0x04, 0, 100_000) + b"\x00" * 500)
     raw.shutdown(socket.SHUT_RDWR)
     raw.close()
-    deadline = time.monotonic() + 10
-    while engine.snapshot("local").associations and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # recorded once the association has ended (after it leaves the active list)
+    rec = eventually(lambda: records(engine, types=["association"]),
+                     what="the association logged")
+    assert not engine.snapshot("local").associations
     assert stored_files(tmp_path) == [] and leftovers(tmp_path) == []
-    rec = records(engine, types=["association"])
     assert rec and rec[0]["calling_ae"] == "VANISHER" and rec[0]["outcome"] == "failed"
     (ok,) = send(engine.port, [fresh_ct()])  # the receiver carries on
     assert ok.Status == 0

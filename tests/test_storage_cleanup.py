@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 
 from archive_helpers import send_all, study
-from helpers import send
+from helpers import eventually, send
+
+from dicomtui.models import StudyQuery
 
 
-def wait_quiet(seconds: float = 1.2) -> None:
-    """Let study_timeout (1 s in these tests) pass, so studies count as received."""
-    time.sleep(seconds)
+def wait_quiet(engine) -> None:
+    """Until no study counts as being received any more: study_timeout (1 s in these
+    tests) after its last instance, by the rule cleanup keeps studies by."""
+    eventually(lambda: not [s for s in engine.study_page(StudyQuery()).studies
+                            if s.state == "receiving"], what="studies no longer receiving")
 
 
 def test_storage_report_by_facility_modality_and_day(make_engine):
@@ -31,7 +34,7 @@ def test_cleanup_removes_old_studies_files_index_and_logs_them(make_engine):
     engine = make_engine(study_timeout="1")
     old = study("OLD^ONE", "P1", "20240101", series=2)
     send_all(engine.port, old)
-    wait_quiet()
+    wait_quiet(engine)
     used = engine.storage.used_bytes
     preview = engine.archive.retention.cleanup_plan(0)
     assert [c.uid for c in preview.remove] == [str(old[0].StudyInstanceUID)]
@@ -52,7 +55,7 @@ def test_cleanup_keeps_studies_being_received_or_waiting_for_upload(make_engine,
     engine = make_engine(study_timeout="1")
     waiting = study("WAIT^UPLOAD", "P1", "20240101")
     send_all(engine.port, waiting)
-    wait_quiet()
+    wait_quiet(engine)
     zip_path = tmp_path / "w.zip"
     zip_path.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
     engine.shipping.uploads.add(zip_path, 22, str(waiting[0].StudyInstanceUID), "auto")
@@ -72,7 +75,7 @@ def test_auto_cleanup_makes_room_for_a_new_study(make_engine):
                          auto_cleanup="true", retention_days="0")
     old = study("OLD^ONE", "P1", "20240101")  # 2 x ~39 kB
     send_all(engine.port, old)
-    wait_quiet()
+    wait_quiet(engine)
     new = study("NEW^ONE", "P2", "20240102")
     statuses = [int(r.Status) for r in send(engine.port, new)]
     assert statuses == [0, 0]
@@ -90,7 +93,7 @@ def test_without_auto_cleanup_a_full_quota_refuses_and_removes_nothing(make_engi
                          retention_days="0")
     old = study("OLD^ONE", "P1", "20240101")
     send_all(engine.port, old)
-    wait_quiet()
+    wait_quiet(engine)
     statuses = [int(r.Status) for r in send(engine.port, study("NEW^ONE", "P2",
                                                                 "20240102"))]
     assert 0xA700 in statuses
@@ -111,7 +114,8 @@ def test_auto_cleanup_never_removes_the_study_being_received(make_engine):
 def test_cli_through_the_service(service, tmp_path):
     svc = service("--set", "study_timeout=1")
     send_all(svc.port, study("CLI^ONE", "P1", "20240101", "MR"))
-    time.sleep(1.2)
+    eventually(lambda: '"state": "receiving"' not in svc.cli("studies", "--json").stdout,
+               what="the study no longer receiving")
     storage = svc.cli("storage", "--json")
     assert storage.returncode == 0, storage.stderr
     report = json.loads(storage.stdout)

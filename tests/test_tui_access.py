@@ -3,7 +3,7 @@ title, address and setting rules): callers, refusals, and the policy switches.""
 
 from __future__ import annotations
 
-from console import console, drive, notified, opened, wait_for, wait_for_text
+from console import console, drive, notified, opened, polls, wait_for, wait_for_text
 from fake_backend import FakeBackend, record, refused
 from screen_text import screen_text
 
@@ -35,13 +35,11 @@ def field(pilot, name: str) -> str:
 def test_the_screen_shows_the_policy_callers_and_refusals():
     async def scenario(pilot):
         await on_access(pilot)
-        text = screen_text(pilot.app)
-        for expected in ("require_calling_ae off (p)", "check_called_ae off",
-                         "auto_create_facilities off", "allowed_ips any (i)",
-                         "CT_SCANNER1", "allowed", "10.1.2.3 ", "CT room 1", "OLD_US",
-                         "denied", "ANGIO_LAB", "STMARYSCLINIC", "10.4.0.12:40400",
-                         "require_calling_ae", "08:00:38"):
-            assert expected in text, expected
+        text = await wait_for_text(pilot, "require_calling_ae off (p)", "check_called_ae off",
+                                   "auto_create_facilities off", "allowed_ips any (i)",
+                                   "CT_SCANNER1", "allowed", "10.1.2.3 ", "CT room 1",
+                                   "OLD_US", "denied", "ANGIO_LAB", "STMARYSCLINIC",
+                                   "10.4.0.12:40400", "require_calling_ae", "08:00:38")
         assert "10.1.2.3/32" not in text  # one host reads as an address
 
     drive(console(FakeBackend()), scenario, size=(120, 30))
@@ -274,7 +272,7 @@ def test_new_refusals_appear_while_shown_reading_only_what_is_new():
         assert screen.selected_refusal()["id"] == 38  # the cursor stays on its row
         reads = [q for q in fake.queries if q.outcomes == ["refused"]]
         assert reads[0].after_id is None and reads[-1].after_id == 40
-        await pilot.pause(0.5)
+        await polls(pilot, fake, 5)  # read again: nothing new, nothing twice
         assert screen_text(pilot.app).count("NEW_MODALITY") == 1
 
     drive(console(fake, poll_interval=0.1), scenario, size=(120, 30))

@@ -34,16 +34,15 @@ def test_local_console_receives_shows_and_quits_cleanly(tmp_path):
     data_dir, port = tmp_path / "data", free_port()
 
     async def scenario(pilot):
-        text = await wait_for_text(pilot, "RUNNING", timeout=20)
-        assert "local" in text and f"127.0.0.1:{port}" in text
+        # the header's state and the Status body's listener are painted separately
+        await wait_for_text(pilot, "RUNNING", "local", f"127.0.0.1:{port}", timeout=20)
         await asyncio.to_thread(send, port, [fresh_ct() for _ in range(3)],
                                 calling="CT_ROOM_1")
         await wait_for(pilot, lambda: pilot.app.snapshot.counters.received == 3,
                        what="3 received")
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
-        text = await wait_for_text(pilot, "CT_ROOM_1")
-        assert "CT Image" in text
+        await wait_for_text(pilot, "CT_ROOM_1", "CT Image")
         await pilot.press("q")
 
     drive(local_console(data_dir, port), scenario, size=(120, 30))
@@ -108,9 +107,8 @@ def test_attached_console_shows_the_service_and_quitting_leaves_it_running(servi
         return console_backend(args_for(svc.data_dir))
 
     async def scenario(pilot):
-        text = await wait_for_text(pilot, f"attached to service pid {svc.proc.pid}",
-                                   timeout=20)
-        assert "RUNNING" in text
+        await wait_for_text(pilot, f"attached to service pid {svc.proc.pid}", "RUNNING",
+                            timeout=20)
         await asyncio.to_thread(send, svc.port, [fresh_ct(), fresh_ct()], calling="MR_2")
         await wait_for(pilot, lambda: pilot.app.snapshot.counters.received == 2,
                        what="2 received")
@@ -241,9 +239,7 @@ def test_console_adds_a_facility_that_listens_and_allows_a_refused_caller(tmp_pa
         await type_into(pilot, str(facility_port))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, FacilitiesScreen))
-        text = await wait_for_text(pilot, "STMARYSCLINIC")
-        assert str(facility_port) in text
-        await wait_for_text(pilot, "listening")
+        await wait_for_text(pilot, "STMARYSCLINIC", str(facility_port), "listening")
         assert await asyncio.to_thread(echo_ok, facility_port, "ANY", "STMARYSCLINIC")
 
         await pilot.press("5")
@@ -319,7 +315,8 @@ def test_console_anonymization_screen_on_a_real_engine(tmp_path):
         await pilot.press("enter")
         await wait_for(pilot, lambda: export.exists(), what="the export file")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnonymizationScreen))
-        assert notified(pilot.app, "Exported 1")
+        # the file is written before the dialog's worker says so
+        await wait_for(pilot, lambda: notified(pilot.app, "Exported 1"), what="the toast")
         await pilot.press("q")
 
     drive(local_console(data_dir, port), scenario, size=(120, 30))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from console import console, console_from, drive, wait_for, wait_for_text
+from console import console, console_from, drive, polls, wait_for, wait_for_text
 from fake_backend import FakeBackend
 from screen_text import screen_text
 
@@ -20,8 +20,7 @@ def test_number_keys_switch_screens_and_the_header_shows_local_mode():
     fake = FakeBackend()
 
     async def scenario(pilot):
-        text = await wait_for_text(pilot, "RUNNING")
-        assert "local, up 3 h 12 m" in text
+        await wait_for_text(pilot, "RUNNING", "local, up 3 h 12 m")
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
         await pilot.press("9")
@@ -49,9 +48,11 @@ def test_the_attached_header_fits_80_columns_on_every_screen():
     async def scenario(pilot):
         await wait_for_text(pilot, "RUNNING")
         headers = {}
-        for key in "123456789":
+        for key, mode in zip("123456789", pilot.app.MODES):
             await pilot.press(key)
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: isinstance(pilot.app.screen, pilot.app.MODES[mode])
+                           and "RUNNING" in screen_text(pilot.app).splitlines()[0],
+                           what=f"screen {key}'s header")
             headers[key] = screen_text(pilot.app).splitlines()[0]
         return headers
 
@@ -97,7 +98,8 @@ def test_s_stops_after_confirming_while_associations_are_active():
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
         assert "1 association(s) active (CT_SCANNER1)" in screen_text(pilot.app)
         await pilot.press("n")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, StatusScreen))
+        await polls(pilot, fake, 2)
         assert "stop" not in fake.calls
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm))
@@ -137,8 +139,7 @@ def test_a_connect_failure_is_explained_on_screen_and_s_tries_again():
         return fake
 
     async def scenario(pilot):
-        text = await wait_for_text(pilot, "in use by pid 77")
-        assert "try again" in text
+        await wait_for_text(pilot, "in use by pid 77", "try again")
         await pilot.press("s")
         await wait_for_text(pilot, "RUNNING")
 
@@ -161,8 +162,7 @@ def test_a_service_that_goes_away_shows_unreachable_and_recovers():
     async def scenario(pilot):
         await wait_for_text(pilot, "RUNNING")
         fake.down = True
-        text = await wait_for_text(pilot, "UNREACHABLE")
-        assert "cannot reach the dicomtui service" in text
+        await wait_for_text(pilot, "UNREACHABLE", "cannot reach the dicomtui service")
         fake.down = False
         await wait_for_text(pilot, "RUNNING")
 
@@ -175,7 +175,7 @@ def test_the_ui_answers_keys_while_the_backend_hangs():
     async def scenario(pilot):
         await wait_for_text(pilot, "RUNNING")
         fake.gate = threading.Event()  # every status() now blocks until released
-        await pilot.pause(0.6)
+        await wait_for(pilot, lambda: fake.held, what="a poll held by the backend")
         started = time.monotonic()
         await pilot.press("9")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen))
@@ -197,14 +197,12 @@ def test_log_filter_chips_query_clear_and_bad_words():
         await pilot.press("slash")
         await pilot.press(*"status:failed ae:ct_scanner1 quota")
         await pilot.press("enter")
-        text = await wait_for_text(pilot, "1 rows")
-        assert " status:failed " in text and " ae:ct_scanner1 " in text
-        assert '"quota"' in text
+        await wait_for_text(pilot, "1 rows", " status:failed ", " ae:ct_scanner1 ",
+                            '"quota"')
         last = fake.queries[-1]
         assert (last.outcomes, last.ae, last.text) == (["failed"], "ct_scanner1", "quota")
         await pilot.press("c")
-        await wait_for_text(pilot, "40 rows")
-        assert "no filter" in screen_text(pilot.app)
+        await wait_for_text(pilot, "40 rows", "no filter")
         await pilot.press("slash")
         await pilot.press(*"type:bogus")
         await pilot.press("enter")
@@ -226,11 +224,10 @@ def test_follow_tails_new_records_and_f_pauses():
         await pilot.press("f")
         await wait_for_text(pilot, "PAUSED")
         fake.records.append(record(42, calling_ae="WHILE_PAUSED"))
-        await pilot.pause(0.6)
+        await polls(pilot, fake, 3)
         assert "WHILE_PAUSED" not in screen_text(pilot.app)
         await pilot.press("f")
-        await wait_for_text(pilot, "WHILE_PAUSED")
-        assert "LIVE" in screen_text(pilot.app)
+        await wait_for_text(pilot, "WHILE_PAUSED", "LIVE")
 
     drive(console(fake, poll_interval=0.1), scenario, size=(120, 30))
 
@@ -252,7 +249,7 @@ def test_paging_up_past_the_top_reads_older_rows_from_the_backend():
         await wait_for(pilot, lambda: screen.tx_rows[0]["id"] == first - log_screen.PAGE,
                        what="older page")
         assert len(screen.tx_rows) == log_screen.MAX_ROWS  # bounded: the newest fell off
-        assert "PAUSED" in screen_text(pilot.app)
+        await wait_for_text(pilot, "PAUSED")
         assert fake.queries[-1].before_id == first
 
     drive(console(fake), scenario, size=(120, 30))
@@ -264,8 +261,7 @@ def test_enter_opens_the_full_record():
         await wait_for_text(pilot, "40 rows")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, RecordScreen))
-        text = screen_text(pilot.app)
-        assert "Transaction 40" in text and "1.2.840.10008.5.1.4.1.1.2" in text
+        await wait_for_text(pilot, "Transaction 40", "1.2.840.10008.5.1.4.1.1.2")
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
 
@@ -275,12 +271,15 @@ def test_enter_opens_the_full_record():
 def test_application_log_tab_and_level_filter():
     async def scenario(pilot):
         await pilot.press("2", "t")
-        text = await wait_for_text(pilot, "listening on 0.0.0.0:11112")
-        assert "refused (0xA700)" in text
+        await wait_for_text(pilot, "listening on 0.0.0.0:11112", "refused (0xA700)")
         await pilot.press("l", "l")  # INFO -> WARNING -> ERROR
-        text = await wait_for_text(pilot, "level ERROR")
-        assert "listening on" not in text and "UNKNOWN_MOD" not in text
-        assert "refused (0xA700)" in text
+
+        def errors_only() -> bool:
+            text = screen_text(pilot.app)
+            return ("level ERROR" in text and "refused (0xA700)" in text
+                    and "listening on" not in text and "UNKNOWN_MOD" not in text)
+
+        await wait_for(pilot, errors_only, what="only the ERROR line")
 
     drive(console(FakeBackend()), scenario, size=(120, 30))
 
@@ -300,7 +299,7 @@ def test_settings_edit_validates_with_the_cli_wording_and_offers_a_restart():
         await wait_for_text(pilot, "port: must be an integer from 1 to 65535 (got '99999')")
         await pilot.press("end", "ctrl+u", *"11200", "enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm), what="offer")
-        assert "port takes effect on restart" in screen_text(pilot.app)
+        await wait_for_text(pilot, "port takes effect on restart")
         await pilot.press("y")
         await wait_for(pilot, lambda: "restart" in fake.calls, what="restart")
         assert fake.stored["port"] == 11200
@@ -385,10 +384,10 @@ def test_the_log_is_not_polled_while_another_screen_shows_and_catches_up_on_retu
         await wait_for_text(pilot, "40 rows")
         await pilot.press("1")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, StatusScreen))
-        await pilot.pause(0.3)
+        await polls(pilot, fake, 1)  # a poll that began on the Log screen is done
         asked = len(fake.queries)
         fake.records.append(record(41, calling_ae="WHILE_AWAY"))
-        await pilot.pause(0.6)
+        await polls(pilot, fake, 3)
         assert len(fake.queries) == asked  # polls go on, the log is not read
         await pilot.press("2")
         await wait_for_text(pilot, "WHILE_AWAY")
@@ -398,14 +397,15 @@ def test_the_log_is_not_polled_while_another_screen_shows_and_catches_up_on_retu
 
 def test_quitting_while_connecting_closes_what_opens_then_exits():
     fake = FakeBackend()
-    release = threading.Event()
+    connecting, release = threading.Event(), threading.Event()
 
     def slow_connector():
+        connecting.set()
         release.wait(10)
         return fake
 
     async def scenario(pilot):
-        await pilot.pause(0.2)
+        await wait_for(pilot, connecting.is_set, what="the connector to be called")
         await pilot.press("q")
         release.set()
         await wait_for(pilot, lambda: fake.closed.is_set(), what="close")

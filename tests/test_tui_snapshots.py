@@ -7,7 +7,7 @@ means the console's look changed: review it, then `pytest --snapshot-update`.
 from __future__ import annotations
 
 import pytest
-from console import FROZEN, console, wait_for
+from console import FROZEN, console, snapshot_ready, wait_for
 from fake_backend import FakeBackend
 
 from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
@@ -50,21 +50,24 @@ async def status_ready(pilot):
     await wait_for(pilot, lambda: pilot.app.snapshot is not None, what="first poll")
     pilot.app.rates = seeded_rates()
     pilot.app.screen.refresh_view()
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, "peak 57.0/s", "DICOMTUI @ 0.0.0.0:11112 listening",
+                         "UNKNOWN_MOD 10.9.9.9:5000")
 
 
 async def log_ready(pilot):
     await pilot.press("2")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen)
                    and pilot.app.screen.is_loaded, what="log rows")
-    await pilot.pause(0.2)
+    # newest at the bottom: the table scrolls to its last row after a refresh
+    await snapshot_ready(pilot, "40 rows", "08:00:40")
 
 
 async def settings_ready(pilot):
     await pilot.press("9")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen)
                    and pilot.app.screen.setting_values, what="settings")
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, "waiting for a restart: port, layout", "allowed_ips",
+                         "ae_title: AE title this receiver answers to")
 
 
 async def facilities_ready(pilot):
@@ -72,42 +75,44 @@ async def facilities_ready(pilot):
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, FacilitiesScreen)
                    and pilot.app.screen.is_loaded and pilot.app.screen.config is not None,
                    what="facilities")
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, "WESTSIDEIMAGING", "calling AEs CT_SCANNER1")
 
 
 async def access_ready(pilot):
     await pilot.press("5")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, AccessScreen)
                    and pilot.app.screen.is_loaded, what="access")
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, "require_calling_ae off (p)", "UNKNOWN_MOD")
 
 
 async def anonymization_ready(pilot):
     await pilot.press("8")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnonymizationScreen)
                    and pilot.app.screen.is_loaded, what="subjects")
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, "4 subjects", "sub-010")
 
 
 async def uploads_ready(pilot):
     await pilot.press("7")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, UploadsScreen)
                    and pilot.app.screen.is_loaded, what="uploads")
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, "2 queued · 1 uploading", "in 12 s", "mr-brain")
 
 
-async def studies_ready(pilot):
+async def studies_ready(pilot, *texts):
     await pilot.press("3")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, StudiesScreen)
                    and pilot.app.screen.is_loaded, what="studies")
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, *texts or ("11 studies, newest received first",
+                                           "BROWN^OLIVER"))
 
 
 async def storage_ready(pilot):
     await pilot.press("6")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, StorageScreen)
                    and pilot.app.screen.is_loaded, what="storage")
-    await pilot.pause(0.2)
+    await snapshot_ready(pilot, "Used ", "By facility", "By day received, newest first",
+                         "2026-10-09")
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -168,7 +173,7 @@ def test_application_log_tab(snap_compare, size):
     async def ready(pilot):
         await log_ready(pilot)
         await pilot.press("t")
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "level INFO and up", "05:00:00 INFO")
 
     assert snap_compare(console(FakeBackend()), terminal_size=size, run_before=ready)
 
@@ -179,48 +184,54 @@ def test_log_with_filter_chips(snap_compare):
         await pilot.press("slash", *"status:failed quota", "enter")
         await wait_for(pilot, lambda: pilot.app.screen.is_loaded
                        and len(pilot.app.screen.tx_rows) == 1, what="filtered rows")
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "1 rows", " status:failed ", "08:00:10")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 
 
-def dialog(first, key: str, dialog_class):
-    """run_before: get the screen ready, press `key`, wait for the dialog it opens."""
+def dialog(first, key: str, dialog_class, text: str):
+    """run_before: get the screen ready, press `key`, wait for the dialog it opens to
+    show `text` and its keys line."""
     async def ready(pilot):
         await first(pilot)
         await pilot.press(key)
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, dialog_class))
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, text, "Esc")
     return ready
 
 
 def test_record_details(snap_compare):
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
-                        run_before=dialog(log_ready, "enter", RecordScreen))
+                        run_before=dialog(log_ready, "enter", RecordScreen,
+                                          "Transaction 40"))
 
 
 def test_help_screen(snap_compare):
     assert snap_compare(status_app(), terminal_size=(80, 24),
-                        run_before=dialog(status_ready, "question_mark", HelpScreen))
+                        run_before=dialog(status_ready, "question_mark", HelpScreen,
+                                          "Keys  (Ctrl+P: the same as commands)"))
 
 
 def test_stop_confirmation(snap_compare):
     assert snap_compare(status_app(), terminal_size=(80, 24),
-                        run_before=dialog(status_ready, "s", Confirm))
+                        run_before=dialog(status_ready, "s", Confirm,
+                                          "1 association(s) active (CT_SCANNER1)"))
 
 
 def test_facility_with_a_listener_error(snap_compare):
     async def ready(pilot):
         await facilities_ready(pilot)
         await pilot.press("down", "down")
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "Configuration for remote PACS: Westside Imaging",
+                             "listener error: port 11115")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 
 
 def test_add_facility_dialog(snap_compare):
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
-                        run_before=dialog(facilities_ready, "a", FormDialog))
+                        run_before=dialog(facilities_ready, "a", FormDialog,
+                                          "Add a facility"))
 
 
 def test_allow_a_refused_caller_dialog(snap_compare):
@@ -229,12 +240,14 @@ def test_allow_a_refused_caller_dialog(snap_compare):
         await pilot.press("tab")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
-                        run_before=dialog(ready, "a", FormDialog))
+                        run_before=dialog(ready, "a", FormDialog,
+                                          "ANGIO_LAB was refused at 08:00:38"))
 
 
 def test_reveal_confirmation(snap_compare):
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
-                        run_before=dialog(anonymization_ready, "v", Confirm))
+                        run_before=dialog(anonymization_ready, "v", Confirm,
+                                          "Show original patient identities?"))
 
 
 def test_cancel_upload_confirmation(snap_compare):
@@ -243,14 +256,15 @@ def test_cancel_upload_confirmation(snap_compare):
         await pilot.press("down", "down")  # upload 4, uploading
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
-                        run_before=dialog(ready, "c", Confirm))
+                        run_before=dialog(ready, "c", Confirm, "Cancel upload 4?"))
 
 
 def test_require_calling_ae_warning(snap_compare):
     fake = FakeBackend()
     fake.allowed = {}
     assert snap_compare(console(fake), terminal_size=(80, 24),
-                        run_before=dialog(access_ready, "p", Confirm))
+                        run_before=dialog(access_ready, "p", Confirm,
+                                          "There is no allowed caller"))
 
 
 def test_access_screen_without_colour(snap_compare, monkeypatch):
@@ -273,7 +287,7 @@ def test_attached_and_unreachable_header(snap_compare):
         pilot.app.problem = "cannot reach the dicomtui service at /var/lib/dicomtui/" \
                             "dicomtui.sock: [Errno 111] Connection refused"
         pilot.app.screen.refresh_view()
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "UNREACHABLE", "cannot reach the dicomtui service")
 
     assert snap_compare(console(fake, poll_interval=3600), terminal_size=(80, 24),
                         run_before=ready)
@@ -286,7 +300,7 @@ def test_series_of_a_study(snap_compare):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SeriesScreen)
                        and pilot.app.screen.is_loaded, what="series")
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "3 series · 227 instances", "t2_flair_tra")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 
@@ -297,7 +311,7 @@ def test_studies_search_with_a_bad_date(snap_compare):
         await pilot.press("slash", *"doe", "tab", "tab", *"2026-13-01", "enter")
         await wait_for(pilot, lambda: pilot.app.screen.query_one(
             "#studies-search-error").display, what="the error")
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "from date '2026-13-01' is not a day of the calendar")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 
@@ -305,7 +319,9 @@ def test_studies_search_with_a_bad_date(snap_compare):
 def test_empty_study_index(snap_compare):
     fake = FakeBackend()
     fake.archive = []
-    assert snap_compare(console(fake), terminal_size=(80, 24), run_before=studies_ready)
+    assert snap_compare(console(fake), terminal_size=(80, 24),
+                        run_before=lambda pilot: studies_ready(pilot, "0 studies",
+                                                               "No studies indexed yet"))
 
 
 def test_send_destination_picker(snap_compare):
@@ -314,7 +330,7 @@ def test_send_destination_picker(snap_compare):
         await pilot.press("m")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, PickDestination)
                        and pilot.app.screen.destination_list, what="destinations")
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "PACS_MAIN", "RESEARCH", "Enter send to the selected")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 
@@ -330,14 +346,15 @@ def test_send_without_destinations(snap_compare):
                        and pilot.app.screen.query_one("#destinations-note").display
                        and "dest add" in str(pilot.app.screen.query_one(
                            "#destinations-note").render()), what="the note")
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "No destinations yet", "dest add PACS_MAIN")
 
     assert snap_compare(console(fake), terminal_size=(80, 24), run_before=ready)
 
 
 def test_send_confirmation(snap_compare):
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
-                        run_before=dialog(snap_picker, "enter", Confirm))
+                        run_before=dialog(snap_picker, "enter", Confirm,
+                                          "Send ROE^JANE (2026-11-23, MR) to PACS_MAIN?"))
 
 
 async def snap_picker(pilot):
@@ -356,7 +373,7 @@ async def job_held(pilot, fake, done: int, message: str):
     await wait_for(pilot, lambda: f" {done}/{job.total} " in str(
         pilot.app.screen.query_one("JobProgress").render()), what="the progress")
     pilot.app.clear_notifications()
-    await pilot.pause(0.3)
+    await snapshot_ready(pilot, f" {done}/{job.total} ")
 
 
 def test_send_progress(snap_compare):
@@ -376,7 +393,8 @@ def test_send_progress(snap_compare):
 
 def test_cleanup_age_dialog(snap_compare):
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24),
-                        run_before=dialog(storage_ready, "c", FormDialog))
+                        run_before=dialog(storage_ready, "c", FormDialog,
+                                          "Clean up old studies"))
 
 
 def test_cleanup_preview(snap_compare):
@@ -386,7 +404,7 @@ def test_cleanup_preview(snap_compare):
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, FormDialog))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, CleanupPreview))
-        await pilot.pause(0.2)
+        await snapshot_ready(pilot, "Remove 3 studies", "y remove them")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 

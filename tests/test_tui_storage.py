@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from console import console, drive, notified, opened, wait_for, wait_for_text
+from console import (console, drive, handled, notified, opened, polls, wait_for,
+                     wait_for_text)
 from fake_backend import FakeBackend
 from screen_text import screen_text
 
@@ -36,13 +37,11 @@ def flat(pilot) -> str:
 def test_usage_against_the_quota_the_disk_the_index_and_the_policy():
     async def scenario(pilot):
         await on_storage(pilot)
-        text = screen_text(pilot.app)
-        for expected in ("70%  2.8 GB of 4.0 GB (max_storage_gb)",
-                         "1.3 TB free of 2.0 TB · /var/lib/dicomtui/storage",
-                         "11 studies · 4,153 instances · 2.8 GB",
-                         "auto_cleanup off · retention_days 30"):
-            assert expected in text, expected
-        assert "█" * 21 + "░" * 9 in text  # 70% of a 30-cell bar
+        await wait_for_text(pilot, "70%  2.8 GB of 4.0 GB (max_storage_gb)",
+                            "1.3 TB free of 2.0 TB · /var/lib/dicomtui/storage",
+                            "11 studies · 4,153 instances · 2.8 GB",
+                            "auto_cleanup off · retention_days 30",
+                            "█" * 21 + "░" * 9)  # 70% of a 30-cell bar
 
     drive(console(FakeBackend()), scenario, size=(160, 40))
 
@@ -54,10 +53,10 @@ def test_no_quota_says_so_and_auto_cleanup_says_what_it_does():
 
     async def scenario(pilot):
         await on_storage(pilot)
-        text = screen_text(pilot.app)
-        assert "2.8 GB · no quota (max_storage_gb = 0)" in text and "█" not in text
-        assert "auto_cleanup on · retention_days 90" in text
-        assert "studies older than 90 days go" in text
+        text = await wait_for_text(pilot, "2.8 GB · no quota (max_storage_gb = 0)",
+                                   "auto_cleanup on · retention_days 90",
+                                   "studies older than 90 days go")
+        assert "█" not in text
 
     drive(console(fake), scenario, size=(160, 40))
 
@@ -71,6 +70,10 @@ def test_the_three_tables_side_by_side_when_wide_stacked_when_narrow():
                            for n in range(table.row_count)]
         return found
 
+    def heading_line(pilot) -> str:
+        return next((li for li in screen_text(pilot.app).splitlines()
+                     if "By facility" in li), "")
+
     async def wide(pilot):
         screen = await on_storage(pilot)
         assert screen.has_class("-wide")
@@ -78,14 +81,16 @@ def test_the_three_tables_side_by_side_when_wide_stacked_when_narrow():
         assert rows["facility"][0] == ("Main Hospital", "6", "3,627", "2.4 GB")
         assert [r[0] for r in rows["modality"]] == ["CT", "MR", "US", "MG", "PT", "CR"]
         assert rows["day"][0] == ("2026-11-23", "7", "3,315", "2.3 GB")
-        line = next(li for li in screen_text(pilot.app).splitlines() if "By facility" in li)
-        assert "By modality" in line and "By day received, newest first" in line
+        # the headings share a line once the -wide layout has been applied
+        await wait_for(pilot, lambda: "By modality" in heading_line(pilot)
+                       and "By day received, newest first" in heading_line(pilot),
+                       what="the tables side by side")
 
     async def narrow(pilot):
         screen = await on_storage(pilot)
         assert screen.has_class("-narrow")
-        line = next(li for li in screen_text(pilot.app).splitlines() if "By facility" in li)
-        assert "By modality" not in line and "By modality" in screen_text(pilot.app)
+        await wait_for_text(pilot, "By modality")
+        assert "By modality" not in heading_line(pilot)
 
     drive(console(FakeBackend()), wide, size=(160, 40))
     drive(console(FakeBackend()), narrow)
@@ -122,7 +127,7 @@ def test_cleanup_asks_the_age_previews_what_goes_and_stays_then_runs():
         assert "waiting for upload" in kept
         assert fake.archive_calls == ["plan 30"]
         await pilot.press("enter")  # not a yes: one Enter too many deletes nothing
-        await pilot.pause(0.2)
+        await handled(pilot)
         assert isinstance(pilot.app.screen, CleanupPreview)
         await pilot.press("y")
         await back(pilot)
@@ -189,7 +194,7 @@ def test_nothing_old_enough_says_so_and_y_removes_nothing():
         assert "Esc close" in text
         await pilot.press("y")
         await back(pilot)
-        await pilot.pause(0.3)
+        await polls(pilot, fake, 2)  # no cleanup started meanwhile
 
     drive(console(fake), scenario, size=(120, 30))
     assert fake.archive_calls == ["plan 60"]
@@ -203,7 +208,7 @@ def test_n_at_the_preview_keeps_everything():
         await preview(pilot)
         await pilot.press("n")
         await back(pilot)
-        await pilot.pause(0.3)
+        await polls(pilot, fake, 2)  # no cleanup started meanwhile
 
     drive(console(fake), scenario)
     assert fake.archive_calls == ["plan 30"]

@@ -3,10 +3,12 @@ matching rules): rows and states, the search, refresh, series, and sending a stu
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
-from console import console, drive, notified, opened, wait_for, wait_for_text
+from console import (console, drive, handled, notified, opened, polls, reads_done,
+                     wait_for, wait_for_text)
 from fake_backend import STUDY_ROOT, FakeBackend
 from screen_text import screen_text
 
@@ -14,6 +16,7 @@ from dicomtui.backend.base import BackendError
 from dicomtui.models import StudyQuery
 from dicomtui.tui.dialogs import Confirm, HelpScreen
 from dicomtui.tui.screens.series import SeriesScreen
+from dicomtui.tui.screens.status import StatusScreen
 from dicomtui.tui.screens.studies import StudiesScreen
 from dicomtui.tui.screens.study_dialogs import PickDestination
 from dicomtui.tui.screens.study_rows import EMPTY
@@ -61,8 +64,7 @@ async def search(pilot, **fields) -> None:
 def test_rows_show_every_state_newest_first_with_counts_and_sizes():
     async def scenario(pilot):
         screen = await on_studies(pilot)
-        text = screen_text(pilot.app)
-        assert "11 studies, newest received first" in text
+        await wait_for_text(pilot, "11 studies, newest received first")
         for name, state in (("DOE^JOHN", "receiving"), ("MUSTERMANN", "queued"),
                             ("SMITH^ALEX", "uploading"), ("ROE^JANE", "complete"),
                             ("NGUYEN", "zipped"), ("TANAKA", "failed"),
@@ -164,7 +166,7 @@ def test_a_bad_date_says_what_would_do_and_sends_nothing(fields, words):
         await search(pilot, **fields)
         await wait_for_text(pilot, words)
         assert isinstance(screen.focused, type(screen.query_one("#search-patient")))
-        await pilot.pause(0.3)
+        await reads_done(pilot, screen)
         assert all(q == StudyQuery() for q in fake.study_queries[asked:])
         await pilot.press("escape")  # clears the fields and the error
         await wait_for(pilot, lambda: words not in screen_text(pilot.app), what="cleared")
@@ -191,8 +193,8 @@ def test_a_page_cut_at_its_limit_says_n_of_total():
 
     async def scenario(pilot):
         await pilot.press("3")
-        text = await wait_for_text(pilot, "500 of 620 studies, newest received first")
-        assert "narrow the search" in text
+        await wait_for_text(pilot, "500 of 620 studies, newest received first",
+                            "narrow the search")
         assert len(pilot.app.screen.page.studies) == 500
 
     drive(console(fake), scenario, size=(160, 30))
@@ -223,12 +225,11 @@ def test_enter_shows_the_series_and_esc_goes_back():
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SeriesScreen)
                        and pilot.app.screen.is_loaded, what="the series")
-        text = await wait_for_text(pilot, "Knee PD FS cor")
-        for expected in ("ROE^JANE · PID-0002", "complete · study 2026-11-23 07:42",
-                         "accession A7734077", "MR Knee left",
-                         "3 series · 100 instances · 62.3 MB", "Series, by number",
-                         "Esc Back  m Send", " 3 Studies "):
-            assert expected in text, expected
+        text = await wait_for_text(pilot, "Knee PD FS cor", "ROE^JANE · PID-0002",
+                                   "complete · study 2026-11-23 07:42",
+                                   "accession A7734077", "MR Knee left",
+                                   "3 series · 100 instances · 62.3 MB",
+                                   "Series, by number", "Esc Back  m Send", " 3 Studies ")
         lines = [line.split() for line in text.splitlines()]
         assert ["1", "MR", "Knee", "PD", "FS", "cor", "30", "12.3", "MB"] in lines
         await pilot.press("escape")
@@ -247,15 +248,16 @@ def test_the_series_of_a_study_removed_meanwhile_say_so():
         fake.archive = [s for s in fake.archive if s.uid != ROE]
         await pilot.press("enter")
         await wait_for_text(pilot, "This study is no longer indexed")
-        assert notified(pilot.app, f"study {ROE} is not indexed")
+        await wait_for(pilot, lambda: notified(pilot.app, f"study {ROE} is not indexed"),
+                       what="the toast")
 
     drive(console(fake), scenario, size=(120, 30))
 
 
 async def pick_and_confirm(pilot, ae_row: int = 0) -> str:
     """From the picker: choose a destination, then say yes; the confirmation's text."""
-    text = await opened(pilot, PickDestination)
-    assert "PACS_MAIN" in text and "10.1.2.50:104" in text and "RESEARCH" in text
+    await opened(pilot, PickDestination)
+    await wait_for_text(pilot, "PACS_MAIN", "10.1.2.50:104", "RESEARCH")  # read, then shown
     pilot.app.screen.query_one("#destinations-table").move_cursor(row=ae_row)
     await pilot.press("enter")
     text = await opened(pilot, Confirm)
@@ -276,8 +278,7 @@ def test_m_picks_a_destination_confirms_shows_progress_and_toasts_the_outcome():
         assert "Send DOE^JOHN (2026-11-23, CT) to PACS_MAIN?" in text
         assert "214 instances (112.8 MB)" in text and "10.1.2.50:104" in text
         assert "still being received" in text
-        line = await wait_for_text(pilot, "send DOE^JOHN to PACS_MAIN")
-        assert "0/214" in line
+        await wait_for_text(pilot, "send DOE^JOHN to PACS_MAIN", "0/214")
         fake.job_hold = False
         await wait_for(pilot, lambda: notified(pilot.app, "sent 214 instances to PACS_MAIN")
                        and notified(pilot.app, "214 completed · 0 failed · 0 warning"),
@@ -300,7 +301,7 @@ def test_n_at_the_confirmation_sends_nothing():
         await opened(pilot, Confirm)
         await pilot.press("n")
         await back(pilot)
-        await pilot.pause(0.3)
+        await polls(pilot, fake, 2)  # nothing sent meanwhile
 
     drive(console(fake), scenario)
     assert fake.archive_calls == []
@@ -313,8 +314,7 @@ def test_m_without_destinations_says_how_to_add_one():
     async def scenario(pilot):
         await on_studies(pilot)
         await pilot.press("m")
-        text = await wait_for_text(pilot, "No destinations yet")
-        assert "dicomtui dest add AE HOST PORT" in text
+        await wait_for_text(pilot, "No destinations yet", "dicomtui dest add AE HOST PORT")
         await pilot.press("enter")  # nothing to pick
         await pilot.press("escape")
         await back(pilot)
@@ -382,11 +382,11 @@ def test_an_empty_index_says_how_studies_get_there():
 
     async def scenario(pilot):
         await pilot.press("3")
-        await wait_for_text(pilot, "No studies indexed yet")
-        assert EMPTY in " ".join(screen_text(pilot.app).split())
-        assert "0 studies" in screen_text(pilot.app)
+        await wait_for_text(pilot, "No studies indexed yet", "0 studies")
+        await wait_for(pilot, lambda: EMPTY in " ".join(screen_text(pilot.app).split()),
+                       what="the whole note")
         await pilot.press("m", "enter")  # nothing selected: nothing happens
-        await pilot.pause(0.2)
+        await handled(pilot)
         assert isinstance(pilot.app.screen, StudiesScreen)
 
     drive(console(fake), scenario, size=(160, 30))
@@ -438,17 +438,20 @@ def test_the_index_is_read_every_few_seconds_and_not_while_away():
     fake = FakeBackend()
 
     async def scenario(pilot):
-        await on_studies(pilot)
-        before = len(fake.study_queries)
-        await pilot.pause(1.0)  # ten polls
-        assert len(fake.study_queries) - before <= 1
+        screen = await on_studies(pilot)
+        before, started = len(fake.study_queries), time.monotonic()
+        await polls(pilot, fake, 10)
+        elapsed = time.monotonic() - started  # a second, or more on a busy machine
+        assert len(fake.study_queries) - before <= 1 + elapsed / StudiesScreen.READ_EVERY
         select(pilot, ROE)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SeriesScreen))
         await pilot.press("1")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, StatusScreen))
+        await reads_done(pilot, screen)
         away = len(fake.study_queries)
-        await pilot.pause(3.5)
+        # longer than the list waits between reads, polls going on all the while
+        await polls(pilot, fake, 2, seconds=StudiesScreen.READ_EVERY + 0.5)
         assert len(fake.study_queries) == away
         await pilot.press("3")  # back where it was: the series of ROE^JANE
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SeriesScreen))

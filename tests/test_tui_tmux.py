@@ -39,14 +39,16 @@ class Terminal:
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "console", *keys)
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 30.0) -> str:
+        """The screen once every one of `texts` is on it at once (parts of the screen
+        are painted in separate frames: wait for all a test reads, not one of them)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; screen:\n{self.screen()}")
+        raise AssertionError(f"{texts!r} never all appeared; screen:\n{self.screen()}")
 
     def wait_for_match(self, pattern: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -91,17 +93,16 @@ def test_console_in_tmux_receives_shows_and_quits(tmp_path, terminal, colour):
         env["NO_COLOR"] = "1"
     term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir),
                           "--host", "127.0.0.1", "--port", str(port)])
-    # the header and the Status body are painted in separate frames: wait for the body
-    screen = term.wait_for(f"127.0.0.1:{port}")
-    assert "local" in screen and "RUNNING" in screen
+    # the header and the Status body are painted in separate frames: wait for both
+    term.wait_for(f"127.0.0.1:{port}", "local", "RUNNING")
 
     sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "5", "--aet", "TMUX_SCU",
                    env=env)
     assert sent.returncode == 0, sent.stderr
     term.wait_for_match(r"received\s+5\s")
     term.keys("2")
-    screen = term.wait_for("TMUX_SCU")
-    assert "store" in screen and "ok 0x0000" in screen
+    # TMUX_SCU may still show on Status (its association): wait for the Log's rows
+    term.wait_for(" 2 Log ", "TMUX_SCU", "store", "ok 0x0000")
     term.keys("q")
     term.wait_closed()
 
@@ -117,8 +118,7 @@ def test_console_in_tmux_attaches_to_a_running_service(tmp_path, terminal, servi
     env = svc.env | {"TERM": "xterm-256color"}
     term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir",
                           str(svc.data_dir)], size=(100, 30))
-    screen = term.wait_for(f"attached to service pid {svc.proc.pid}")
-    assert "RUNNING" in screen
+    term.wait_for(f"attached to service pid {svc.proc.pid}", "RUNNING")
     term.keys("9")
     term.wait_for("max_associations")
     term.keys("q")

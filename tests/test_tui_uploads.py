@@ -4,9 +4,11 @@ retry, cancel, details and uploading a path by hand."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
-from console import FROZEN, console, drive, notified, opened, wait_for, wait_for_text
+from console import (FROZEN, console, drive, handled, notified, opened, polls, reads_done,
+                     wait_for, wait_for_text)
 from fake_backend import TOO_LARGE, FakeBackend
 from screen_text import screen_text
 
@@ -44,12 +46,10 @@ def row_of(pilot, item_id: int) -> str:
 def test_rows_show_each_state_progress_and_the_countdown():
     async def scenario(pilot):
         await on_uploads(pilot)
-        text = screen_text(pilot.app)
-        for expected in ("2 queued · 1 uploading · 1 failed · 1 done · 1 cancelled",
-                         "to http://localhost:8000/api · zip_studies off · auto_upload off",
-                         "Uploads, newest first", "…498.7733502", "mr-brain-ex…",
-                         "412.0 MB", "1.2 GB", "HTTP 503 Service Unavailable"):
-            assert expected in text, expected
+        await wait_for_text(pilot, "2 queued · 1 uploading · 1 failed · 1 done · 1 cancelled",
+                            "to http://localhost:8000/api · zip_studies off · auto_upload off",
+                            "Uploads, newest first", "…498.7733502", "mr-brain-ex…",
+                            "412.0 MB", "1.2 GB", "HTTP 503 Service Unavailable")
         assert "██░░░ 50%" in row_of(pilot, 4) and "uploading" in row_of(pilot, 4)
         assert "v2" in row_of(pilot, 4)  # a study completed again after late instances
         assert "in 12 s" in row_of(pilot, 5) and "queued" in row_of(pilot, 5)
@@ -141,7 +141,7 @@ def test_r_on_a_done_upload_says_why_and_asks_nothing():
         await wait_for(pilot, lambda: notified(
             pilot.app, "upload 1 is done: only failed or cancelled uploads can be "
             "retried"), what="the toast")
-        await pilot.pause(0.3)
+        await polls(pilot, fake, 2)  # nothing retried meanwhile
 
     drive(console(fake), scenario)
     assert fake.upload_calls == [] and "restart" not in fake.calls
@@ -159,7 +159,7 @@ def test_c_asks_first_and_no_cancels_nothing():
         assert "abandoned" in text and "Keep it" in text
         await pilot.press("n")
         await back(pilot)
-        await pilot.pause(0.3)
+        await polls(pilot, fake, 2, seconds=UploadsScreen.READ_EVERY)  # read again
         assert "uploading" in row_of(pilot, 4)
 
     drive(console(fake), scenario)
@@ -282,11 +282,13 @@ def test_an_empty_queue_says_how_uploads_happen():
     async def scenario(pilot):
         await pilot.press("7")
         await wait_for_text(pilot, "No uploads yet")
-        flat = " ".join(screen_text(pilot.app).split())
-        assert EMPTY in flat
-        assert "0 queued · 0 uploading · 0 failed · 0 done" in flat
+        await wait_for(pilot, lambda: all(words in " ".join(screen_text(pilot.app).split())
+                                          for words in (EMPTY, "0 queued · 0 uploading · "
+                                                        "0 failed · 0 done")),
+                       what="the note and the counts")
         await pilot.press("r", "c")  # nothing selected: nothing happens
-        await pilot.pause(0.2)
+        await handled(pilot)
+        await polls(pilot, fake, 2)
 
     drive(console(fake), scenario, size=(160, 30))
     assert fake.upload_calls == []
@@ -358,15 +360,17 @@ def test_the_queue_is_read_about_once_a_second_not_every_poll():
     fake.uploads = lambda: reads.append(1) or original()
 
     async def scenario(pilot):
-        await on_uploads(pilot)
-        before = len(reads)
-        await pilot.pause(1.0)  # ten polls
-        assert 1 <= len(reads) - before <= 2
+        screen = await on_uploads(pilot)
+        before, started = len(reads), time.monotonic()
+        await polls(pilot, fake, 10, seconds=UploadsScreen.READ_EVERY)
+        await reads_done(pilot, screen)
+        elapsed = time.monotonic() - started  # a second, or more on a busy machine
+        assert 1 <= len(reads) - before <= 1 + elapsed / UploadsScreen.READ_EVERY
         await pilot.press("1")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, StatusScreen))
-        await pilot.pause(0.2)
+        await reads_done(pilot, screen)
         away = len(reads)
-        await pilot.pause(1.2)
+        await polls(pilot, fake, 2, seconds=UploadsScreen.READ_EVERY + 0.2)
         assert len(reads) == away  # not read while another screen shows
 
     drive(console(fake, poll_interval=0.1), scenario)

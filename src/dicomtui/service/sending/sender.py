@@ -170,17 +170,23 @@ def _send_batch(batch, contexts, host, port, called, calling, summary, progress)
     assoc = _associate(_make_ae(calling, sorted(contexts)), host, port, called)
     try:
         for item in batch:
-            _send_one(assoc, item, summary)
+            answered = _send_one(assoc, item, summary)
             if progress is not None:
                 progress(summary)
-            if not assoc.is_established:
+            # No answer means the association is over (aborted by the peer, closed, or
+            # by pynetdicom itself), though is_established may still say True for a
+            # moment: a C-STORE sent on, or the release in `finally`, would then wait
+            # dimse_timeout or acse_timeout (30 s) for an answer that cannot come.
+            if not answered or not assoc.is_established:
+                assoc.abort()
                 raise SendError(f"{host}:{port} ended the association mid-transfer")
     finally:
         if assoc.is_established:
             assoc.release()
 
 
-def _send_one(assoc, item: Item, summary: SendSummary) -> None:
+def _send_one(assoc, item: Item, summary: SendSummary) -> bool:
+    """C-STORE one item and count its answer; False when none came."""
     reply = assoc.send_c_store(item.path if item.path is not None else item.dataset)
     status = int(reply.Status) if "Status" in reply else -1
     summary.statuses[status] += 1
@@ -194,3 +200,4 @@ def _send_one(assoc, item: Item, summary: SendSummary) -> None:
         summary.failed += 1
         comment = str(reply.get("ErrorComment", "")) if status != -1 else "no response"
         summary.reasons.setdefault(status, comment)
+    return status != -1
