@@ -120,6 +120,26 @@ SPECS: tuple[Spec, ...] = (
         "must be an integer from 1 to 1000",
         _int_range(1, 1000),
     ),
+    Spec(
+        "handshake_timeout",
+        float,
+        5.0,
+        "seconds a new connection has to finish its TLS handshake and send its "
+        "A-ASSOCIATE-RQ; a silent or slow one is closed (it never holds an association)",
+        "must be a number of seconds from 1 to 300",
+        _int_range(1, 300),
+        restart=False,
+    ),
+    Spec(
+        "max_peer_connections",
+        int,
+        8,
+        "open connections at once from one address; at the limit its oldest one that "
+        "has not asked for an association is closed to make room",
+        "must be an integer from 1 to 1000",
+        _int_range(1, 1000),
+        restart=False,
+    ),
     Spec("storage_dir", str, "", "where DICOM files go (empty = <data-dir>/storage)"),
     Spec(
         "layout",

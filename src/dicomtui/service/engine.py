@@ -31,6 +31,7 @@ from dicomtui.service.core.settings_store import SettingsStore
 from dicomtui.service.privacy.phi import PHI_FILTER
 from dicomtui.service.privacy.privacy import Privacy
 from dicomtui.service.receiving import handlers
+from dicomtui.service.receiving.gate import ConnectionRefusal, Gate, GateRules
 from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.receiver import Receiver, ReceiverError
 from dicomtui.service.receiving.store import StorageWriter
@@ -79,7 +80,10 @@ class Engine:
             self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
             self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
             self.traffic = Traffic()
-            self.listeners = Listeners(self._bindings, settings)
+            self.gate = Gate(
+                self._gate_rules, self._address_refusal, self._connection_refused
+            )
+            self.listeners = Listeners(self._bindings, settings, self.gate)
             self.sites = Sites(
                 self.db,
                 self.writer,
@@ -132,6 +136,16 @@ class Engine:
         return handlers.bindings(self.receiver, facility) + qr_handlers.bindings(
             self.archive
         )
+
+    def _gate_rules(self) -> GateRules:
+        s = self.settings
+        return GateRules(s.handshake_timeout, s.max_peer_connections)
+
+    def _address_refusal(self, ip: str) -> str | None:
+        return self.sites.address_refusal(ip)
+
+    def _connection_refused(self, refusal: ConnectionRefusal) -> None:
+        self.receiver.connection_refused(refusal)
 
     def _study_files_removed(self, study_uid: str) -> None:
         """Shipping removed an uploaded study's files (cleanup_after_upload)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from dicomtui.service.receiving.gate import Gate
 from dicomtui.service.receiving.scp import Listener, ListenerError, make_ae
 from dicomtui.settings import Resolved
 
@@ -17,10 +18,15 @@ Bindings = Callable[[str | None], list]  # facility (None: main) -> pynetdicom h
 
 
 class Listeners:
-    """Owns every listening socket and the settings the receiver was started with."""
+    """Owns every listening socket and the settings the receiver was started with.
 
-    def __init__(self, bindings: Bindings, settings: Callable[[], Resolved]) -> None:
-        self._bindings, self._settings = bindings, settings
+    Every listener's connections pass the same gate (receiving/gate.py), so the limit
+    per peer address holds across all ports."""
+
+    def __init__(
+        self, bindings: Bindings, settings: Callable[[], Resolved], gate: Gate
+    ) -> None:
+        self._bindings, self._settings, self.gate = bindings, settings, gate
         self._lock = threading.Lock()
         self._main: Listener | None = None
         self._running_settings: Resolved | None = None
@@ -32,7 +38,7 @@ class Listeners:
     def start_main(self) -> Listener:
         """Listen on the configured port with the current settings (ListenerError)."""
         s = self._settings()
-        listener = Listener(make_ae(s), s.host, s.port, self._bindings(None))
+        listener = Listener(make_ae(s), s.host, s.port, self._bindings(None), self.gate)
         listener.start()
         with self._lock:
             self._main, self._running_settings = listener, s
@@ -61,7 +67,9 @@ class Listeners:
     def open_facility(self, name: str, ae_title: str, port: int) -> str:
         """Start `name`'s listener; "" on success, else why not (also remembered)."""
         s = self.effective()
-        listener = Listener(make_ae(s, ae_title), s.host, port, self._bindings(name))
+        listener = Listener(
+            make_ae(s, ae_title), s.host, port, self._bindings(name), self.gate
+        )
         try:
             listener.start()
         except ListenerError as exc:

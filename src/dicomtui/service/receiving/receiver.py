@@ -33,6 +33,7 @@ from dicomtui.service.core.records import (
 from dicomtui.service.privacy.anonymizer import Anonymizer
 from dicomtui.service.privacy.phi import KNOWN_PHI, PHI_FILTER
 from dicomtui.service.privacy.privacy import AnonymizationUnavailable
+from dicomtui.service.receiving.gate import ConnectionRefusal
 from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.scp import ListenerError
 from dicomtui.service.receiving.store import (
@@ -42,7 +43,7 @@ from dicomtui.service.receiving.store import (
     StoreResult,
     policy_of,
 )
-from dicomtui.service.receiving.traffic import Traffic
+from dicomtui.service.receiving.traffic import UNKNOWN, Traffic
 from dicomtui.service.sites.access import Refusal as AccessRefusal
 from dicomtui.service.sites.sites import Admission
 from dicomtui.settings import Resolved
@@ -191,6 +192,22 @@ class Receiver:
             refusal.reason,
         )
         assoc.kill()  # waits until the A-ASSOCIATE-RJ is out, as pynetdicom's own rejects
+
+    def connection_refused(self, refusal: ConnectionRefusal) -> None:
+        """The gate closed a connection before its association (allowed_ips, a limit,
+        a silent or garbage-sending peer, a failed TLS handshake)."""
+        self.traffic.refused_connection()
+        reason = refusal.reason
+        if refusal.suppressed:
+            reason += f" ({refusal.suppressed} more like it since the previous record)"
+        tx = Refusal(
+            reason=f"closed before association: {reason}",
+            rule=refusal.rule,
+            facility=UNKNOWN,
+            peer=f"{refusal.ip}:{refusal.port}",
+        )
+        self._recorder.record(tx)
+        LOG.warning("connection from %s closed by %s: %s", tx.peer, refusal.rule, reason)
 
     def opened(self, assoc) -> None:
         info = self.traffic.opened(assoc)

@@ -268,6 +268,11 @@ class Sites:
             our_aes=frozenset({main.ae_title.strip()} | self._facilities.ae_titles()),
         )
 
+    def address_refusal(self, ip: str) -> str | None:
+        """At accept: why a connection from `ip` is closed at once (allowed_ips)."""
+        refusal = access.check_address(self._policy, ip)
+        return refusal.reason if refusal is not None else None
+
     def admit(
         self, calling: str, called: str, ip: str, port_facility: str | None
     ) -> Admission:

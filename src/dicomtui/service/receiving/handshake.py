@@ -1,0 +1,133 @@
+"""Before an association exists: the TLS handshake and the A-ASSOCIATE-RQ, on a deadline.
+
+A new connection gets `handshake_timeout` seconds from accept to finish its TLS
+handshake (on the TLS listener) and deliver one whole, plausible A-ASSOCIATE-RQ PDU.
+Only then is a pynetdicom association made for it, so silent, slow or garbage-sending
+connections never take an association slot. Also here: the PDU size limits the
+association's socket applies later, and the A-ABORT we answer protocol errors with.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import time
+
+ASSOCIATE_RQ = 0x01
+P_DATA = 0x04
+RQ_MIN = 68  # an A-ASSOCIATE-RQ's fixed fields (PS3.8 9.3.2)
+CONTROL_PDU_LIMIT = 1 << 20  # any PDU but P-DATA-TF: far above what real peers send
+KNOWN_PDU_TYPES = frozenset(range(0x01, 0x08))
+# A-ABORT reasons, source 2 (service provider), PS3.8 9.3.8
+UNRECOGNIZED_PDU, UNEXPECTED_PDU, INVALID_PARAMETER = 0x01, 0x02, 0x06
+
+
+class Refused(Exception):
+    """The connection broke a rule before its association; record and close it."""
+
+    def __init__(self, rule: str, reason: str, abort: int | None = None) -> None:
+        super().__init__(reason)
+        self.rule, self.reason, self.abort = rule, reason, abort
+
+
+class PeerLeft(Exception):
+    """The peer closed the connection before it asked for anything (not a refusal)."""
+
+
+def abort_pdu(reason: int) -> bytes:
+    """An A-ABORT PDU from the service provider with `reason`."""
+    return struct.pack(">BBIBBBB", 0x07, 0, 4, 0, 0, 0x02, reason)
+
+
+def pdu_limit(pdu_type: int, max_pdu: int) -> int | None:
+    """The longest PDU body we read of this type (None: no limit, max_pdu is 0).
+
+    P-DATA-TF PDUs may be as long as the max_pdu we announced; twice that (at least
+    1 MiB) is accepted, so a sender that miscounts still works while a length of
+    gigabytes is refused before anything is allocated for it.
+    """
+    if pdu_type != P_DATA:
+        return CONTROL_PDU_LIMIT
+    return max(2 * max_pdu, 1 << 20) if max_pdu else None
+
+
+def tls_handshake(
+    sock: socket.socket, context: ssl.SSLContext, deadline: float
+) -> ssl.SSLSocket:
+    """The server side of a TLS handshake, finished by `deadline` (Refused)."""
+    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    try:
+        tls.settimeout(_left(deadline, "no TLS handshake"))
+        tls.do_handshake()
+    except TimeoutError:
+        raise Refused("handshake_timeout", "TLS handshake not finished in time") from None
+    except ssl.SSLError as exc:
+        raise Refused("tls", f"TLS handshake failed: {tls_reason(exc)}") from None
+    except OSError as exc:
+        raise PeerLeft(str(exc)) from None
+    return tls
+
+
+def tls_reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's short reason (e.g. 'TLSV1_ALERT_UNKNOWN_CA'), readable in a log line."""
+    reason = getattr(exc, "reason", None) or ""
+    if reason == "WRONG_VERSION_NUMBER" or reason == "HTTP_REQUEST":
+        return f"{reason} (plain DICOM or another protocol on the TLS port?)"
+    return reason or str(exc)
+
+
+def read_request(sock: socket.socket, deadline: float) -> bytes:
+    """One whole A-ASSOCIATE-RQ PDU (header included), by `deadline`.
+
+    Raises Refused for anything else, and PeerLeft when the peer goes before its
+    first byte."""
+    header = _read(sock, 6, deadline, first=True)
+    pdu_type, _, length = struct.unpack(">BBI", header)
+    if pdu_type != ASSOCIATE_RQ:
+        known = pdu_type in KNOWN_PDU_TYPES
+        raise Refused(
+            "protocol",
+            f"first PDU is type 0x{pdu_type:02X}, not an A-ASSOCIATE-RQ",
+            UNEXPECTED_PDU if known else UNRECOGNIZED_PDU,
+        )
+    if not RQ_MIN <= length <= CONTROL_PDU_LIMIT:
+        raise Refused(
+            "protocol",
+            f"A-ASSOCIATE-RQ claims {length} bytes (at most {CONTROL_PDU_LIMIT})",
+            INVALID_PARAMETER,
+        )
+    return header + _read(sock, length, deadline)
+
+
+def _read(sock: socket.socket, size: int, deadline: float, first: bool = False) -> bytes:
+    buffer = bytearray()
+    while len(buffer) < size:
+        sock.settimeout(_left(deadline, "no A-ASSOCIATE-RQ"))
+        try:
+            got = sock.recv(size - len(buffer))
+        except TimeoutError:
+            got = None
+        except OSError as exc:
+            raise PeerLeft(str(exc)) from None
+        if got is None:
+            raise Refused("handshake_timeout", _late(buffer, first))
+        if not got:
+            if first and not buffer:
+                raise PeerLeft("closed before sending anything")
+            raise PeerLeft(f"closed after {len(buffer)} of {size} bytes")
+        buffer += got
+    return bytes(buffer)
+
+
+def _left(deadline: float, what: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise Refused("handshake_timeout", f"{what} within handshake_timeout")
+    return left
+
+
+def _late(buffer: bytearray, first: bool) -> str:
+    if first and not buffer:
+        return "no A-ASSOCIATE-RQ within handshake_timeout (silent connection)"
+    return "A-ASSOCIATE-RQ not complete within handshake_timeout (slow sender)"
