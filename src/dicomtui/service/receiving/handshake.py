@@ -14,6 +14,8 @@ import ssl
 import struct
 import time
 
+from pynetdicom.pdu import A_ASSOCIATE_RQ
+
 ASSOCIATE_RQ = 0x01
 P_DATA = 0x04
 RQ_MIN = 68  # an A-ASSOCIATE-RQ's fixed fields (PS3.8 9.3.2)
@@ -21,14 +23,15 @@ CONTROL_PDU_LIMIT = 1 << 20  # any PDU but P-DATA-TF: far above what real peers 
 KNOWN_PDU_TYPES = frozenset(range(0x01, 0x08))
 # A-ABORT reasons, source 2 (service provider), PS3.8 9.3.8
 UNRECOGNIZED_PDU, UNEXPECTED_PDU, INVALID_PARAMETER = 0x01, 0x02, 0x06
+PROTOCOL_VERSION_NOT_SUPPORTED = 0x02  # A-ASSOCIATE-RJ, source 2 (PS3.8 9.3.4)
 
 
 class Refused(Exception):
     """The connection broke a rule before its association; record and close it."""
 
-    def __init__(self, rule: str, reason: str, abort: int | None = None) -> None:
+    def __init__(self, rule: str, reason: str, reply: bytes = b"") -> None:
         super().__init__(reason)
-        self.rule, self.reason, self.abort = rule, reason, abort
+        self.rule, self.reason, self.reply = rule, reason, reply  # reply: sent first
 
 
 class PeerLeft(Exception):
@@ -38,6 +41,11 @@ class PeerLeft(Exception):
 def abort_pdu(reason: int) -> bytes:
     """An A-ABORT PDU from the service provider with `reason`."""
     return struct.pack(">BBIBBBB", 0x07, 0, 4, 0, 0, 0x02, reason)
+
+
+def reject_pdu(diagnostic: int) -> bytes:
+    """An A-ASSOCIATE-RJ PDU: rejected-permanent, by the service provider (ACSE)."""
+    return struct.pack(">BBIBBBB", 0x03, 0, 4, 0, 1, 0x02, diagnostic)
 
 
 def pdu_limit(pdu_type: int, max_pdu: int) -> int | None:
@@ -89,15 +97,45 @@ def read_request(sock: socket.socket, deadline: float) -> bytes:
         raise Refused(
             "protocol",
             f"first PDU is type 0x{pdu_type:02X}, not an A-ASSOCIATE-RQ",
-            UNEXPECTED_PDU if known else UNRECOGNIZED_PDU,
+            abort_pdu(UNEXPECTED_PDU if known else UNRECOGNIZED_PDU),
         )
     if not RQ_MIN <= length <= CONTROL_PDU_LIMIT:
         raise Refused(
             "protocol",
             f"A-ASSOCIATE-RQ claims {length} bytes (at most {CONTROL_PDU_LIMIT})",
-            INVALID_PARAMETER,
+            abort_pdu(INVALID_PARAMETER),
         )
-    return header + _read(sock, length, deadline)
+    request = header + _read(sock, length, deadline)
+    refusal = refusal_of(request)
+    if refusal is not None:
+        raise refusal
+    return request
+
+
+def refusal_of(request: bytes) -> Refused | None:
+    """Why pynetdicom would not take this A-ASSOCIATE-RQ, or None when it would.
+
+    An association made for a request its DUL cannot decode, or rejects by itself (an
+    unknown protocol version), waits `acse_timeout` for a request that never comes,
+    holding an association slot all the while; so such requests end here."""
+    pdu = A_ASSOCIATE_RQ()
+    try:
+        pdu.decode(request)
+        pdu.to_primitive()
+    except Exception as exc:  # the decoder raises many kinds on garbage
+        problem = f"{type(exc).__name__}: {exc}"[:120]
+        return Refused(
+            "protocol",
+            f"malformed A-ASSOCIATE-RQ ({problem})",
+            abort_pdu(INVALID_PARAMETER),
+        )
+    if pdu.protocol_version != 1:
+        return Refused(
+            "protocol",
+            f"A-ASSOCIATE-RQ of protocol version {pdu.protocol_version} (only 1 exists)",
+            reject_pdu(PROTOCOL_VERSION_NOT_SUPPORTED),
+        )
+    return None
 
 
 def _read(sock: socket.socket, size: int, deadline: float, first: bool = False) -> bytes:

@@ -28,6 +28,7 @@ from pynetdicom.transport import (
     ThreadedAssociationServer,
 )
 
+from dicomtui.service.receiving.dimse import GuardedDIMSE
 from dicomtui.service.receiving.gate import Connection, Gate
 from dicomtui.service.receiving.handshake import (
     INVALID_PARAMETER,
@@ -186,9 +187,9 @@ class TunedRequestHandler(RequestHandler):
         return read_request(self.request, conn.deadline)
 
     def _refused(self, conn: Connection, exc: Refused) -> None:
-        if exc.abort is not None:
+        if exc.reply:
             try:
-                self.request.sendall(abort_pdu(exc.abort))
+                self.request.sendall(exc.reply)
             except OSError:
                 pass
         self._close(conn)
@@ -206,6 +207,7 @@ class TunedRequestHandler(RequestHandler):
         # The socket wrapper is already built and has queued its connection event; it
         # only gains methods, so switching its class is safe and loses nothing.
         assoc.dul.socket.__class__ = TunedAssociationSocket
+        assoc.dimse.__class__ = GuardedDIMSE  # likewise: one method more careful
         return assoc
 
 
