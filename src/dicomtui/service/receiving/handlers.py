@@ -50,11 +50,14 @@ def handle_store(event, receiver: Receiver):
 
 
 def _answer(result: StoreResult):
+    """The status with its Error Comment (a failure without one gets a general one on
+    the way out: receiving/dimse.py)."""
     if result.status == 0x0000:
         return 0x0000
     answer = Dataset()
     answer.Status = result.status
-    answer.ErrorComment = result.reason[:64]
+    if result.comment:
+        answer.ErrorComment = result.comment[:64]
     return answer
 
 

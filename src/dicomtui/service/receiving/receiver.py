@@ -38,6 +38,7 @@ from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.scp import ListenerError
 from dicomtui.service.receiving.store import (
     CANNOT_UNDERSTAND,
+    DOES_NOT_MATCH,
     OUT_OF_RESOURCES,
     StorageWriter,
     StoreResult,
@@ -287,52 +288,67 @@ class Receiver:
     ) -> tuple[Identity, StoreResult]:
         ident = Identity()
         if self.stopping:
-            return ident, StoreResult(
-                OUT_OF_RESOURCES, "refused: the service is shutting down"
-            )
+            return ident, _refused(OUT_OF_RESOURCES, "the service is shutting down")
         anonymize = self._privacy.anonymizes(facility)
         anonymized = False  # set once `ident` names only the subject code
         try:
             ident = identify(stream, syntax)
-            if not ident.sop_class_uid:  # take the negotiated one rather than refuse
-                ident = replace(ident, sop_class_uid=context_class)
-            policy = self.policy
-            with stream.getbuffer() as body:
-                if anonymize:
-                    done = self._privacy.anonymizer().apply(
-                        body,
-                        syntax,
-                        ident,
-                        assoc.requestor.ae_title,
-                        self._settings().anonymize_uids,
-                        now_iso(),
-                    )
-                    ident, header, body = done.ident, done.data, b""
-                    anonymized = True
-                else:
-                    if PHI_FILTER.enabled:
-                        KNOWN_PHI.note(ident.patient_id, ident.patient_name)
-                    header = file_header(
-                        ident.sop_class_uid, ident.sop_uid, syntax, assoc.requestor.ae_title
-                    )
-                result = self.storage.store(
-                    ident,
-                    header,
-                    body,
-                    policy,
-                    datetime.now(),
-                    facility if policy.by_facility else None,
-                    self._make_room,
+            result = _mismatch(ident, context_class)
+            if result is None:
+                ident, result = self._place(
+                    assoc, stream, syntax, ident, facility, anonymize
                 )
+                anonymized = anonymize
         except UnreadableDataset as exc:
-            result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
+            result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}", comment=exc.comment)
         except (AnonymizationUnavailable, AnonymizeError) as exc:
-            result = StoreResult(PROCESSING_FAILURE, f"refused: cannot anonymize: {exc}")
+            result = StoreResult(
+                PROCESSING_FAILURE,
+                f"refused: cannot anonymize: {exc}",
+                comment="cannot anonymize, so not stored (see the receiver's log)",
+            )
         except Exception as exc:  # never let pynetdicom swallow it silently
             LOG.exception("storing an instance failed unexpectedly")
-            result = StoreResult(PROCESSING_FAILURE, f"internal error: {exc}")
+            result = StoreResult(
+                PROCESSING_FAILURE,
+                f"internal error: {exc}",
+                comment="internal error, not stored (see the receiver's log)",
+            )
         if anonymize and not anonymized:
             ident = _without_identity(ident, self._settings().anonymize_uids)
+        return ident, result
+
+    def _place(
+        self, assoc, stream, syntax: str, ident: Identity, facility: str, anonymize: bool
+    ) -> tuple[Identity, StoreResult]:
+        """Anonymize if asked, then write: (the identity as stored, the result)."""
+        policy = self.policy
+        with stream.getbuffer() as body:
+            if anonymize:
+                done = self._privacy.anonymizer().apply(
+                    body,
+                    syntax,
+                    ident,
+                    assoc.requestor.ae_title,
+                    self._settings().anonymize_uids,
+                    now_iso(),
+                )
+                ident, header, body = done.ident, done.data, b""
+            else:
+                if PHI_FILTER.enabled:
+                    KNOWN_PHI.note(ident.patient_id, ident.patient_name)
+                header = file_header(
+                    ident.sop_class_uid, ident.sop_uid, syntax, assoc.requestor.ae_title
+                )
+            result = self.storage.store(
+                ident,
+                header,
+                body,
+                policy,
+                datetime.now(),
+                facility if policy.by_facility else None,
+                self._make_room,
+            )
         return ident, result
 
     def _settle(
@@ -388,6 +404,23 @@ class Receiver:
                 result.status,
                 result.reason,
             )
+
+
+def _refused(status: int, why: str) -> StoreResult:
+    """A refusal whose reason is also fit for the peer (no path, no patient data)."""
+    return StoreResult(status, f"refused: {why}", comment=why)
+
+
+def _mismatch(ident: Identity, context_class: str) -> StoreResult | None:
+    """A dataset of another SOP Class than its presentation context (PS3.4 B.2.3)."""
+    if not ident.sop_class_uid or ident.sop_class_uid == context_class:
+        return None  # a missing one is refused with the other required UIDs
+    return StoreResult(
+        DOES_NOT_MATCH,
+        f"refused: the dataset's SOP Class UID {ident.sop_class_uid} is not the "
+        f"negotiated {context_class}",
+        comment="SOP Class UID differs from the negotiated context",
+    )
 
 
 def _without_identity(ident: Identity, uids: bool) -> Identity:
