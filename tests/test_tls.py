@@ -33,8 +33,9 @@ def certs(tmp_path_factory):
 def tls_engine(make_engine, certs):
     """An engine with its plain listener and a TLS listener (no client certificate)."""
     def _make(**settings):
-        engine = make_engine(tls_port=str(free_port()), tls_cert_file=str(certs.server.cert),
-                             tls_key_file=str(certs.server.key), **settings)
+        engine = make_engine(**{"tls_port": str(free_port()),
+                                "tls_cert_file": str(certs.server.cert),
+                                "tls_key_file": str(certs.server.key), **settings})
         engine.tls_port = engine.listeners.tls_port
         return engine
     return _make
@@ -46,8 +47,9 @@ def tls_refusals(engine) -> list[dict]:
     return [r for r in found if r.get("rule") == "tls"]
 
 
-def dcmtk_tool(tool: str, port: int, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([tool, "-aec", "DICOMTUI", *args, "127.0.0.1", str(port)],
+def dcmtk_tool(tool: str, port: int, *args: str, files: tuple[str, ...] = ()
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run([tool, "-aec", "DICOMTUI", *args, "127.0.0.1", str(port), *files],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -70,7 +72,8 @@ def test_storescu_over_tls_with_a_client_certificate_stores(tls_engine, certs, t
     path = tmp_path / "ct.dcm"
     ds.save_as(path, enforce_file_format=True)
     result = dcmtk_tool("storescu", engine.tls_port, "+tls", str(certs.client.key),
-                        str(certs.client.cert), "+cf", str(certs.ca), "-pw", str(path))
+                        str(certs.client.cert), "+cf", str(certs.ca), "-pw",
+                        files=(str(path),))
     assert result.returncode == 0, result.stderr
     (stored,) = stored_files(engine.storage.root)
     assert stored.name == f"{ds.SOPInstanceUID}.dcm"
@@ -179,3 +182,24 @@ def test_status_and_config_show_tls(service, certs, tmp_path):
     for name in ("tls_port", "tls_cert_file", "tls_key_file", "tls_ca_file",
                  "handshake_timeout", "max_peer_connections"):
         assert name in config
+
+
+def test_with_plain_dicom_off_a_facility_is_reached_over_tls_by_its_ae_title(make_engine,
+                                                                             certs):
+    from dicomtui.service.receiving.tls import client_context
+    engine = make_engine(port="0", tls_port=str(free_port()),
+                         tls_cert_file=str(certs.server.cert),
+                         tls_key_file=str(certs.server.key))
+    site = engine.sites.add_facility("Main Hospital", port=free_port())
+    (listed,) = engine.sites.facility_list()
+    assert listed.listener == "error" and "plain DICOM is off" in listed.error
+    ae = AE(ae_title="TLSSCU")
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate("127.0.0.1", engine.listeners.tls_port, ae_title=site.ae_title,
+                         tls_args=(client_context(str(certs.ca)), "127.0.0.1"))
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0
+    assoc.release()
+    engine.writer.flush()
+    (echo,) = engine.txlog.query(types=["echo"], limit=5)
+    assert echo["facility"] == "Main Hospital"

@@ -271,14 +271,17 @@ class Engine:
     def port(self) -> int | None:
         return self.listeners.port
 
-    def main_listener(self) -> Listener:
+    def main_listeners(self) -> list[Listener]:
+        """The main plain listener and the TLS one, those configured (at least one)."""
         s = self.listeners.effective()
-        return Listener(
-            s.ae_title,
-            s.host,
-            self.port or s.port,
-            "listening" if self.listeners.running else self.receiver.state_word(),
-        )
+        state = "listening" if self.listeners.running else self.receiver.state_word()
+        found = []
+        if s.port or not s.tls_port:
+            found.append(Listener(s.ae_title, s.host, self.port or s.port, state))
+        if s.tls_port:
+            port = self.listeners.tls_port or s.tls_port
+            found.append(Listener(s.ae_title, s.host, port, state, tls=True))
+        return found
 
     # -- snapshots ----------------------------------------------------------------------
     def snapshot(self, mode: str) -> StatusSnapshot:
@@ -293,7 +296,7 @@ class Engine:
             storage_dir=str(self.storage.root),
             started_at=_iso(started),
             uptime_s=time.time() - started if started else 0.0,
-            listeners=[self.main_listener()] + self.sites.facility_listeners(),
+            listeners=self.main_listeners() + self.sites.facility_listeners(),
             associations=assocs,
             counters=counters,
             today=today,
@@ -301,7 +304,7 @@ class Engine:
             quota_bytes=self.receiver.policy.quota_bytes,
             last_errors=self.ring.problems(10),
             error=self.receiver.error,
-            warnings=list(self.warnings),
+            warnings=list(self.warnings) + self.listeners.warnings(),
             uploads=self.shipping.summary(),
         )
 

@@ -77,12 +77,23 @@ def tls_handshake(
     return tls
 
 
+TLS_HINTS = {
+    "WRONG_VERSION_NUMBER": "plain DICOM or another protocol on the TLS port?",
+    "HTTP_REQUEST": "plain DICOM or another protocol on the TLS port?",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "tls_ca_file asks every peer for a certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the peer does not trust our certificate's CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the peer does not accept our certificate",
+}
+
+
 def tls_reason(exc: ssl.SSLError) -> str:
-    """OpenSSL's short reason (e.g. 'TLSV1_ALERT_UNKNOWN_CA'), readable in a log line."""
+    """OpenSSL's short reason (e.g. 'TLSV1_ALERT_UNKNOWN_CA') with what it usually
+    means, for the refusal record and the log line."""
     reason = getattr(exc, "reason", None) or ""
-    if reason == "WRONG_VERSION_NUMBER" or reason == "HTTP_REQUEST":
-        return f"{reason} (plain DICOM or another protocol on the TLS port?)"
-    return reason or str(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"{reason}: {exc.verify_message} (not signed by a CA in tls_ca_file?)"
+    hint = TLS_HINTS.get(reason)
+    return f"{reason} ({hint})" if hint else reason or str(exc)
 
 
 def read_request(sock: socket.socket, deadline: float) -> bytes:

@@ -109,16 +109,24 @@ class Receiver:
         self._set_state("starting")
 
     def start(self) -> None:
-        """Open the main listener (ReceiverError: port busy, ...; stays stopped)."""
+        """Open the main listeners (ReceiverError: port busy, ...; stays stopped)."""
         try:
-            listener = self.listeners.start_main()
+            self.listeners.start_main()
         except ListenerError as exc:
             self.error = str(exc)
             self._set_state("error", str(exc), "ERROR")
             raise ReceiverError(str(exc)) from None
         self.error, self.stopping, self.started_at = "", False, time.time()
-        s = self.listeners.effective()
-        self._set_state("running", f"listening on {s.host}:{listener.port} as {s.ae_title}")
+        s, plain, tls = (
+            self.listeners.effective(),
+            self.listeners.port,
+            self.listeners.tls_port,
+        )
+        doors = [f"{s.host}:{plain}"] if plain else []
+        doors += [f"{s.host}:{tls} (DICOM TLS)"] if tls else []
+        self._set_state("running", f"listening on {' and '.join(doors)} as {s.ae_title}")
+        for warning in self.listeners.warnings():  # also in the status snapshot
+            LOG.warning(warning)
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight stores finish, then end the associations."""

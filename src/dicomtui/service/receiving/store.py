@@ -265,7 +265,7 @@ def _os_comment(exc: OSError) -> str:
         return "out of resources: the receiver's disk is full"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "out of resources: the receiver's storage is not writable"
-    return "out of resources: writing the file failed"
+    return "out of resources: write failed on the receiver"
 
 
 def _os_reason(exc: OSError, folder: Path) -> str:

@@ -169,13 +169,14 @@ class Sites:
             for f in self.facility_list()
         ]
 
-    def pacs_config(self, main: Listener) -> PacsConfig:
-        """What a remote PACS enters to send here: host names, addresses, listeners."""
+    def pacs_config(self, main: list[Listener]) -> PacsConfig:
+        """What a remote PACS enters to send here: host names, addresses, listeners
+        (`main`: the receiver's own, plain and TLS, then each facility's)."""
         name = socket.getfqdn()
         if name.startswith("localhost"):
             name = socket.gethostname()
         return PacsConfig(
-            name, host_addresses(main.host), [main] + self.facility_listeners()
+            name, host_addresses(main[0].host), main + self.facility_listeners()
         )
 
     def _open(self, facility: Facility) -> None:
@@ -199,7 +200,7 @@ class Sites:
 
     def _reserved(self) -> Reserved:
         s = self._ports.effective()
-        return Reserved(s.ae_title, s.port, s.host)
+        return Reserved(s.ae_title, s.port, s.host, s.tls_port)
 
     # -- allowed callers ---------------------------------------------------------------
     def caller_list(self) -> list[AllowedCaller]:
