@@ -29,7 +29,8 @@ from dicomtui.settings import resolve
 def receiver_options(parser: argparse.ArgumentParser) -> None:
     """The receiver's settings as options: for `serve` and for the console."""
     group = parser.add_argument_group("receiver settings (override env and stored)")
-    group.add_argument("--port", help="TCP port to listen on (default 11112)")
+    group.add_argument("--port", help="TCP port of plain DICOM (default 11112; 0: none, "
+                       "TLS only with --set tls_port=N)")
     group.add_argument("--ae-title", help="our AE title (default DICOMTUI)")
     group.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     group.add_argument("--storage-dir", help="where DICOM files go "

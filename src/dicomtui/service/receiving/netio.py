@@ -169,9 +169,21 @@ class TunedRequestHandler(RequestHandler):
             LOG.debug("%s:%d left before its association: %s", conn.ip, conn.port, exc)
             self._close(conn)
             return
+        except Exception:  # never leave a connection open, or counted, by accident
+            LOG.exception("admitting a connection from %s:%d failed", conn.ip, conn.port)
+            self._close(conn)
+            return
         if not self.server.gate.associating(conn):  # the gate closed it meanwhile
             self._close(conn)
             return
+        try:
+            self._associate(conn, request)
+        except Exception:
+            LOG.exception("starting an association from %s:%d failed", conn.ip, conn.port)
+            self._close(conn)
+
+    def _associate(self, conn: Connection, request: bytes) -> None:
+        """Hand the connection to pynetdicom, its A-ASSOCIATE-RQ already read."""
         assoc = self._create_association()
         assoc.dul.socket.arm(request, self.ae.maximum_pdu_size, self.ae.network_timeout)
         _when_done(assoc, lambda: self.server.gate.ended(conn))
