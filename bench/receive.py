@@ -20,6 +20,12 @@ layout, bookkeeping) costs.
     python bench/receive.py --quick                 # smoke test, a minute
     python bench/receive.py --runs 3                # the full comparison
     python bench/receive.py --targets bare --quick  # the baseline alone
+
+A target "dicomtui@TREE" runs the dicomtui of another checkout (TREE/src), side by
+side with this one, e.g. the code before a change:
+
+    git worktree add /tmp/before <commit>
+    python bench/receive.py --targets dicomtui,dicomtui@/tmp/before,bare --runs 5
 """
 
 from __future__ import annotations
@@ -123,6 +129,7 @@ def free_port() -> int:
 def server_command(target: str, port: int, workdir: Path,
                    fsync: bool) -> tuple[list[str], Path]:
     """The command line that starts `target`, and where it stores received files."""
+    target = target.partition("@")[0]  # dicomtui@TREE: that tree's code, same command
     if target.startswith("dicomtui"):
         data = workdir / "data"
         command = [sys.executable, "-m", "dicomtui", "serve", "--data-dir", str(data),
@@ -146,18 +153,20 @@ def child_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def running_server(target: str, fsync: bool) -> Iterator[Server]:
     """A fresh server process in a fresh temp dir, stopped and removed afterwards."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{target}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{target.partition('@')[0]}-"))
     port = free_port()
     command, storage = server_command(target, port, workdir, fsync)
     if target == "dicomtui-10k":
         shutil.copytree(index_template(), workdir / "data" / "index")
     log_path = workdir / "server.log"
+    tree = target.partition("@")[2]
+    env = child_env(PYTHONPATH=str(Path(tree) / "src")) if tree else child_env()
+    ae_title = AE_TITLES[target.partition("@")[0]]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                env=child_env())
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        wait_until_ready(proc, port, AE_TITLES[target], log_path)
-        yield Server(target, port, AE_TITLES[target], storage, workdir)
+        wait_until_ready(proc, port, ae_title, log_path)
+        yield Server(target, port, ae_title, storage, workdir)
         stop(proc, log_path)
     finally:
         if proc.poll() is None:
@@ -346,17 +355,19 @@ def median_rate(results: list[Measurement], target: str,
 
 
 def table(results: list[Measurement], cases: list[Case], targets: list[str]) -> str:
+    """Images/s and MB/s per target, then each target's ratio to the last one."""
+    letters = "abcdefgh"[:len(targets)]
     header = f"{'size':6}{'sender':8}{'conc':>5}{'images':>7}"
-    header += "".join(f"{t + ' img/s':>20}{'MB/s':>8}" for t in targets)
-    header += f"{'ratio a/b':>11}" if len(targets) == 2 else ""
+    header += "".join(f"{letter + ' img/s':>12}{'MB/s':>8}" for letter in letters)
+    header += "".join(f"{letter + '/' + letters[-1]:>8}" for letter in letters[:-1])
     lines = [header, "-" * len(header)]
     for case in cases:
         rates = [median_rate(results, target, case) for target in targets]
         line = f"{case.size:6}{case.sender:8}{case.concurrency:>5}{len(case.files):>7}"
-        line += "".join(f"{r[0]:>20.1f}{r[1]:>8.1f}" if r else f"{'ERROR':>20}{'':>8}"
+        line += "".join(f"{r[0]:>12.1f}{r[1]:>8.1f}" if r else f"{'ERROR':>12}{'':>8}"
                         for r in rates)
-        if len(targets) == 2:
-            line += f"{rates[0][0] / rates[1][0]:>11.2f}" if all(rates) else f"{'-':>11}"
+        for rate in rates[:-1]:
+            line += f"{rate[0] / rates[-1][0]:>8.2f}" if rate and rates[-1] else f"{'-':>8}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -367,8 +378,8 @@ def preamble(args: argparse.Namespace, storescu: str) -> str:
     command = shlex.join([sys.executable, *sys.argv])
     return "\n".join([
         f"command: {command}",
-        f"targets: a = {args.targets[0]}" + (f", b = {args.targets[1]}"
-                                             if len(args.targets) > 1 else ""),
+        "targets: " + ", ".join(f"{letter} = {target}" for letter, target
+                                in zip("abcdefgh", args.targets, strict=False)),
         f"python {sys.version.split()[0]}, pynetdicom {pynetdicom.__version__}, "
         f"{version(storescu).splitlines()[0]} ({storescu}), {os.cpu_count()} CPUs",
         f"fsync {'off' if args.no_fsync else 'on'}, runs {args.runs}, "
@@ -403,8 +414,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not set(args.senders) <= {"nodelay", "stock"} or not args.senders:
         parser.error("--senders takes nodelay and/or stock")
-    if not set(args.targets) <= set(AE_TITLES) or not 1 <= len(args.targets) <= 2:
-        parser.error("--targets takes two of dicomtui, dicomtui-anon and bare")
+    names = {target.partition("@")[0] for target in args.targets}
+    if not names <= set(AE_TITLES) or not 1 <= len(args.targets) <= 8:
+        parser.error("--targets takes up to 8 of dicomtui, dicomtui-anon, dicomtui-10k "
+                     "and bare (a dicomtui target may name a tree: dicomtui@TREE)")
+    for target in args.targets:
+        tree = target.partition("@")[2]
+        if tree and not (Path(tree) / "src" / "dicomtui").is_dir():
+            parser.error(f"{target}: {tree} holds no src/dicomtui")
     if min(args.concurrency, default=0) < 1 or args.runs < 1:
         parser.error("--concurrency and --runs need values >= 1")
 

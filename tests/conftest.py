@@ -24,10 +24,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_echo(port: int, timeout: float = 20.0, ae_title: str = "DICOMTUI") -> None:
+def wait_for_echo(port: int, timeout: float = 20.0, ae_title: str = "DICOMTUI",
+                  calling: str = "PROBE") -> None:
     """Block until a C-ECHO on 127.0.0.1:port succeeds."""
     deadline = time.monotonic() + timeout
-    ae = AE(ae_title="PROBE")
+    ae = AE(ae_title=calling)
     ae.add_requested_context(VERIFICATION)
     while time.monotonic() < deadline:
         assoc = ae.associate("127.0.0.1", port, ae_title=ae_title)

@@ -476,6 +476,12 @@ class FakeBackend:
                                                    issuer=MASK, revealed=False)
                 for s in found]
 
+    def anon_originals(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        known = {s.code for s in self.subjects}
+        return [{"originals": {"00080020": {"vr": "DA", "Value": ["20240101"]}}}
+                if code in known else {"error": f"subject code {code!r} is not in this map"}
+                for code, _study, _sop in keys]
+
     def export_anonymization(self, path: str) -> AnonExport:
         if os.path.exists(path):
             raise InvalidRequest(f"{path} already exists: choose a new file name (an "

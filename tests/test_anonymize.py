@@ -107,7 +107,7 @@ def _record(amap: AnonymizationMap, ds: Dataset) -> tuple[str, dict]:
     originals = anonymize(ds, code)
     item = amap.add_instance(code, ds.StudyInstanceUID, ds.SOPInstanceUID, originals,
                              "2026-11-23T10:00:01")
-    amap.write_batch([item])
+    amap.record_instance(item)
     amap.flush()
     return code, originals
 

@@ -153,19 +153,6 @@ def test_unusable_storage_dir_is_one_clear_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_corrupt_db_is_moved_aside_and_said_loudly(service, tmp_path):
-    data_dir = tmp_path / "corrupt"
-    data_dir.mkdir()
-    (data_dir / "dicomtui.json").write_text('{"settings": {"1": {"port": 1')
-    svc = service(data_dir=data_dir)
-    aside = list(data_dir.glob("dicomtui.json.corrupt-*"))
-    assert len(aside) == 1 and aside[0].read_text().startswith('{"settings"')
-    status = json.loads(svc.cli("status", "--json").stdout)
-    assert any("corrupt" in w for w in status["warnings"])
-    (reply,) = send(svc.port, [fresh_ct()])
-    assert reply.Status == 0
-
-
 def test_config_set_and_unset_through_the_service(service):
     svc = service()
     ok = svc.cli("config", "set", "duplicate_policy", "reject")

@@ -13,7 +13,8 @@ import time
 import orjson
 import pytest
 
-from dicomtui.db.storage import AtomicJSONStorage, flush_database, open_database
+from dicomtui.db.state import open_or_set_aside
+from dicomtui.db.storage import AtomicJSONStorage, flush_database
 
 
 def test_storage_round_trips_and_reads_missing_or_empty_as_none(tmp_path):
@@ -26,7 +27,7 @@ def test_storage_round_trips_and_reads_missing_or_empty_as_none(tmp_path):
 
 
 def test_a_save_that_fails_leaves_the_old_file_and_no_temp(tmp_path):
-    db, warning = open_database(tmp_path / "x.json")
+    db, warning = open_or_set_aside(tmp_path / "x.json", "lost")
     assert warning is None
     db.table("t").insert({"a": 1})
     flush_database(db)
@@ -71,7 +72,7 @@ def test_a_kill_during_saves_leaves_a_complete_file(tmp_path, round_):
 
 
 def test_nothing_is_saved_until_flushed(tmp_path):
-    db, _ = open_database(tmp_path / "x.json")
+    db, _ = open_or_set_aside(tmp_path / "x.json", "lost")
     db.table("t").insert_multiple({"i": i} for i in range(10))
     for i in range(1500):  # more writes than TinyDB's default cache size of 1000
         db.table("t").insert({"i": i})
@@ -82,30 +83,32 @@ def test_nothing_is_saved_until_flushed(tmp_path):
 
 def test_an_existing_file_opens_with_its_data(tmp_path):
     path = tmp_path / "deep" / "er" / "x.json"
-    db, _ = open_database(path)
+    db, _ = open_or_set_aside(path, "lost")
     db.table("facilities").insert({"name": "CT"})
     flush_database(db)
-    again, warning = open_database(path)
+    again, warning = open_or_set_aside(path, "lost")
     assert warning is None
     assert again.table("facilities").all() == [{"name": "CT"}]
 
 
 @pytest.mark.parametrize("content, why", [
-    (b'{"t": {"1": {"a": 1}', "JSON error at byte"),
-    (b"\x00\xff garbage", "JSON error at byte"),
-    (b"[1, 2]", "not an object of tables"),
-    (b'{"t": 5}', "table 't' is not a JSON object"),
-    (b'{"t": {"1": 7}}', "bad document '1'"),
-    (b'{"t": {"x": {"a": 1}}}', "bad document 'x'"),
+    (b'{"t": {"1": {"a": 1}', "is truncated (JSON error at byte"),
+    (b"\x00\xff garbage", "is garbled (JSON error at byte"),
+    (b"[1, 2]", "is garbled (a JSON list, not an object of tables"),
+    (b'{"t": 5}', "is garbled (table 't' is not a JSON object"),
+    (b'{"t": {"1": 7}}', "is garbled (table 't' has a bad document '1'"),
+    (b'{"t": {"x": {"a": 1}}}', "is garbled (table 't' has a bad document 'x'"),
+    (b"", "is empty"),
+    (b" \n ", "is empty"),
 ])
 def test_a_corrupt_file_is_moved_aside_with_a_message(tmp_path, content, why):
     path = tmp_path / "dicomtui.json"
     path.write_bytes(content)
-    db, warning = open_database(path)
+    db, warning = open_or_set_aside(path, "lost")
     (aside,) = tmp_path.glob("dicomtui.json.corrupt-*")
     assert re.fullmatch(r"dicomtui\.json\.corrupt-\d{8}T\d{6}", aside.name)
-    assert warning.startswith("dicomtui.json was corrupt (") and why in warning
-    assert warning.endswith(f"moved it to {aside} and started a new one")
+    assert warning.startswith(str(path)) and why in warning
+    assert f"moved to {aside.name}: lost" in warning
     assert aside.read_bytes() == content  # never deleted
     db.table("t").insert({"ok": True})
     flush_database(db)
@@ -116,25 +119,25 @@ def test_a_second_corrupt_file_in_the_same_second_keeps_the_first(tmp_path):
     path = tmp_path / "x.json"
     for content in (b"{1", b"{2"):
         path.write_bytes(content)
-        open_database(path)
+        open_or_set_aside(path, "lost")
     asides = sorted(tmp_path.glob("x.json.corrupt-*"))
     assert sorted(p.read_bytes() for p in asides) == [b"{1", b"{2"]
 
 
 def test_files_get_their_mode_and_a_stricter_one_is_kept(tmp_path):
-    db, _ = open_database(tmp_path / "secret.json", mode=0o600)
+    db, _ = open_or_set_aside(tmp_path / "secret.json", "lost", mode=0o600)
     db.table("t").insert({"a": 1})
     flush_database(db)
     assert (os.stat(tmp_path / "secret.json").st_mode & 0o777) == 0o600
     plain = AtomicJSONStorage(tmp_path / "plain.json")
     plain.write({})
-    os.chmod(tmp_path / "plain.json", 0o640)
+    os.chmod(tmp_path / "plain.json", 0o400)
     plain.write({"t": {}})
-    assert (os.stat(tmp_path / "plain.json").st_mode & 0o777) == 0o640
+    assert (os.stat(tmp_path / "plain.json").st_mode & 0o777) == 0o400
 
 
 def test_opening_removes_temp_files_a_crash_left(tmp_path):
     (tmp_path / ".x.json.0badc0de.tmp").write_bytes(b'{"t": {}')
     (tmp_path / ".other.json.0badc0de.tmp").write_bytes(b"")
-    open_database(tmp_path / "x.json")
+    open_or_set_aside(tmp_path / "x.json", "lost")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.0badc0de.tmp"]

@@ -258,16 +258,28 @@ def test_a_running_service_starts_and_stops_facility_listeners_live(service):
     assert svc.cli("facility", "remove", "x-ray/ct 2 (east)").returncode == 0
 
 
-def test_a_malformed_saved_facility_is_skipped_and_reported(make_engine, tmp_path):
+def test_a_malformed_saved_facility_keeps_the_receiver_stopped_and_is_kept(tmp_path):
+    """An access list that cannot be read fails closed: a lost entry could open a
+    door. The entry is kept as it was, through later saves, until someone fixes it."""
+    from dicomtui.service.engine import Engine, EngineError
     data = tmp_path / "bad"
     data.mkdir()
+    broken = {"name": "Broken", "port": "not a number"}
     (data / "dicomtui.json").write_text(json.dumps({"facilities": {
-        "1": {"name": "Good", "ae_title": "GOOD", "port": free_port()},
-        "2": {"name": "Broken", "port": "not a number"}}}))
-    engine = make_engine(data_dir=data)
-    assert [f.name for f in engine.sites.facility_list()] == ["Good"]
-    assert any("saved facility was unreadable" in w and "Broken" in w
-               for w in engine.warnings)
+        "1": {"name": "Good", "ae_title": "GOOD", "port": free_port()}, "2": broken}}))
+    engine = Engine(data, {"host": "127.0.0.1", "port": str(free_port())}, environ={})
+    try:
+        assert [f.name for f in engine.sites.facility_list()] == ["Good"]
+        with pytest.raises(EngineError, match="cannot be read.*Broken"):
+            engine.start()
+        status = engine.snapshot("local")
+        assert status.state == "error" and "does not start" in status.error
+        assert any("Broken" in w for w in status.warnings)
+        engine.sites.add_facility("Other", port=free_port())  # a save keeps it
+    finally:
+        engine.close()
+    saved = json.loads((data / "dicomtui.json").read_text())["facilities"].values()
+    assert broken in list(saved)
 
 
 def test_todays_counts_per_facility_survive_a_restart(make_engine, tmp_path):

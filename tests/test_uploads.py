@@ -11,6 +11,7 @@ import pytest
 
 from conftest import free_port
 from dicomtui.service.shipping.upload_queue import QueueError, UploadQueue
+from dicomtui.service.receiving.store import StorageWriter
 from dicomtui.service.shipping.upload_worker import UploadWorker
 from dicomtui.settings import resolve
 from upload_server import UploadApi
@@ -40,8 +41,9 @@ class Rig:
                        "max_retries": "3", "upload_timeout": "5", **overrides}
         self.tmp = tmp_path
         self.queue = UploadQueue(tmp_path / "uploads.json")
+        (tmp_path / "storage").mkdir(exist_ok=True)
         self.worker = UploadWorker(self.queue, lambda: resolve(self.values),
-                                   tmp_path / "storage", lambda n: None)
+                                   StorageWriter(tmp_path / "storage"))
 
     def add(self, name: str, size: int = 200_000):
         path = make_zip(self.tmp / "zips", name, size)

@@ -3,7 +3,8 @@
 POST /api/users/login/  {"username","password"} -> {"access","refresh"} or 401
 POST /api/data/upload/  multipart field "file", Authorization: Bearer <access> -> 201
 
-`script` holds status codes to answer the next uploads with (then success);
+`script` holds status codes to answer the next uploads with ("ok": as usual; then
+success);
 `expire_tokens()` makes every issued token stale (the next upload gets 401);
 `delay` sleeps before answering; `read_pause` reads the body slowly (to kill a
 client mid-upload). An upload counts as received only when its body was read whole
@@ -144,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             scripted = self.state.script.pop(0) if self.state.script else None
             known = token in self.state.tokens
-        if scripted is not None:
+        if scripted is not None and scripted != "ok":  # "ok": answer as usual
             status, headers, payload = (scripted if isinstance(scripted, tuple)
                                         else (scripted, {}, {"detail": f"scripted {scripted}"}))
             return self._answer(status, payload, headers)

@@ -271,6 +271,15 @@ SPECS: tuple[Spec, ...] = (
         restart=False,
     ),
     Spec(
+        "group_read",
+        bool,
+        False,
+        "let the data dir's group read stored images and zips (files 0640, folders "
+        "0750), e.g. for a PACS import running as another user; settings, map, log and "
+        "journal stay 0600",
+        restart=False,
+    ),
+    Spec(
         "study_timeout",
         float,
         60.0,

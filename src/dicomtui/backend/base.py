@@ -120,6 +120,11 @@ class Backend(Protocol):
         """Write the map's identities (code, originals, counts) as JSON to `path`
         (mode 0600, a new file: InvalidRequest if it exists or cannot be written)."""
 
+    def anon_originals(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        """What `restore` needs of each anonymized instance, by (subject code, study
+        UID, SOP Instance UID): {"originals": {...}} or {"error": why}, in order
+        (InvalidRequest when there is no map). Answers every instance acknowledged."""
+
     # -- the upload queue --------------------------------------------------------------
     def uploads(self) -> list[UploadItem]:
         """Every item, newest first."""

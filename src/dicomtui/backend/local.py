@@ -200,6 +200,10 @@ class LocalBackend:
         with _translated():
             return self.engine.privacy.export_anonymization(path)
 
+    def anon_originals(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        with _translated():
+            return self.engine.privacy.originals_many([(a, b, c) for a, b, c in keys])
+
     def uploads(self) -> list[UploadItem]:
         return self.engine.shipping.upload_list()
 

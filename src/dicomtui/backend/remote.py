@@ -33,6 +33,8 @@ from dicomtui.models import (
 
 BASE_URL = "http://dicomtui"  # the host name is a placeholder: the socket is the address
 
+ORIGINALS_PER_CALL = 500  # restore asks for this many instances per request
+
 
 class RemoteBackend:
     """Talks JSON to the control API; failures come back as BackendError/InvalidRequest."""
@@ -131,6 +133,14 @@ class RemoteBackend:
     def export_anonymization(self, path: str) -> AnonExport:
         answer = self._call("POST", "/anonymization/export", json={"path": path})
         return from_dict(AnonExport, answer)
+
+    def anon_originals(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        answers = []
+        for start in range(0, len(keys), ORIGINALS_PER_CALL):
+            chunk = [list(k) for k in keys[start : start + ORIGINALS_PER_CALL]]
+            body = self._call("POST", "/anonymization/originals", json={"keys": chunk})
+            answers += body["answers"]
+        return answers
 
     def uploads(self) -> list[UploadItem]:
         return [from_dict(UploadItem, i) for i in self._call("GET", "/uploads")["uploads"]]

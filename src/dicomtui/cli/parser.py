@@ -6,11 +6,12 @@ Exit codes: 0 success, 1 operation failed, 2 usage error. Errors are one line on
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from dicomtui import __version__
-from dicomtui.cli import archive, privacy, receiver, sites, uploads
+from dicomtui.cli import archive, doctor, privacy, receiver, sites, uploads
 from dicomtui.cli.errors import Failed, UsageError
 from dicomtui.locations import default_data_dir
 from dicomtui.settings import SettingError
@@ -23,7 +24,7 @@ data dir: --data-dir, else DICOMTUI_DATA_DIR, else $XDG_DATA_HOME/dicomtui
 
 # in the order `dicomtui --help` lists them
 REGISTRY = {**receiver.VERBS, **sites.VERBS, **privacy.VERBS, **uploads.VERBS,
-            **archive.VERBS}
+            **archive.VERBS, **doctor.VERBS}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # what any verb writes (restored files, exports) is the user's alone
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

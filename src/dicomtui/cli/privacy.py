@@ -13,17 +13,21 @@ import os
 import sys
 from pathlib import Path
 
+from dicomtui.backend.base import BackendError
 from dicomtui.cli import views
 from dicomtui.cli.connect import verb_backend
 from dicomtui.cli.errors import Failed
 from dicomtui.cli.verb import Verb
+from dicomtui.locations import socket_path
 from dicomtui.models import to_dict
 
 
 def restore_args(p: argparse.ArgumentParser) -> None:
     p.epilog = ("Nothing is written unless every file can be restored; OUT must be a new "
                 "path\n(or an empty folder). The key file defaults to the "
-                "anonymization_key_file setting.")
+                "anonymization_key_file setting. With a service running on the data dir\n"
+                "(and no --map-file), the service's map answers: it knows every instance\n"
+                "acknowledged so far.")
     p.add_argument("source", type=Path, metavar="IN", help="an anonymized file or folder")
     p.add_argument("target", type=Path, metavar="OUT", help="where the restored copy goes")
     p.add_argument("--map-file", type=Path, metavar="F",
@@ -51,9 +55,41 @@ def anon_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_restore(args) -> int:
+    """With a service running on the data dir (and no --map-file), its map answers:
+    it has everything acknowledged, saved or not yet (see ARCHITECTURE.md)."""
+    from dicomtui.backend.remote import probe
+    from dicomtui.service.privacy.restore import RestoreError, restore_path
+
+    remote = None if args.map_file else probe(socket_path(args.data_dir))
+    try:
+        source = _ServiceMap(remote) if remote is not None else _map_file(args)
+        report = restore_path(args.source, args.target, source, _progress())
+    except (BackendError, RestoreError) as exc:
+        raise Failed(str(exc)) from None
+    finally:
+        _progress_done()
+        if remote is not None:
+            remote.close()
+    print(f"restored {report.restored} file(s) into {report.output}")
+    for path in report.skipped:
+        print(f"skipped (not DICOM): {path}")
+    return 0
+
+
+class _ServiceMap:
+    """The running service's map, as restore asks it (batches over the socket)."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+
+    def originals_many(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        return self._backend.anon_originals(keys)
+
+
+def _map_file(args):
+    """The map file itself, read-only (no service, or --map-file)."""
     from dicomtui.db.sealed import SealError, load_key
     from dicomtui.service.privacy.anonmap import AnonymizationMap, MapError
-    from dicomtui.service.privacy.restore import RestoreError, restore_path
 
     map_file = args.map_file or args.data_dir / "anonymization.json"
     if not map_file.is_file():
@@ -61,16 +97,9 @@ def cmd_restore(args) -> int:
     key_file = args.key_file or _stored_key_file(args)
     try:
         key = load_key(key_file) if key_file else None
-        amap = AnonymizationMap(map_file, key, writable=False)
-        report = restore_path(args.source, args.target, amap, _progress())
-    except (SealError, MapError, RestoreError) as exc:
+        return AnonymizationMap(map_file, key, writable=False)
+    except (SealError, MapError) as exc:
         raise Failed(str(exc)) from None
-    finally:
-        _progress_done()
-    print(f"restored {report.restored} file(s) into {report.output}")
-    for path in report.skipped:
-        print(f"skipped (not DICOM): {path}")
-    return 0
 
 
 def _stored_key_file(args) -> str:

@@ -110,6 +110,16 @@ class Request:
             raise InvalidRequest('"older_than_days" must be a number')
         return value
 
+    def keys(self) -> list[tuple[str, str, str]]:
+        """The "keys" member: a list of [subject code, study UID, SOP UID] strings."""
+        keys = self.obj().get("keys")
+        if not isinstance(keys, list) or not all(
+            isinstance(k, list) and len(k) == 3 and all(isinstance(v, str) for v in k)
+            for k in keys
+        ):
+            raise InvalidRequest('"keys" must be a list of [code, study UID, SOP UID]')
+        return [(k[0], k[1], k[2]) for k in keys]
+
     def shape(self, cls: type) -> Any:
         """The body rebuilt as dataclass `cls`."""
         try:
@@ -214,6 +224,11 @@ ROUTES: list[tuple[str, str, Route]] = [
         "POST",
         "/anonymization/export",
         lambda b, r: to_dict(b.export_anonymization(r.text("path"))),
+    ),
+    (
+        "POST",
+        "/anonymization/originals",
+        lambda b, r: {"answers": b.anon_originals(r.keys())},
     ),
     ("GET", "/uploads", lambda b, r: {"uploads": to_dict(b.uploads())}),
     ("POST", "/uploads", lambda b, r: to_dict(b.upload(r.text("path")))),

@@ -28,10 +28,10 @@ class CorruptDatabase(Exception):
 class AtomicJSONStorage(Storage):
     """A TinyDB Storage that reads with orjson and replaces the whole file atomically."""
 
-    def __init__(self, path, *, mode: int = 0o644) -> None:
+    def __init__(self, path, *, mode: int = 0o600) -> None:
         self.path = Path(path)
         self.mode = mode
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def read(self) -> dict | None:
         """The stored tables, or None for a missing or empty file."""
@@ -55,7 +55,7 @@ class ExplicitFlush(CachingMiddleware):
     WRITE_CACHE_SIZE = NEVER
 
 
-def atomic_write(path: Path, payload: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, payload: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `payload`; readers and crashes see the old or the new file.
 
     The file gets `mode` narrowed by the umask and by the current file's mode, so a
@@ -150,25 +150,6 @@ def remove_stale_temps(path: Path) -> None:
     path = Path(path)
     for temp in path.parent.glob(f".{path.name}.*.tmp"):
         temp.unlink(missing_ok=True)
-
-
-def open_database(path, *, mode: int = 0o644) -> tuple[TinyDB, str | None]:
-    """A TinyDB on an atomic storage that saves only on flush_database().
-
-    A corrupt file is moved aside and a fresh DB started; the warning says so.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    warning = None
-    try:
-        data = read_checked(path)
-    except CorruptDatabase as exc:
-        data, warning = None, corrupt_message(path, exc, move_aside(path))
-    db = TinyDB(str(path), mode=mode, storage=ExplicitFlush(AtomicJSONStorage))
-    if data is not None:
-        db.storage.cache = data  # already parsed: spare TinyDB a second read
-    return db, warning
 
 
 def flush_database(db: TinyDB) -> None:

@@ -19,14 +19,8 @@ from pathlib import Path
 
 import orjson
 
-from dicomtui.db.storage import (
-    AtomicJSONStorage,
-    CorruptDatabase,
-    corrupt_message,
-    move_aside,
-    read_checked,
-    remove_stale_temps,
-)
+from dicomtui.db.state import load, set_aside
+from dicomtui.db.storage import AtomicJSONStorage, remove_stale_temps
 
 LOG = logging.getLogger("dicomtui.db")
 TABLE = "transactions"
@@ -179,19 +173,22 @@ class _Shard:
         self.records.extend(records)  # one atomic step for readers in other threads
         self.dirty = True
 
-    def save(self) -> None:
+    def save(self, table: dict | None = None) -> None:
+        """Write the shard (or a snapshot of its table taken under the append lock)."""
         self.storage = self.storage or AtomicJSONStorage(self.path)
-        self.storage.write({TABLE: self.table})
-        self.dirty = False
+        self.storage.write({TABLE: self.table if table is None else table})
+        if table is None:
+            self.dirty = False
 
 
 class TransactionLog:
-    """Appended to by the DB writer thread only; queried from any thread."""
+    """Appended to from any thread (in memory), saved by the DB writer, queried by all."""
 
     def __init__(self, log_dir: Path, *, shard_size: int = 10_000) -> None:
         self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.shard_size = max(1, shard_size)
+        self._append_lock = threading.RLock()  # ids, rotation, a save's snapshot
         self._lock = threading.Lock()  # current shard, closed list, unsaved shards
         self._read_lock = threading.Lock()  # summaries, parsed-shard cache, disk reads
         self._summaries: dict[int, Summary | None] = {}
@@ -227,31 +224,33 @@ class TransactionLog:
         return 0
 
     def _read(self, path: Path, action: str) -> list[dict]:
-        """A shard's records by id; a corrupt file is moved aside and reads as empty."""
-        try:
-            data = read_checked(path)
-        except CorruptDatabase as exc:
-            target = move_aside(path)
-            LOG.warning("transaction log: %s", corrupt_message(path, exc, target, action))
+        """A shard's records by id; a damaged file is set aside and reads as empty."""
+        loaded = load(path)
+        if loaded.damaged:
+            set_aside(loaded, f"its transaction records are gone from the log ({action})")
             return []
-        return by_id((data or {}).get(TABLE, {}).values())
+        return by_id((loaded.tables or {}).get(TABLE, {}).values())
 
-    # -- writing (the DB writer thread only) -------------------------------------------
-    def append_many(self, records: list[dict]) -> None:
-        """Give each record the next id and add it to the current shard (no disk I/O).
+    # -- writing ---------------------------------------------------------------------
+    def append_many(self, records: list[dict]) -> list[dict]:
+        """Give each record the next id and add it to the current shard (no disk I/O);
+        the records as stored. Queries see them at once; flush() saves them.
 
-        Nothing here can fail half way, so the writer never re-sends appended records;
-        disk errors surface in flush(), which the writer retries on its own.
+        Nothing here can fail half way, so a caller never re-sends appended records;
+        disk errors surface in flush(), which the DB writer retries on its own.
         """
-        pending = [r for r in map(self._prepare, records) if r is not None]
-        while pending:
-            room = self.shard_size - len(self._current.records)
-            if room <= 0:
-                self._rotate()
-                continue
-            chunk, pending = pending[:room], pending[room:]
-            with self._lock:
-                self._current.add(chunk)
+        with self._append_lock:
+            prepared = [r for r in map(self._prepare, records) if r is not None]
+            pending = prepared
+            while pending:
+                room = self.shard_size - len(self._current.records)
+                if room <= 0:
+                    self._rotate()
+                    continue
+                chunk, pending = pending[:room], pending[room:]
+                with self._lock:
+                    self._current.add(chunk)
+        return prepared
 
     def _prepare(self, record: dict) -> dict | None:
         """A JSON round-tripped copy with the next id: memory holds what the file will.
@@ -282,13 +281,33 @@ class TransactionLog:
             self._current = new
 
     def flush(self) -> None:
-        """Save closed shards not yet saved, oldest first, then the current one."""
-        for number in sorted(self._unsaved):
+        """Save closed shards not yet saved, oldest first, then the current one (a
+        snapshot: appends may go on meanwhile, and mark it dirty again)."""
+        with self._append_lock:
+            closed = sorted(self._unsaved)
+            current = self._current
+            snapshot = dict(current.table) if current.dirty else None
+            current.dirty = False
+        for number in closed:
             self._unsaved[number].save()
             with self._lock:
                 del self._unsaved[number]
-        if self._current.dirty:
-            self._current.save()
+        if snapshot is not None:
+            try:
+                current.save(snapshot)
+            except BaseException:
+                current.dirty = True
+                raise
+
+    def recent_values(self, key: str) -> set:
+        """The values of `key` in the newest records (this shard and the one before):
+        what the journal's replay checks a line against."""
+        with self._lock:
+            current = self._current.records[:]
+            closed = self._closed[-1:]
+            unsaved = {n: s.records for n, s in self._unsaved.items()}
+        older = [r for n in closed for r in self._records(n, unsaved)]
+        return {r[key] for r in current + older if key in r}
 
     def count(self) -> int:
         """Records ever appended (ids are never reused)."""

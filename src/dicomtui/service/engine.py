@@ -17,19 +17,26 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from tinydb import TinyDB
+
 from dicomtui import __version__
-from dicomtui.db.storage import flush_database, open_database
+from dicomtui.db.state import Condition, Manifest, load, open_tinydb
+from dicomtui.db.storage import atomic_write, flush_database
 from dicomtui.db.txlog import TransactionLog
 from dicomtui.db.writer import DBWriter
 from dicomtui.models import Listener, SettingValue, StatusSnapshot
 from dicomtui.service.archive import qr_handlers
 from dicomtui.service.archive.archive import Archive
+from dicomtui.service.core.damage import SetAside
 from dicomtui.service.core.events import EventRing, RingLogHandler
+from dicomtui.service.core.journal import Journal
 from dicomtui.service.core.lock import DataDirLock, DataDirLocked
+from dicomtui.service.core.modes import make_private, narrow_data_dir
 from dicomtui.service.core.recorder import Recorder
+from dicomtui.service.core.records import StoredInstance
 from dicomtui.service.core.settings_store import SettingsStore
 from dicomtui.service.privacy.phi import PHI_FILTER
-from dicomtui.service.privacy.privacy import Privacy
+from dicomtui.service.privacy.privacy import MAP_FILE, AnonymizationUnavailable, Privacy
 from dicomtui.service.receiving import handlers
 from dicomtui.service.receiving.gate import ConnectionRefusal, Gate, GateRules
 from dicomtui.service.receiving.listeners import Listeners
@@ -42,6 +49,7 @@ from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.service")
 SEED_LIMIT = 500_000  # today's store records read back at start, at most
+SETTINGS_FILE = "dicomtui.json"
 
 
 class EngineError(RuntimeError):
@@ -61,6 +69,7 @@ class Engine:
 
         Raises EngineError (another engine owns the data dir, a file cannot be opened).
         """
+        make_private()  # files 0600, folders 0700 (ARCHITECTURE.md, "Data")
         self.data_dir = Path(data_dir).expanduser().resolve()
         self._lock = _locked(self.data_dir)
         self._close_lock = threading.Lock()
@@ -70,14 +79,16 @@ class Engine:
         self._log_handler.addFilter(PHI_FILTER)
         self._seeded = False
         with _released_on_failure(self._lock, self.data_dir):
-            # 0600: stored settings may hold api_password / api_token
-            self.db, warning = open_database(self.data_dir / "dicomtui.json", mode=0o600)
+            self.manifest = Manifest(self.data_dir)
+            self.manifest.adopt_existing(SETTINGS_FILE, MAP_FILE)
+            self.db = _settings_db(self.data_dir, self.manifest)
             self.writer = DBWriter()
             self._settings = SettingsStore(
                 self.db, self.writer, cli_settings or {}, environ
             )
             settings = self._settings.get
             self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
+            self.journal = Journal(self.data_dir / "journal", self.writer.flush)
             self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
             self.traffic = Traffic()
             self.gate = Gate(
@@ -93,10 +104,20 @@ class Engine:
                 self.traffic.forget_facility,
             )
             self.privacy = Privacy(
-                self.data_dir, self.writer, settings, self.sites.anonymize_choice
+                self.data_dir,
+                self.writer,
+                settings,
+                self.sites.anonymize_choice,
+                self.sites.anonymize_choices,
+                self.manifest,
             )
             self.shipping = Shipping(
-                self.data_dir, settings, self.storage, self._study_files_removed
+                self.data_dir,
+                self.writer,
+                settings,
+                self.storage,
+                self._study_files_removed,
+                self.journal.checkpoint,
             )
             self.archive = Archive(
                 self.data_dir,
@@ -113,6 +134,7 @@ class Engine:
                 self.listeners,
                 self.traffic,
                 self.recorder,
+                self.journal,
                 self.ring,
                 self.storage,
                 self.sites,
@@ -120,16 +142,60 @@ class Engine:
                 [self.archive.instance_stored, self.shipping.instance_stored],
                 self.archive.retention.make_room,
             )
+            narrow_data_dir(
+                self.data_dir,
+                [self.storage.root],
+                [self.shipping.zip_dir()],
+                self.settings.group_read,
+            )
+            self._replay()
             self.writer.start()
-        self._warn(
-            warning,
-            *self._settings.problems,
-            *self.sites.warnings,
-            *self.shipping.warnings,
-            *self.archive.warnings,
-        )
+            self.journal.start()
+        self._warn(self.manifest.problem, *self.archive.warnings)
+        for lock in self.locks():  # shown by status while they last, not kept here
+            LOG.error(lock)
+        self.set_aside = SetAside(self.data_dir)
         self._attach_logging()
         self.is_open = True
+
+    def _replay(self) -> None:
+        """Give back to the components what an unclean stop kept from their saved
+        state: the journal's lines since the last checkpoint, each applied once."""
+        entries = list(self.journal.replay())
+        if not entries:
+            self.journal.replayed()
+            return
+        stored = [StoredInstance.from_json(e["stored"]) for e in entries]
+        added = self.archive.recover(stored)
+        for one in stored:
+            self.shipping.instance_stored(one)
+        logged = self.recorder.recover(
+            [{**e["tx"], "jid": e["jid"]} for e in entries if e.get("log", True)]
+        )
+        kept = self._recover_originals([e["anon"] for e in entries if e.get("anon")])
+        LOG.warning(
+            "recovered after an unclean stop: %d acknowledged instance(s) from the "
+            "journal (%d missing from the index, %d from the log)",
+            len(entries),
+            added,
+            logged,
+        )
+        if kept and self.writer.flush():
+            self.journal.replayed()
+
+    def _recover_originals(self, sealed: list[dict]) -> bool:
+        """The map's originals of replayed instances; False (the journal is kept) if
+        the map cannot take them now."""
+        try:
+            for kept in sealed:
+                self.privacy.recover(self.privacy.unseal(kept))
+        except AnonymizationUnavailable as exc:
+            self._warn(
+                f"the journal keeps {len(sealed)} anonymized instance(s) whose "
+                f"originals the map cannot take yet: {exc}"
+            )
+            return False
+        return True
 
     def _bindings(self, facility: str | None) -> list:
         """The pynetdicom handlers of one listener (main: facility None)."""
@@ -162,6 +228,7 @@ class Engine:
                 return
             self.stop()
             self.archive.close()
+            self.journal.close()
             self.writer.stop()
             self.privacy.close()
             self.shipping.close()
@@ -229,8 +296,11 @@ class Engine:
         """Start listening. Raises EngineError (port busy, ...) and stays stopped."""
         if self.listeners.running:
             return
+        self._check_locks()
+        self._check_privacy()
         self.receiver.starting()
-        self.storage.count_usage()  # only a receiver needs it; config/log stay fast
+        # only a receiver needs the walk (config and log stay fast); it narrows too
+        self.storage.count_usage(modes=self.receiver.policy.modes)
         self._seed_today()
         try:
             self.receiver.start()
@@ -240,6 +310,30 @@ class Engine:
         self.sites.open_listeners()
         self.shipping.start()
         self.archive.started()
+
+    def locks(self) -> list[str]:
+        """Why the receiver must not start now: state that protects access could not
+        be read (it fails closed, ARCHITECTURE.md "Damaged state")."""
+        return self._settings.problems + self.sites.problems
+
+    def _check_locks(self) -> None:
+        locks = self.locks()
+        if locks:
+            message = f"the receiver does not start: {locks[0]}"
+            self.receiver.refuse_to_start(message)
+            raise EngineError(message)
+
+    def _check_privacy(self) -> None:
+        """With anonymization in use, the map must open before any store is taken: a
+        damaged map fails closed (EngineError says which file and what to do)."""
+        if not self.privacy.in_use():
+            return
+        try:
+            self.privacy.anonymizer()
+        except AnonymizationUnavailable as exc:
+            message = f"the receiver does not start: {exc}"
+            self.receiver.refuse_to_start(message)
+            raise EngineError(message) from None
 
     def _seed_today(self) -> None:
         """Count today's stores already logged, so a restart keeps "today" true."""
@@ -304,9 +398,28 @@ class Engine:
             quota_bytes=self.receiver.policy.quota_bytes,
             last_errors=self.ring.problems(10),
             error=self.receiver.error,
-            warnings=list(self.warnings) + self.listeners.warnings(),
+            warnings=self.locks()
+            + self.warnings
+            + self.set_aside.report()
+            + self.listeners.warnings(),
             uploads=self.shipping.summary(),
         )
+
+
+def _settings_db(data_dir: Path, manifest: Manifest) -> TinyDB:
+    """dicomtui.json, which holds settings, facilities and allowed callers: damaged, the
+    engine does not open (never defaults: they would let anyone in, unanonymized)."""
+    loaded = load(data_dir / SETTINGS_FILE, used=manifest.used(SETTINGS_FILE))
+    if loaded.damaged:
+        raise EngineError(
+            f"{loaded.describe()}. It holds the settings, facilities and allowed callers, "
+            "so the receiver does not start on defaults: restore it from a backup (run "
+            "`dicomtui doctor` for what else is wrong)"
+        )
+    if loaded.condition is Condition.NEW:  # on disk from now on, and expected there
+        atomic_write(loaded.path, b"{}", 0o600)
+    manifest.mark(SETTINGS_FILE)
+    return open_tinydb(loaded, 0o600)  # 0600: it may hold api_password / api_token
 
 
 def _locked(data_dir: Path) -> DataDirLock:

@@ -87,7 +87,7 @@ class Archive:
         self._recorder, self._shipping, self.callers = recorder, shipping, callers
         self.index = ArchiveIndex(data_dir / "index")
         self.destinations = DestinationList()
-        self.warnings = self.index.warnings + self.destinations.load(db)
+        self.warnings = self.destinations.load(db)
         writer.register(
             "destinations", self.destinations.write_batch, lambda: flush_database(db)
         )
@@ -105,10 +105,10 @@ class Archive:
     def started(self) -> None:
         """The receiver started: count usage once, and rebuild a missing index."""
         self.storage.count_usage()
-        if self._index_empty_but_files():
+        if self.index.damaged or self._index_empty_but_files():
             LOG.warning(
-                "the archive index is empty but storage holds DICOM files: "
-                "rebuilding it (reindex) in the background"
+                "the archive index is damaged or empty while storage holds DICOM "
+                "files: rebuilding it (reindex) in the background"
             )
             self.start_reindex()
 
@@ -138,6 +138,12 @@ class Archive:
         if during is not None:
             during.append(stored)
         self._writer.put("index", None)
+
+    def recover(self, replayed: list[StoredInstance]) -> int:
+        """Journaled instances after an unclean stop (each counted once)."""
+        added = self.index.recover(replayed)
+        self._writer.put("index", None)
+        return added
 
     def record_request(self, tx: Transaction, assoc) -> None:
         """A C-FIND, C-MOVE or C-GET of an association, with who asked."""

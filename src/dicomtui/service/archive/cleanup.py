@@ -100,14 +100,17 @@ class Retention:
 
     def _cleanup(self, reporter: Reporter, days: float) -> tuple[str, dict]:
         self._storage.count_usage()
+        planned = time.time_ns()
         todo = plan(self._index, days, self._protected())
         files = freed = studies = 0
         reporter.progress(0, len(todo.remove), f"{len(todo.remove)} studies to remove")
         for n, item in enumerate(todo.remove, 1):
             if reporter.cancel_requested:
                 break
-            removed, size = self._remove(item.uid, f"older than {days:g} days")
-            files, freed, studies = files + removed, freed + size, studies + 1
+            removed, size = self._remove(
+                item.uid, f"older than {days:g} days", days, planned
+            )
+            files, freed, studies = files + removed, freed + size, studies + bool(removed)
             reporter.progress(
                 n, len(todo.remove), f"{n} of {len(todo.remove)} studies removed"
             )
@@ -124,10 +127,19 @@ class Retention:
             "kept": len(todo.keep),
         }
 
-    def _remove(self, uid: str, why: str) -> tuple[int, int]:
-        doc = self._index.study(uid) or {}
-        files, freed = remove_study(self._index, self._storage.root, uid)
-        self._storage.release(freed)
+    def _remove(self, uid: str, why: str, days: float, planned: int) -> tuple[int, int]:
+        """Remove a planned study, if it still may go: checked again just before (it
+        may have been re-sent since the plan), and never a file placed after it."""
+        doc = self._index.study(uid)
+        cutoff = datetime.fromtimestamp(time.time() - days * 86400).astimezone()
+        if (
+            doc is None
+            or doc["last_received"] >= cutoff.isoformat()
+            or uid in self._protected()
+        ):
+            LOG.info("cleanup kept study %s: received or claimed since it was planned", uid)
+            return 0, 0
+        files, freed = remove_study(self._index, self._storage, uid, planned)
         self._writer.put("index", None)
         self._recorder.record(
             Cleanup(
@@ -162,16 +174,19 @@ class Retention:
             target = int(quota * ROOM_TARGET) - needed
             if self._storage.used_bytes <= target:
                 return True  # another store made room meanwhile
+            planned = time.time_ns()
             todo = plan(self._index, s.retention_days, self._protected())
             freed_any = False
             for item in todo.remove:
                 if self._storage.used_bytes <= target:
                     break
-                self._remove(
+                files, _ = self._remove(
                     item.uid,
                     f"auto_cleanup: quota reached, older than {s.retention_days} days",
+                    s.retention_days,
+                    planned,
                 )
-                freed_any = True
+                freed_any = freed_any or files > 0
             if not freed_any:
                 LOG.error(
                     "quota reached and auto_cleanup found no study older than "

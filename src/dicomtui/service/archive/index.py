@@ -24,12 +24,9 @@ from pathlib import Path
 
 import orjson
 
+from dicomtui.db.state import load, set_aside
 from dicomtui.db.storage import (
-    CorruptDatabase,
     atomic_write,
-    corrupt_message,
-    move_aside,
-    read_checked,
     remove_stale_temps,
 )
 from dicomtui.dicom.identify import Identity
@@ -145,14 +142,15 @@ class ArchiveIndex:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.studies: dict[str, dict] = {}
         self._dirty: set[int] = set()
         self._lines: dict[str, list[bytes]] = defaultdict(list)
         self.io_lock = threading.Lock()  # instance files: appends vs. removal
         self._members: list[set[str]] = [set() for _ in range(SHARDS)]
-        self.warnings: list[str] = []
+        self.damaged = False  # a shard was set aside: the archive reindexes
+        self._compact: set[str] = set()  # studies with a re-sent instance
         for shard in range(SHARDS):
             self._load(shard)
 
@@ -168,19 +166,12 @@ class ArchiveIndex:
     def _load(self, shard: int) -> None:
         path = self.shard_path(shard)
         remove_stale_temps(path)
-        try:
-            data = read_checked(path) or {}
-        except CorruptDatabase as exc:
-            self.warnings.append(
-                corrupt_message(
-                    path,
-                    exc,
-                    move_aside(path),
-                    "started it empty; run `dicomtui reindex` to rebuild the index",
-                )
-            )
+        loaded = load(path)
+        if loaded.damaged:
+            self.damaged = True
+            set_aside(loaded, "the index is rebuilt from the stored files (reindex)")
             return
-        for doc in data.get(TABLE, {}).values():
+        for doc in (loaded.tables or {}).get(TABLE, {}).values():
             if isinstance(doc.get("uid"), str) and isinstance(doc.get("series"), dict):
                 self.studies[doc["uid"]] = doc
                 self._members[shard_of(doc["uid"])].add(doc["uid"])
@@ -194,10 +185,12 @@ class ArchiveIndex:
                 payloads = {shard: self._encode(shard) for shard in self._dirty}
                 lines, self._lines = self._lines, defaultdict(list)
                 self._dirty = set()
+            with self.lock:
+                compact, self._compact = self._compact, set()
             try:
                 for uid in list(lines):
                     if uid in self.studies:  # not removed meanwhile (cleanup)
-                        self._append(uid, lines[uid])
+                        self._append(uid, lines[uid], uid in compact)
                     del lines[uid]
                 for shard, payload in payloads.items():
                     atomic_write(self.shard_path(shard), payload)
@@ -208,9 +201,15 @@ class ArchiveIndex:
                         self._lines[uid][:0] = chunk
                 raise
 
-    def _append(self, uid: str, chunk: list[bytes]) -> None:
+    def _append(self, uid: str, chunk: list[bytes], compact: bool) -> None:
+        """New lines at the end; when an instance was re-sent, the file is written
+        again with one line per SOP Instance UID, so re-sends never grow it."""
         path = self.instances_path(uid)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if compact:
+            latest = {raw[0]: raw for raw in _read_lines(path, chunk)}
+            atomic_write(path, b"".join(orjson.dumps(r) + b"\n" for r in latest.values()))
+            return
         with open(path, "ab") as fh:
             fh.write(b"".join(chunk))
 
@@ -230,8 +229,62 @@ class ArchiveIndex:
                 doc = self.studies[uid] = new_study(uid, stored.when, stored.facility)
                 self._members[shard_of(uid)].add(uid)
             apply_instance(doc, ident, stored.added, stored.duplicate, stored.when)
+            if stored.duplicate:
+                self._compact.add(uid)
             self._lines[uid].append(line)
             self._dirty.add(shard_of(uid))
+
+    def recover(self, replayed: list[StoredInstance]) -> int:
+        """Journaled instances after an unclean stop: those the index lacks are added,
+        then each study touched is counted again from its instance lines, so a line
+        saved without its shard (or a shard without its line) ends up right. Returns
+        how many were added."""
+        added = 0
+        for uid, stored in _by_study(replayed).items():
+            present = {(row.sop_uid, row.path) for row in self.instances(uid)}
+            for one in stored:
+                if (one.ident.sop_uid, one.path) not in present:
+                    self.add(one)
+                    present.add((one.ident.sop_uid, one.path))
+                    added += 1
+            self._recount(uid)
+        return added
+
+    def _recount(self, uid: str) -> None:
+        """A study's counts and sizes from its instances (the newest line per SOP)."""
+        rows = self.instances(uid)
+        with self.lock:
+            doc = self.studies.get(uid)
+            if doc is None:
+                return
+            doc["instances"], doc["bytes"] = len(rows), sum(r.size for r in rows)
+            for series_uid, series in list(doc["series"].items()):
+                mine = [r for r in rows if r.series_uid == series_uid]
+                series["instances"], series["bytes"] = len(mine), sum(r.size for r in mine)
+                if not mine:
+                    del doc["series"][series_uid]
+            self._dirty.add(shard_of(uid))
+
+    def forget_missing(self, uid: str, root: Path) -> None:
+        """Files of a study were removed: keep the lines of those still there (a copy
+        received since a cleanup was planned), the study only if any is left."""
+        rows = self.instances(uid)
+        kept = [row for row in rows if (root / row.path).exists()]
+        if not kept:
+            self.remove(uid)
+        elif len(kept) < len(rows):
+            self._rewrite(uid, kept)
+
+    def _rewrite(self, uid: str, rows: list[Instance]) -> None:
+        """A study's instance file with exactly `rows` (atomic), and its counts."""
+        with self.io_lock:
+            with self.lock:
+                self._lines.pop(uid, None)
+            payload = b"".join(orjson.dumps(list(row)) + b"\n" for row in rows)
+            path = self.instances_path(uid)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write(path, payload)
+        self._recount(uid)
 
     def remove(self, study_uid: str) -> dict | None:
         with self.io_lock:
@@ -285,6 +338,14 @@ class ArchiveIndex:
         for raw in rows:
             latest[raw[0]] = Instance(raw)
         return list(latest.values())
+
+
+def _by_study(stored: list[StoredInstance]) -> dict[str, list[StoredInstance]]:
+    groups: dict[str, list[StoredInstance]] = {}
+    for one in stored:
+        if one.ident.study_uid and not one.kept_old_copy:
+            groups.setdefault(one.ident.study_uid, []).append(one)
+    return groups
 
 
 def copy_doc(doc: dict) -> dict:

@@ -7,12 +7,12 @@ an index entry whose files are gone (reindex drops it), never files the index fo
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from dicomtui.models import CleanupCandidate, CleanupPlan
 from dicomtui.service.archive.index import ArchiveIndex
+from dicomtui.service.receiving.store import StorageWriter
 
 
 def candidate(doc: dict, reason: str = "") -> CleanupCandidate:
@@ -52,23 +52,23 @@ def plan(
     return out
 
 
-def remove_study(index: ArchiveIndex, root: Path, uid: str) -> tuple[int, int]:
-    """Delete a study's files and empty folders, then its index entry: (files, bytes)."""
+def remove_study(
+    index: ArchiveIndex, storage: StorageWriter, uid: str, planned: int
+) -> tuple[int, int]:
+    """Delete a study's files placed before `planned` (ns), prune empty folders, and
+    drop from the index what is gone: (files, bytes). Files go first, so a crash in
+    between leaves index lines without files (reindex drops them), never files the
+    index forgot."""
     files = freed = 0
     folders: set[Path] = set()
     for inst in index.instances(uid):
-        path = root / inst.path
-        try:
-            size = os.lstat(path).st_size
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        files += 1
-        freed += size
-        folders.add(path.parent)
-    index.remove(uid)
+        size = storage.remove_if_settled(inst.path, planned)
+        if size or not (storage.root / inst.path).exists():
+            files, freed = files + bool(size), freed + size
+            folders.add((storage.root / inst.path).parent)
+    index.forget_missing(uid, storage.root)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        prune_empty(folder, root)
+        prune_empty(folder, storage.root)
     return files, freed
 
 

@@ -1,7 +1,8 @@
 """The Recorder: where every transaction goes, the transaction log and the live stream.
 
-Components build typed records (core/records.py) and hand them here; the log is written
-by the one DB writer thread, the event ring feeds the front ends at once.
+Components build typed records (core/records.py) and hand them here. A record is in
+the log (memory) the moment it is recorded, so a query right after a store sees it;
+the one DB writer thread saves the log on its tick, and the journal covers the gap.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dicomtui.service.core.events import EventRing
 from dicomtui.service.core.records import Transaction
 
 LOG = logging.getLogger("dicomtui.service")
+RECOVERED = "after an unclean stop"  # the "recovered" field of a replayed record
 
 
 class Recorder:
@@ -23,15 +25,28 @@ class Recorder:
     def __init__(self, log_dir: Path, writer: DBWriter, ring: EventRing) -> None:
         self.log = TransactionLog(log_dir)
         self._writer, self._ring = writer, ring
-        writer.register("tx", self.log.append_many, self.log.flush)
+        writer.register("tx", lambda batch: None, self.log.flush)  # items: "save me"
 
     def record(self, tx: Transaction, persist: bool = True) -> dict:
         """Log `tx` (unless `persist` is off: a good store with log_instances off) and
         show it live; returns the record as saved."""
         record = tx.to_dict()
         if persist:
-            self._writer.put("tx", record)
+            (record,) = self.log.append_many([record]) or [record]
+            self._writer.put("tx", None)
         self._ring.emit(
             "transaction", "WARNING" if tx.is_problem else "INFO", tx.summary(), record
         )
         return record
+
+    def recover(self, records: list[dict]) -> int:
+        """Journaled records an unclean stop kept from the log, each once (by its
+        "jid"); marked as recovered. Returns how many were missing."""
+        present = self.log.recent_values("jid")
+        missing = [
+            {**r, "recovered": RECOVERED} for r in records if r.get("jid") not in present
+        ]
+        if missing:
+            self.log.append_many(missing)
+            self._writer.put("tx", None)
+        return len(missing)

@@ -9,7 +9,7 @@ front ends see `to_dict()`, whose keys are the log's public shape (see `dicomtui
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, TypedDict
 
 from dicomtui.dicom.identify import Identity
@@ -35,6 +35,19 @@ class StoredInstance:
     def kept_old_copy(self) -> bool:
         """duplicate_policy=keep answered with the copy already stored."""
         return self.duplicate and self.size == 0
+
+    def to_json(self) -> dict[str, Any]:
+        """For the journal: every field, the identity as a dict."""
+        return {
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+            "ident": asdict(self.ident),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoredInstance:
+        known = {f.name for f in fields(Identity)}
+        ident = Identity(**{k: v for k, v in data["ident"].items() if k in known})
+        return cls(**{**data, "ident": ident})
 
 
 def peer_of(assoc) -> str:
@@ -67,6 +80,9 @@ def who(assoc) -> Who:
     }
 
 
+_ABSENT_WHEN_NONE = frozenset({"association", "jid"})
+
+
 @dataclass
 class Transaction:
     """What every record has; `association` is set when one carried it."""
@@ -80,13 +96,14 @@ class Transaction:
     peer: str = ""
     facility: str = ""
     association: int | None = None
+    jid: str | None = None  # the journal line of an acknowledged instance
     time: str = field(default_factory=now_iso)
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"time": self.time, "type": self.KIND}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "time" and not (f.name == "association" and value is None):
+            if f.name != "time" and not (f.name in _ABSENT_WHEN_NONE and value is None):
                 record[f.name] = value
         return record
 

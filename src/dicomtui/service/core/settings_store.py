@@ -36,7 +36,9 @@ class SettingsStore:
         self._db, self._writer = db, writer
         self._cli, self._environ = dict(cli), environ
         self.stored: dict[str, Any] = {}
-        self.problems = self._load()
+        self._bad: dict[str, str] = {}  # setting -> why its stored value was not used
+        self._bad_raw: dict[str, Any] = {}  # kept as saved until fixed, never dropped
+        self._load()
         self.current: Resolved = resolve(self._cli, self._environ, self.stored)
         writer.register("settings", self.write_batch, lambda: flush_database(db))
 
@@ -44,11 +46,16 @@ class SettingsStore:
         """The effective settings now (components call this; never keep the result)."""
         return self.current
 
-    def _load(self) -> list[str]:
-        """Read stored values; a bad one is ignored and reported, never fatal."""
+    @property
+    def problems(self) -> list[str]:
+        """Stored values that could not be used; the receiver stays stopped until each
+        is set or unset (a default in their place could open a door)."""
+        return list(self._bad.values())
+
+    def _load(self) -> None:
+        """Read stored values; a bad one is kept out and reported (see problems)."""
         docs = self._db.table(TABLE).all()
         raw = dict(docs[0]) if docs else {}
-        problems = []
         for name, value in raw.items():
             spec = SPEC_BY_NAME.get(name)
             if spec is None:
@@ -56,26 +63,31 @@ class SettingsStore:
             try:
                 self.stored[name] = parse_value(spec, value)
             except SettingError as exc:
-                problems.append(
-                    f"stored setting ignored: {exc}; fix it with "
-                    f"`dicomtui config set {name} VALUE` or `config unset {name}`"
+                self._bad_raw[name] = value
+                self._bad[name] = (
+                    f"the stored setting {name} cannot be used ({exc}), so the receiver "
+                    f"does not start: fix it with `dicomtui config set {name} VALUE` or "
+                    f"`dicomtui config unset {name}`"
                 )
-        return problems
 
     def set(self, name: str, raw: Any) -> None:
         spec = _spec(name)
         value = parse_value(spec, raw)
         self.stored[name] = value
+        self._bad.pop(name, None)
+        self._bad_raw.pop(name, None)
         self._save()
 
     def unset(self, name: str) -> None:
         _spec(name)
         self.stored.pop(name, None)
+        self._bad.pop(name, None)
+        self._bad_raw.pop(name, None)
         self._save()
 
     def _save(self) -> None:
         self.current = resolve(self._cli, self._environ, self.stored)
-        self._writer.put("settings", dict(self.stored))
+        self._writer.put("settings", {**self._bad_raw, **self.stored})
 
     def write_batch(self, batch: list[dict]) -> None:
         """Writer-thread sink: the newest snapshot of stored values wins."""

@@ -18,13 +18,14 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from tinydb import TinyDB
 
-from dicomtui.db.sealed import PRIVATE, SealedStorage, SealError, read_sealed
-from dicomtui.db.storage import CorruptDatabase, ExplicitFlush, flush_database
+from dicomtui.db.sealed import PRIVATE, SealedStorage, read_sealed
+from dicomtui.db.state import load
+from dicomtui.db.storage import ExplicitFlush, flush_database
 from dicomtui.dicom.anonymize import Originals
 
 KEEP = "="  # in a per-instance diff: this attribute was not changed in this instance
@@ -35,16 +36,29 @@ class MapError(Exception):
     """The map cannot answer (unreadable, wrong key, unknown code); says which."""
 
 
+class OriginalsSource(Protocol):
+    """Where restore gets originals: this map, or the running service's (the Backend)."""
+
+    def originals_many(self, keys: list[tuple[str, str, str]]) -> list[dict]: ...
+
+
 class AnonymizationMap:
     """Thread-safe: handlers allocate codes, the DB writer saves, front ends read."""
 
-    def __init__(self, path: Path, key: bytes | None = None, writable: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        key: bytes | None = None,
+        writable: bool = True,
+        used: bool = False,
+    ) -> None:
+        """`used`: the data dir has had this map, so a missing file is damage."""
         self.path = Path(path)
         self.writable = writable
         self.folder = self.path.with_name(self.path.stem)  # anonymization/
         self.key = key
         self._lock = threading.RLock()
-        self._db = _open_db(self.path, key)
+        self._db = _open_db(self.path, key, used or _has_study_files(self.folder))
         self._codes: dict[tuple, str] = {}
         self._subjects: dict[str, tuple[int, dict]] = {}
         self._studies: dict[str, tuple[int, dict]] = {}
@@ -52,6 +66,7 @@ class AnonymizationMap:
         self._open: dict[int, TinyDB] = {}
         self._touched: set[int] = set()
         self._index: dict[int, dict[str, dict]] = {}  # file -> sop -> values (reads)
+        self._saved_files: set[int] = set()
         self.uid_secret = self._load()  # keys anonymize_uids' new UIDs
 
     # -- loading -------------------------------------------------------------------
@@ -61,6 +76,11 @@ class AnonymizationMap:
             self._codes[_key_of(doc)] = doc["code"]
         for doc in self._db.table("studies").all():
             self._studies[_study_key(doc["subject"], doc["uid"])] = (doc.doc_id, dict(doc))
+        # a study counted with instances had its file saved first (flush() saves the
+        # study files, then the counts): that file must be there
+        self._saved_files = {
+            d["file"] for _, d in self._studies.values() if d.get("instances", 0) > 0
+        }
         meta = self._db.table("meta")
         if not meta.all() and self.writable:
             meta.insert({"uid_secret": secrets.token_hex(16), "version": 1})
@@ -153,19 +173,19 @@ class AnonymizationMap:
         return f"sub-{n:03d}"
 
     # -- saving (the DB writer thread) -------------------------------------------------
-    def write_batch(self, batch: list[dict]) -> None:
-        """Writer sink: per-instance values into their study files, counts into the map."""
+    def record_instance(self, item: dict, once: bool = False) -> bool:
+        """Keep one instance's own originals (what add_instance returned) in its study
+        file, in memory until flush(); with `once`, only if that instance is not there
+        yet (a journal replay). True if it was added."""
         with self._lock:
-            by_file: dict[int, list[dict]] = {}
-            for item in batch:
-                by_file.setdefault(item["file"], []).append(
-                    {"sop": item["sop"], "values": item["values"]}
-                )
-            for file, docs in by_file.items():
-                self._study_db(file).table("instances").insert_multiple(docs)
-                self._touched.add(file)
-                self._index.pop(file, None)
-            self._apply_counts()
+            known = self._instances(item["file"])
+            if once and item["sop"] in known:
+                return False
+            doc = {"sop": item["sop"], "values": item["values"]}
+            self._study_db(item["file"]).table("instances").insert(doc)
+            known[item["sop"]] = item["values"]
+            self._touched.add(item["file"])
+            return True
 
     def flush(self) -> None:
         """Save what write_batch and the counters changed."""
@@ -195,9 +215,27 @@ class AnonymizationMap:
         if db is None:
             self.folder.mkdir(mode=0o700, exist_ok=True)
             db = self._open[file] = _open_db(
-                self.folder / f"study-{file:06d}.json", self.key
+                self._study_path(file), self.key, used=file in self._saved_files
             )
         return db
+
+    def _study_path(self, file: int) -> Path:
+        return self.folder / f"study-{file:06d}.json"
+
+    def check_study_files(self) -> list[str]:
+        """Study files the map names that are missing or empty: the originals of
+        their instances are lost (a stat each; `dicomtui doctor` reads them whole)."""
+        problems = []
+        for file in sorted(self._saved_files):
+            path = self._study_path(file)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                problems.append(f"{path} is missing although the map names it")
+                continue
+            if size == 0:
+                problems.append(f"{path} is empty (0 bytes of data)")
+        return problems
 
     # -- reading (front ends, restore) -----------------------------------------------
     def subjects(self) -> list[dict]:
@@ -217,10 +255,21 @@ class AnonymizationMap:
         if values is None:
             raise MapError(
                 f"instance {sop_uid} of {code} is not in this map (was it "
-                "received in the last second before a crash?)"
+                "anonymized with another map?)"
             )
         merged = {**study["common"], **values}
         return {k: v for k, v in merged.items() if v != KEEP}
+
+    def originals_many(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        """originals_for() of each (code, study, SOP): {"originals": ...} or {"error":
+        why}, in order (the shape the control API carries)."""
+        answers: list[dict[str, Any]] = []
+        for code, study_uid, sop_uid in keys:
+            try:
+                answers.append({"originals": self.originals_for(code, study_uid, sop_uid)})
+            except MapError as exc:
+                answers.append({"error": str(exc)})
+        return answers
 
     def _instances(self, file: int) -> dict[str, dict]:
         index = self._index.get(file)
@@ -248,22 +297,26 @@ class AnonymizationMap:
             self._open.clear()
 
 
-def _open_db(path: Path, key: bytes | None) -> TinyDB:
+def _open_db(path: Path, key: bytes | None, used: bool = False) -> TinyDB:
+    """A map file; damaged (or missing although used), MapError: it is left as it is,
+    since a new map would hand out subject codes again (it fails closed)."""
     try:
-        data = read_sealed(path, key)
-    except SealError as exc:
-        raise MapError(str(exc)) from None
-    except CorruptDatabase as exc:
-        raise MapError(
-            f"{path} is damaged ({exc}); it is left as it is, since a new map "
-            "would hand out subject codes again. Restore it from a backup"
-        ) from None
+        loaded = load(path, used=used, key=key)
     except OSError as exc:
         raise MapError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if loaded.damaged:
+        raise MapError(
+            f"{loaded.describe()}. It is left as it is: a new map would give patients "
+            "codes already given. Restore it from a backup (see `dicomtui doctor`)"
+        )
     db = TinyDB(str(path), storage=ExplicitFlush(SealedStorage), key=key)
-    if data is not None:
-        db.storage.cache = data
+    db.storage.cache = loaded.tables if loaded.tables is not None else {}
     return db
+
+
+def _has_study_files(folder: Path) -> bool:
+    """Per-study files exist: the map itself must too."""
+    return folder.is_dir() and any(folder.glob("study-*.json"))
 
 
 def _diff(common: Originals, originals: Originals) -> dict[str, Any]:

@@ -8,7 +8,6 @@ as they came, in the transfer syntax they came in.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from io import BytesIO
 
@@ -27,19 +26,20 @@ from dicomtui.service.privacy.phi import KNOWN_PHI
 
 @dataclass(frozen=True)
 class Anonymized:
-    """The instance as it will be stored: its identity and the whole file's bytes."""
+    """The instance as it will be stored: its identity, the whole file's bytes, and the
+    originals of this instance for the map (recorded once it is acknowledged)."""
 
     ident: Identity
     data: bytes
     subject: str
+    originals: dict
 
 
 class Anonymizer:
     """Turns one received dataset into its anonymized file; records the originals."""
 
-    def __init__(self, amap: AnonymizationMap, queue: Callable[[dict], None]) -> None:
+    def __init__(self, amap: AnonymizationMap) -> None:
         self.map = amap
-        self._queue = queue
 
     def apply(
         self,
@@ -63,7 +63,7 @@ class Anonymizer:
             raise UnreadableDataset(f"dataset cannot be anonymized: {exc}") from exc
         sop, study = str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", ""))
         data = file_header(ident.sop_class_uid, sop, syntax, source_ae) + encode(ds, syntax)
-        self._queue(self.map.add_instance(code, study, sop, originals, now))
+        mine = self.map.add_instance(code, study, sop, originals, now)
         # everything the index and the log see comes from the anonymized dataset
         stored = replace(
             identity_of(ds),
@@ -71,7 +71,7 @@ class Anonymizer:
             patient_id=code,
             patient_name=code,
         )
-        return Anonymized(stored, data, code)
+        return Anonymized(stored, data, code, mine)
 
 
 def decode(body, syntax: str) -> Dataset:

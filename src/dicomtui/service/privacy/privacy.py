@@ -12,7 +12,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+
 from dicomtui.db.sealed import SealError, load_key
+from dicomtui.db.state import Manifest
 from dicomtui.db.writer import DBWriter
 from dicomtui.models import MASK, AnonExport, AnonSubject
 from dicomtui.service.privacy.anonmap import AnonymizationMap, MapError
@@ -41,14 +45,17 @@ class Privacy:
         writer: DBWriter,
         settings: Callable[[], Resolved],
         choice_of: Callable[[str], str],
+        choices: Callable[[], set[str]],
+        manifest: Manifest,
     ) -> None:
-        self.data_dir, self._writer = data_dir, writer
+        self.data_dir, self._writer, self._manifest = data_dir, writer, manifest
         self._settings, self._choice_of = settings, choice_of  # a facility's choice
+        self._choices = choices  # every facility's choice
         self._anon: Anonymizer | None = None
         self._anon_key_file: str | None = None
         self._anon_lock = threading.Lock()
         self.anon_error = ""
-        writer.register("anon", self._anon_write, self._anon_flush)
+        writer.register("anon", lambda batch: None, self._anon_flush)  # "save me"
         self.apply_settings()
 
     @property
@@ -63,6 +70,10 @@ class Privacy:
         """Whether instances of this facility are anonymized before they are written."""
         choice = self._choice_of(facility)
         return self.settings.anonymize if choice == "default" else choice == "on"
+
+    def in_use(self) -> bool:
+        """Some instance may be anonymized: the setting, or a facility's own choice."""
+        return self.settings.anonymize or "on" in self._choices()
 
     def anonymizer(self) -> Anonymizer:
         """The open anonymizer (AnonymizationUnavailable if the map cannot be opened)."""
@@ -79,13 +90,13 @@ class Privacy:
         self._close_anon_map()
         try:
             key = load_key(key_file) if key_file else None
-            amap = AnonymizationMap(self.data_dir / MAP_FILE, key)
+            amap = _open_map(self.data_dir / MAP_FILE, key, self._manifest)
         except (SealError, MapError) as exc:
             if str(exc) != self.anon_error:
                 LOG.error("anonymization map unavailable: %s", exc)
             self.anon_error = str(exc)
             raise AnonymizationUnavailable(str(exc)) from None
-        self._anon = Anonymizer(amap, lambda item: self._writer.put("anon", item))
+        self._anon = Anonymizer(amap)
         self._anon_key_file, self.anon_error = key_file, ""
         return self._anon
 
@@ -99,11 +110,51 @@ class Privacy:
             self._anon.map.close()
             self._anon = None
 
-    # -- DB writer sink ---------------------------------------------------------------
-    def _anon_write(self, batch: list[dict]) -> None:
-        if self._anon is not None:
-            self._anon.map.write_batch(batch)
+    # -- an acknowledged instance's originals -------------------------------------------
+    def record(self, originals: dict) -> None:
+        """Keep an anonymized instance's own originals (it is acknowledged)."""
+        self.anonymizer().map.record_instance(originals)
+        self._writer.put("anon", None)
 
+    def recover(self, originals: dict) -> bool:
+        """A journaled instance's originals, unless the map has them already."""
+        added = self.anonymizer().map.record_instance(originals, once=True)
+        if added:
+            self._writer.put("anon", None)
+        return added
+
+    def seal(self, originals: dict) -> dict:
+        """Originals as the journal keeps them: encrypted with the map's key if set."""
+        key = self.anonymizer().map.key
+        if key is None:
+            return originals
+        return {"sealed": Fernet(key).encrypt(orjson.dumps(originals)).decode()}
+
+    def unseal(self, kept: dict) -> dict:
+        """What seal() gave, back (AnonymizationUnavailable without the right key)."""
+        if "sealed" not in kept:
+            return kept
+        key = self.anonymizer().map.key
+        try:
+            return orjson.loads(Fernet(key or b"").decrypt(kept["sealed"].encode()))
+        except (InvalidToken, ValueError) as exc:
+            raise AnonymizationUnavailable(
+                "journaled originals cannot be decrypted with the map's key "
+                f"({type(exc).__name__}); set the anonymization_key_file they were "
+                "written with"
+            ) from None
+
+    def originals_many(self, keys: list[tuple[str, str, str]]) -> list[dict]:
+        """Originals for restore, per (code, study UID, SOP UID): {"originals": ...} or
+        {"error": why}; PrivacyError if there is no map to ask."""
+        if self._anon is None and not (self.data_dir / MAP_FILE).exists():
+            raise PrivacyError("this data dir has no anonymization map")
+        try:
+            return self.anonymizer().map.originals_many(keys)
+        except AnonymizationUnavailable as exc:
+            raise PrivacyError(str(exc)) from None
+
+    # -- DB writer sink ---------------------------------------------------------------
     def _anon_flush(self) -> None:
         if self._anon is not None:
             self._anon.map.flush()
@@ -143,6 +194,21 @@ class Privacy:
             "anonymization map exported to %s (%d subjects, mode 0600)", target, count
         )
         return AnonExport(str(target), count)
+
+
+def _open_map(path: Path, key: bytes | None, manifest: Manifest) -> AnonymizationMap:
+    """The map, whole: its file and every study file it names (MapError otherwise)."""
+    amap = AnonymizationMap(path, key, used=manifest.used(MAP_FILE))
+    lost = amap.check_study_files()
+    if lost:
+        amap.close()
+        more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+        raise MapError(
+            f"{lost[0]}{more}: the originals of its instances are lost; "
+            "restore anonymization/ from a backup (see `dicomtui doctor`)"
+        )
+    manifest.mark(MAP_FILE)
+    return amap
 
 
 def _subject(doc: dict, reveal: bool) -> AnonSubject:

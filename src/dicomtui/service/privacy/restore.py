@@ -19,7 +19,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from dicomtui.dicom.anonymize import restore
-from dicomtui.service.privacy.anonmap import AnonymizationMap, MapError
+from dicomtui.service.privacy.anonmap import OriginalsSource
 from dicomtui.service.shipping.zipper import zip_folder
 
 Progress = Callable[[int, int], None]
@@ -37,7 +37,7 @@ class RestoreReport:
 
 
 def restore_path(
-    source: Path, target: Path, amap: AnonymizationMap, progress: Progress | None = None
+    source: Path, target: Path, amap: OriginalsSource, progress: Progress | None = None
 ) -> RestoreReport:
     """Restore a file or a folder tree from `source` into `target` (a new path)."""
     source, target = Path(source), Path(target)
@@ -69,7 +69,7 @@ def restore_path(
 
 
 def _restore_zip(
-    source: Path, target: Path, amap: AnonymizationMap, progress: Progress | None
+    source: Path, target: Path, amap: OriginalsSource, progress: Progress | None
 ) -> RestoreReport:
     """A study zip (as uploaded) into a new zip of the restored files, same names."""
     if target.exists():
@@ -87,18 +87,20 @@ def _restore_zip(
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(archive.read(info))
         report = restore_path(unpacked, restored, amap, progress)
-        size, _ = zip_folder(restored, target)
+        zip_folder(restored, target)
     report.output = str(target)
     return report
 
 
 def _plan(
     files: list[Path],
-    amap: AnonymizationMap,
+    amap: OriginalsSource,
     report: RestoreReport,
     progress: Progress | None,
 ) -> list[tuple[Path, dict]]:
-    plan, problems = [], []
+    """Every file with its originals, asked of the map in one go; RestoreError lists
+    the files that cannot be restored (then nothing is written)."""
+    keyed, problems = [], []
     for n, path in enumerate(files, 1):
         try:
             ds = dcmread(path, stop_before_pixels=True)
@@ -106,11 +108,18 @@ def _plan(
             report.skipped.append(str(path))
             continue
         try:
-            plan.append((path, _originals(ds, amap)))
-        except (MapError, RestoreError) as exc:
+            keyed.append((path, _key(ds)))
+        except RestoreError as exc:
             problems.append(f"{path}: {exc}")
         if progress:
             progress(n, len(files) * 2)
+    answers = amap.originals_many([key for _, key in keyed]) if keyed else []
+    plan = []
+    for (path, _), answer in zip(keyed, answers, strict=True):
+        if "error" in answer:
+            problems.append(f"{path}: {answer['error']}")
+        else:
+            plan.append((path, answer["originals"]))
     if problems:
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
         raise RestoreError(
@@ -120,12 +129,14 @@ def _plan(
     return plan
 
 
-def _originals(ds, amap: AnonymizationMap) -> dict:
+def _key(ds) -> tuple[str, str, str]:
+    """(subject code, study UID, SOP Instance UID) of an anonymized file."""
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         raise RestoreError("not an anonymized file (Patient Identity Removed is not YES)")
-    code = str(ds.get("PatientID", "") or "")
-    return amap.originals_for(
-        code, str(ds.get("StudyInstanceUID", "")), str(ds.get("SOPInstanceUID", ""))
+    return (
+        str(ds.get("PatientID", "") or ""),
+        str(ds.get("StudyInstanceUID", "")),
+        str(ds.get("SOPInstanceUID", "")),
     )
 
 

@@ -40,7 +40,12 @@ class DirectoryIndex:
         if naming == "sop-uid":
             name = f"{sop_uid}.dcm"
             return name if (folder / name).exists() else None
-        return self._load(folder).by_uid.get(sop_uid)
+        entry = self._load(folder)
+        found = entry.by_uid.get(sop_uid)
+        if found is not None and not (folder / found).exists():  # the disk decides:
+            entry.by_uid.pop(sop_uid, None)  # a cleanup removed it since it was seen
+            return None
+        return found
 
     def claim_name(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from dicomtui.dicom.filemeta import file_header
 from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
 from dicomtui.models import FAILED, outcome_of
 from dicomtui.service.core.events import EventRing, now_iso
+from dicomtui.service.core.journal import Journal, JournalError, Ticket
 from dicomtui.service.core.recorder import Recorder
 from dicomtui.service.core.records import (
     AssociationEnd,
@@ -51,6 +52,8 @@ from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.service")
 PROCESSING_FAILURE = 0x0110
+SHUTTING_DOWN = "the service is shutting down"
+NOT_DURABLE = "the receiver cannot record it durably"  # the journal write failed
 REJECT_REASONS = {
     (1, 3): "calling AE title not recognised",
     (1, 7): "called AE title not recognised",
@@ -76,6 +79,8 @@ class Anonymization(Protocol):
 
     def anonymizes(self, facility: str) -> bool: ...
     def anonymizer(self) -> Anonymizer: ...
+    def record(self, originals: dict) -> None: ...
+    def seal(self, originals: dict) -> dict: ...
 
 
 class Receiver:
@@ -88,6 +93,7 @@ class Receiver:
         listeners: Listeners,
         traffic: Traffic,
         recorder: Recorder,
+        journal: Journal,
         ring: EventRing,
         storage: StorageWriter,
         gate: Gatekeeper,
@@ -96,7 +102,8 @@ class Receiver:
         make_room: Callable[[int], bool],
     ) -> None:
         self._settings, self.listeners, self.traffic = settings, listeners, traffic
-        self._recorder, self._ring, self.storage = recorder, ring, storage
+        self._recorder, self._journal = recorder, journal
+        self._ring, self.storage = ring, storage
         self._gate, self._privacy = gate, privacy
         self._trackers, self._make_room = trackers, make_room
         self.state, self.error = "stopped", ""
@@ -107,6 +114,11 @@ class Receiver:
     # -- lifecycle --------------------------------------------------------------------
     def starting(self) -> None:
         self._set_state("starting")
+
+    def refuse_to_start(self, message: str) -> None:
+        """Something it depends on is damaged: it stays stopped, in state error."""
+        self.error = message
+        self._set_state("error", message, "ERROR")
 
     def start(self) -> None:
         """Open the main listeners (ReceiverError: port busy, ...; stays stopped)."""
@@ -281,56 +293,83 @@ class Receiver:
 
     # -- one C-STORE --------------------------------------------------------------------
     def store(self, assoc, stream, syntax: str, context_class: str) -> StoreResult:
-        """Write one instance and do its bookkeeping; the result says what to answer."""
+        """Write one instance, make its bookkeeping durable (the journal) and apply it;
+        the result says what to answer."""
         with self.traffic.in_flight():
             started = time.perf_counter()
             facility = self.traffic.facility_of(assoc)
-            ident, result = self._write(assoc, stream, syntax, context_class, facility)
-            self._settle(
-                assoc, ident, result, facility, syntax, time.perf_counter() - started
+            written = self._write(assoc, stream, syntax, context_class, facility)
+            tx = self._transaction(assoc, written, facility, syntax, started)
+            if outcome_of(written.result.status) == FAILED:
+                self._refused(assoc, tx, written.result)
+                return written.result
+            stored = StoredInstance(
+                written.ident,
+                tx.path,
+                tx.bytes,
+                written.result.added,
+                tx.duplicate,
+                syntax,
+                facility,
+                tx.time,
             )
-            return result
+            try:
+                ticket = self._journal_it(tx, stored, written.originals)
+            except (JournalError, AnonymizationUnavailable) as exc:
+                LOG.error("an instance is on disk but not acknowledged: %s", exc)
+                refused = _refused(OUT_OF_RESOURCES, NOT_DURABLE)
+                tx.outcome, tx.status, tx.reason = FAILED, refused.status, refused.reason
+                self._refused(assoc, tx, refused)
+                return refused
+            try:
+                self._apply(assoc, tx, stored, written.originals)
+            finally:
+                self._journal.applied(ticket)
+            return written.result
 
     def _write(
         self, assoc, stream, syntax: str, context_class: str, facility: str
-    ) -> tuple[Identity, StoreResult]:
-        ident = Identity()
+    ) -> Written:
+        """Identify, anonymize if asked, and put the file on disk (durably)."""
         if self.stopping:
-            return ident, _refused(OUT_OF_RESOURCES, "the service is shutting down")
+            return Written(Identity(), _refused(OUT_OF_RESOURCES, SHUTTING_DOWN))
         anonymize = self._privacy.anonymizes(facility)
-        anonymized = False  # set once `ident` names only the subject code
+        written = Written(Identity(), StoreResult(PROCESSING_FAILURE))
         try:
-            ident = identify(stream, syntax)
-            result = _mismatch(ident, context_class)
-            if result is None:
-                ident, result = self._place(
-                    assoc, stream, syntax, ident, facility, anonymize
-                )
-                anonymized = anonymize
+            written = self._write_file(
+                assoc, stream, syntax, context_class, facility, anonymize
+            )
         except UnreadableDataset as exc:
-            result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}", comment=exc.comment)
+            written.result = StoreResult(
+                CANNOT_UNDERSTAND, f"refused: {exc}", comment=exc.comment
+            )
         except (AnonymizationUnavailable, AnonymizeError) as exc:
-            result = StoreResult(
+            written.result = StoreResult(
                 PROCESSING_FAILURE,
                 f"refused: cannot anonymize: {exc}",
                 comment="cannot anonymize, so not stored (see the receiver's log)",
             )
         except Exception as exc:  # never let pynetdicom swallow it silently
             LOG.exception("storing an instance failed unexpectedly")
-            result = StoreResult(
+            written.result = StoreResult(
                 PROCESSING_FAILURE,
                 f"internal error: {exc}",
                 comment="internal error, not stored (see the receiver's log)",
             )
-        if anonymize and not anonymized:
-            ident = _without_identity(ident, self._settings().anonymize_uids)
-        return ident, result
+        if anonymize and written.originals is None:  # never name the patient then
+            written.ident = _without_identity(
+                written.ident, self._settings().anonymize_uids
+            )
+        return written
 
-    def _place(
-        self, assoc, stream, syntax: str, ident: Identity, facility: str, anonymize: bool
-    ) -> tuple[Identity, StoreResult]:
-        """Anonymize if asked, then write: (the identity as stored, the result)."""
-        policy = self.policy
+    def _write_file(
+        self, assoc, stream, syntax: str, context_class: str, facility: str, anonymize: bool
+    ) -> Written:
+        ident = identify(stream, syntax)
+        mismatch = _mismatch(ident, context_class)
+        if mismatch is not None:
+            return Written(ident, mismatch)
+        policy, originals = self.policy, None
         with stream.getbuffer() as body:
             if anonymize:
                 done = self._privacy.anonymizer().apply(
@@ -341,7 +380,7 @@ class Receiver:
                     self._settings().anonymize_uids,
                     now_iso(),
                 )
-                ident, header, body = done.ident, done.data, b""
+                ident, header, body, originals = done.ident, done.data, b"", done.originals
             else:
                 if PHI_FILTER.enabled:
                     KNOWN_PHI.note(ident.patient_id, ident.patient_name)
@@ -357,20 +396,13 @@ class Receiver:
                 facility if policy.by_facility else None,
                 self._make_room,
             )
-        return ident, result
+        return Written(ident, result, originals)
 
-    def _settle(
-        self,
-        assoc,
-        ident: Identity,
-        result: StoreResult,
-        facility: str,
-        syntax: str,
-        seconds: float,
-    ) -> None:
-        """Count, track and log one store (a good one, a refused one)."""
-        ok = outcome_of(result.status) != FAILED
-        tx = Store(
+    def _transaction(
+        self, assoc, written: Written, facility: str, syntax: str, started: float
+    ) -> Store:
+        ident, result = written.ident, written.result
+        return Store(
             outcome_of(result.status),
             result.status,
             result.reason,
@@ -383,35 +415,57 @@ class Receiver:
             modality=ident.modality,
             transfer_syntax=syntax,
             bytes=result.size,
-            duration_ms=round(seconds * 1000, 2),
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
             path=result.path,
             duplicate=result.duplicate,
+            association=self.traffic.association_id(assoc),
             **who(assoc),
         )
-        tx.association = self.traffic.stored(
-            assoc, ok, result.size, facility, ident.study_uid, tx.time
+
+    def _journal_it(
+        self, tx: Store, stored: StoredInstance, originals: dict | None
+    ) -> Ticket:
+        """The durable line that lets a restart rebuild all this store's bookkeeping."""
+        entry = {
+            "tx": tx.to_dict(),
+            "log": self._settings().log_instances,
+            "stored": stored.to_json(),
+            "anon": None if originals is None else self._privacy.seal(originals),
+        }
+        ticket = self._journal.write(entry)
+        tx.jid = ticket.jid
+        return ticket
+
+    def _apply(
+        self, assoc, tx: Store, stored: StoredInstance, originals: dict | None
+    ) -> None:
+        """Count, track and log an acknowledged store (memory; the writer saves)."""
+        self.traffic.stored(assoc, True, tx.bytes, tx.facility, tx.study_uid, tx.time)
+        for track in self._trackers:
+            track(stored)
+        if originals is not None:
+            self._privacy.record(originals)
+        self._recorder.record(tx, persist=self._settings().log_instances)
+
+    def _refused(self, assoc, tx: Store, result: StoreResult) -> None:
+        self.traffic.stored(assoc, False, 0, tx.facility, tx.study_uid, tx.time)
+        self._recorder.record(tx)
+        LOG.warning(
+            "store from %s refused (0x%04X): %s",
+            tx.calling_ae,
+            result.status,
+            result.reason,
         )
-        if ok:
-            stored = StoredInstance(
-                ident,
-                result.path,
-                result.size,
-                result.added,
-                result.duplicate,
-                syntax,
-                facility,
-                tx.time,
-            )
-            for track in self._trackers:
-                track(stored)
-        self._recorder.record(tx, persist=self._settings().log_instances or not ok)
-        if not ok:
-            LOG.warning(
-                "store from %s refused (0x%04X): %s",
-                tx.calling_ae,
-                result.status,
-                result.reason,
-            )
+
+
+@dataclass
+class Written:
+    """What writing one instance gave: its identity as stored, the outcome, and the
+    originals to keep when it was anonymized."""
+
+    ident: Identity
+    result: StoreResult
+    originals: dict | None = None
 
 
 def _refused(status: int, why: str) -> StoreResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from dicomtui.db.storage import fsync_dir
 from dicomtui.dicom.identify import Identity
 from dicomtui.dicom.layout import file_stem, folder_for
 from dicomtui.dicom.paths import InvalidUID, check_uid
+from dicomtui.service.core.modes import narrow
 from dicomtui.service.receiving.dirindex import DirectoryIndex
 from dicomtui.settings import Resolved
 
@@ -28,6 +30,7 @@ DOES_NOT_MATCH = 0xA900  # "data set does not match SOP Class" (PS3.4 B.2.3)
 CANNOT_UNDERSTAND = 0xC210
 DUPLICATE_REJECTED = 0xC211
 QUOTA_COMMENT = "out of resources: storage quota (max_storage_gb) reached"
+INCOMING = ".incoming"  # temp files of stores in progress, under the storage root
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,12 @@ class StorePolicy:
     duplicate_policy: str = "replace"
     quota_bytes: int = 0
     by_facility: bool = False  # layout "facility/...": a folder per facility first
+    group_read: bool = False  # files 0640 and folders 0750 instead of 0600/0700
+
+    @property
+    def modes(self) -> tuple[int, int]:
+        """(file mode, folder mode) of what is stored."""
+        return (0o640, 0o750) if self.group_read else (0o600, 0o700)
 
 
 def quota_of(settings: Resolved) -> int:
@@ -56,6 +65,7 @@ def policy_of(settings: Resolved) -> StorePolicy:
         duplicate_policy=settings.duplicate_policy,
         quota_bytes=quota_of(settings),
         by_facility=layout.startswith("facility/"),
+        group_read=settings.group_read,
     )
 
 
@@ -79,6 +89,11 @@ class StorageWriter:
         self.root = Path(root).resolve()
         self._used = used_bytes
         self._counted = False
+        self._incoming = self.root / INCOMING
+        self._incoming.mkdir(exist_ok=True)
+        self._incoming_dev = os.stat(self._incoming).st_dev
+        for leftover in self._incoming.iterdir():  # one owner: none is in progress
+            leftover.unlink(missing_ok=True)
         self._usage_lock = threading.Lock()
         self._dir_locks = [threading.Lock() for _ in range(64)]
         self._dirs = DirectoryIndex()
@@ -88,15 +103,56 @@ class StorageWriter:
         return self._used
 
     def release(self, size: int) -> None:
-        """Files under the root were removed (upload cleanup): count them free."""
+        """Files under the root were removed: count them free."""
         self._add_usage(-size)
 
-    def count_usage(self, again: bool = False) -> None:
-        """Count what the root holds: once (a receiver or a report needs it), or
-        `again` after a reindex; config and log never pay for the walk."""
+    def remove_if_settled(self, relative: str, before_ns: int) -> int:
+        """Delete a stored file unless it was placed (renamed in: its ctime) at or after
+        `before_ns`, under its folder's lock: a cleanup planned before a re-send never
+        takes the new copy. The bytes freed (0 if kept or gone)."""
+        target = os.path.normpath(self.root / relative)
+        if os.path.commonpath([self.root, target]) != str(self.root):
+            return 0
+        folder = Path(target).parent
+        with self._dir_locks[hash(folder) % len(self._dir_locks)]:
+            try:
+                info = os.lstat(target)
+            except FileNotFoundError:
+                return 0
+            if info.st_ctime_ns >= before_ns:
+                return 0
+            os.unlink(target)
+        self._add_usage(-info.st_size)
+        return info.st_size
+
+    def remove_if_unchanged(self, relative: str, fingerprint: list[int] | None) -> int:
+        """Delete a stored file only if it is still what `fingerprint` (size, mtime,
+        inode) says, under its folder's lock, so no store can replace it meanwhile;
+        the bytes freed (0 if it changed, is gone, or would leave the root)."""
+        target = os.path.normpath(self.root / relative)
+        if os.path.commonpath([self.root, target]) != str(self.root) or not fingerprint:
+            return 0
+        folder = Path(target).parent
+        with self._dir_locks[hash(folder) % len(self._dir_locks)]:
+            try:
+                info = os.lstat(target)
+            except FileNotFoundError:
+                return 0
+            if [info.st_size, info.st_mtime_ns, info.st_ino] != list(fingerprint):
+                return 0  # received again since: that copy is acknowledged, kept
+            os.unlink(target)
+        self._add_usage(-info.st_size)
+        return info.st_size
+
+    def count_usage(
+        self, again: bool = False, modes: tuple[int, int] | None = None
+    ) -> None:
+        """Count what the root holds: once (a receiver or a report needs it; temp files
+        a crash left in folders go, and with `modes` what is more open is narrowed),
+        or `again` after a reindex; config and log never pay for the walk."""
         if self._counted and not again:
             return
-        used = scan_usage(self.root)
+        used = scan_usage(self.root, sweep=not self._counted, modes=modes)
         with self._usage_lock:
             self._used, self._counted = used, True
 
@@ -155,8 +211,8 @@ class StorageWriter:
         received: datetime,
         size: int,
     ) -> StoreResult:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = _write_temp(folder, header, body, policy.fsync)
+        _make_folders(folder, self.root, policy.modes[1])
+        temp = _write_temp(self._temp_folder(folder), header, body, policy)
         try:
             with self._dir_locks[hash(folder) % len(self._dir_locks)]:
                 result = self._place(folder, temp, ident, policy, received, size)
@@ -166,6 +222,13 @@ class StorageWriter:
         if policy.fsync and result.status == SUCCESS and result.size:
             fsync_dir(folder)
         return result
+
+    def _temp_folder(self, folder: Path) -> Path:
+        """.incoming/ (emptied at every start); the target folder itself when that is
+        on another filesystem (a rename cannot cross one)."""
+        if os.stat(folder).st_dev == self._incoming_dev:
+            return self._incoming
+        return folder
 
     def _place(
         self,
@@ -236,9 +299,27 @@ def _check_uids(ident: Identity) -> None:
     check_uid("SeriesInstanceUID", ident.series_uid)
 
 
-def _write_temp(folder: Path, header: bytes, body, fsync: bool) -> Path:
+def _make_folders(folder: Path, root: Path, mode: int) -> None:
+    """`folder` and any missing parents below `root`, each with exactly `mode`."""
+    if folder.is_dir():
+        return
+    missing = []
+    while not folder.is_dir() and folder != root:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode)
+        except FileExistsError:
+            continue  # another store made it meanwhile
+        os.chmod(path, mode)  # exact, whatever the umask
+
+
+def _write_temp(folder: Path, header: bytes, body, policy: StorePolicy) -> Path:
     temp = folder / f".incoming-{threading.get_ident()}-{os.urandom(4).hex()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, policy.modes[0])
+    os.fchmod(fd, policy.modes[0])  # exact, whatever the umask
+    fsync = policy.fsync
     try:
         with os.fdopen(fd, "wb", closefd=True) as fh:
             fh.write(header)
@@ -276,13 +357,35 @@ def _os_reason(exc: OSError, folder: Path) -> str:
     return f"write failed in {folder}: {exc.strerror or exc}"
 
 
-def scan_usage(root: Path) -> int:
-    """Bytes used by files under `root` (a startup scan; the writer tracks it after)."""
+def scan_usage(
+    root: Path, sweep: bool = False, modes: tuple[int, int] | None = None
+) -> int:
+    """Bytes used by files under `root` (a startup scan; the writer tracks it after).
+
+    Temp files of unfinished stores never count; with `sweep` (no store in progress)
+    those a crash left in target folders are removed. With `modes` (file, folder),
+    anything more open than those is narrowed to them.
+    """
     total = 0
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != INCOMING]
+        if modes:
+            narrow(dirpath, modes[1])
         for name in files:
+            path = os.path.join(dirpath, name)
+            if _is_temp(name):
+                if sweep:
+                    Path(path).unlink(missing_ok=True)
+                continue
             try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
+                info = os.lstat(path)
             except OSError:
                 continue
+            total += info.st_size
+            if modes and stat.S_IMODE(info.st_mode) & ~modes[0]:
+                narrow(path, modes[0])
     return total
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".incoming-") and name.endswith(".tmp")

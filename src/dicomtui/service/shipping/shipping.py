@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from dicomtui.db.writer import DBWriter
 from dicomtui.models import UploadItem, UploadSummary
 from dicomtui.service.core.records import StoredInstance
 from dicomtui.service.receiving.store import StorageWriter
 from dicomtui.service.shipping.studies import Completion, StudyTracker
 from dicomtui.service.shipping.upload_queue import QueueError, QueueMissing, UploadQueue
 from dicomtui.service.shipping.upload_worker import UploadWorker
-from dicomtui.service.shipping.zipper import zip_folder
+from dicomtui.service.shipping.zipper import NothingToZip, zip_folder
 from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.uploads")
@@ -34,21 +35,26 @@ class Shipping:
     def __init__(
         self,
         data_dir: Path,
+        writer: DBWriter,
         settings: Callable[[], Resolved],
         storage: StorageWriter,
         files_removed: Callable[[str], None],
+        durable: Callable[[], bool],
     ) -> None:
         self.data_dir, self._settings = data_dir, settings
-        self.studies = StudyTracker(data_dir / "studies.json")
+        self.studies = StudyTracker(
+            data_dir / "studies.json", lambda: writer.put("studies", None)
+        )
+        writer.register("studies", lambda batch: None, self.studies.save)  # "save me"
         self.uploads = UploadQueue(data_dir / "uploads.json")
         self.warnings = [w for w in (self.studies.warning, self.uploads.warning) if w]
+        # durable: a journal checkpoint, so a completed study's instances never
+        # come back from a replay to open it again
         self.completion = Completion(
-            self.studies, self.uploads, settings, storage.root, self.zip_dir
+            self.studies, self.uploads, settings, storage.root, self.zip_dir, durable
         )
         # files_removed: cleanup_after_upload removed a study's files (the index hears)
-        self.upload_worker = UploadWorker(
-            self.uploads, settings, storage.root, storage.release, files_removed
-        )
+        self.upload_worker = UploadWorker(self.uploads, settings, storage, files_removed)
 
     @property
     def settings(self) -> Resolved:
@@ -63,7 +69,6 @@ class Shipping:
         self.upload_worker.stop()
 
     def close(self) -> None:
-        self.studies.save()
         self.uploads.close()
 
     def zip_dir(self) -> Path:
@@ -71,7 +76,8 @@ class Shipping:
         return Path(configured).expanduser() if configured else self.data_dir / "zips"
 
     def instance_stored(self, stored: StoredInstance) -> None:
-        """Only while zip_studies is on (a study is zipped whole)."""
+        """Only while zip_studies is on (a study is zipped whole); a replayed instance
+        already listed is not counted twice."""
         uid = stored.ident.study_uid
         if uid and stored.path and self.settings.zip_studies:
             self.studies.stored(uid, stored.path, stored.size, stored.facility)
@@ -120,12 +126,11 @@ class Shipping:
             stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
             target = self.zip_dir() / f"{name}-{stamp}.zip"
             try:
-                size, _ = zip_folder(source, target)
+                size = zip_folder(source, target).size
+            except NothingToZip:
+                raise ShippingError(f"{source} has no files to upload") from None
             except OSError as exc:
                 raise ShippingError(f"cannot zip {source}: {exc.strerror or exc}") from None
-            if size <= 22:  # an empty zip is its end record alone
-                target.unlink(missing_ok=True)
-                raise ShippingError(f"{source} has no files to upload")
             item = self.uploads.add(target, size, source="manual")
         else:
             raise ShippingError(f"{source} does not exist")

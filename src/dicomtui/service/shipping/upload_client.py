@@ -8,15 +8,19 @@ message: anything the server echoes back is scrubbed of them.
 from __future__ import annotations
 
 import email.utils
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpcore
 import httpx
 
 from dicomtui.settings import Resolved
 
+CONNECT_S = 5.0  # at most this long to connect: an unreachable API fails fast
 RETRYABLE_4XX = (408, 429)
 
 
@@ -42,6 +46,12 @@ class UploadClient:
         self._settings = settings
         self._access: str | None = None
         self._key = ""
+        self._sockets = _Sockets()  # of the attempt in progress
+
+    def abort(self) -> None:
+        """From another thread: end the attempt in progress now (its sockets are shut
+        down, so a request waiting on the server fails at once)."""
+        self._sockets.cut()
 
     def send(
         self,
@@ -55,16 +65,19 @@ class UploadClient:
         and our record of it would send again."""
         s = self._settings()
         self._key = key
+        self._sockets = sockets = _Sockets()
         try:
-            with _client(s) as client:
+            with _client(s, sockets) as client:
                 return self._send(client, s, path, progress, cancelled)
         except UploadCancelled:
             return Outcome("cancelled", "cancelled while uploading")
-        except httpx.TimeoutException:
-            return Outcome(
-                "retry", f"no answer from {s.api_url} within {s.upload_timeout:g} s"
-            )
         except httpx.TransportError as exc:
+            if cancelled() or sockets.was_cut:
+                return Outcome("cancelled", "cancelled while uploading")
+            if isinstance(exc, httpx.TimeoutException):
+                return Outcome(
+                    "retry", f"no answer from {s.api_url} within {s.upload_timeout:g} s"
+                )
             return Outcome(
                 "retry",
                 self._scrub(f"cannot reach {s.api_url}: {exc or type(exc).__name__}", s),
@@ -167,9 +180,41 @@ class _CountingReader:
         return self._fh.fileno()
 
 
-def _client(s) -> httpx.Client:
-    timeout = httpx.Timeout(s.upload_timeout, connect=min(10.0, s.upload_timeout))
-    return httpx.Client(timeout=timeout, follow_redirects=False)
+def _client(s, sockets: _Sockets) -> httpx.Client:
+    timeout = httpx.Timeout(s.upload_timeout, connect=min(CONNECT_S, s.upload_timeout))
+    transport = httpx.HTTPTransport()
+    # httpx takes no network backend; its pool does: the same pool, with sockets we can
+    # cut from another thread (httpx is pinned, and test_uploads checks a cut works)
+    transport._pool = httpcore.ConnectionPool(network_backend=sockets)
+    return httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
+
+
+class _Sockets(httpcore.SyncBackend):
+    """httpcore's own socket backend, remembering each socket it opens so that another
+    thread can shut them down: a blocked send or receive then fails at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self.was_cut = False
+
+    def connect_tcp(self, *args, **kwargs) -> httpcore.NetworkStream:
+        stream = super().connect_tcp(*args, **kwargs)
+        with self._lock:
+            self._open.append(stream.get_extra_info("socket"))
+            cut = self.was_cut
+        if cut:
+            self.cut()
+        return stream
+
+    def cut(self) -> None:
+        with self._lock:
+            self.was_cut, sockets = True, list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed already
 
 
 def _url(base: str, tail: str) -> str:

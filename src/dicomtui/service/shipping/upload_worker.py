@@ -8,8 +8,8 @@ been saved as `done`.
 from __future__ import annotations
 
 import logging
-import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -18,6 +18,7 @@ from pathlib import Path
 from dicomtui.service.archive.retention import prune_empty
 from dicomtui.service.core.background import Background
 from dicomtui.service.core.events import now_iso
+from dicomtui.service.receiving.store import StorageWriter
 from dicomtui.service.shipping.upload_client import Outcome, UploadClient
 from dicomtui.service.shipping.upload_queue import QueueMissing, UploadQueue
 from dicomtui.settings import Resolved
@@ -34,36 +35,37 @@ class UploadWorker(Background):
         self,
         queue: UploadQueue,
         settings: Callable[[], Resolved],
-        storage_root: Path,
-        freed: Callable[[int], None],
+        storage: StorageWriter,
         removed: Callable[[str], None] = lambda study_uid: None,
     ) -> None:
         super().__init__()
         self._removed = removed  # told the study whose files cleanup removed
         self.queue, self._settings = queue, settings
         self.client = UploadClient(settings)
-        self.storage_root = Path(storage_root).resolve()
-        self._freed = freed
+        self._storage = storage  # the owner of stored files: it removes them
 
     def _wake(self) -> None:
         self.queue.wake.set()
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
+    def _interrupt(self) -> None:
+        self.client.abort()  # a request in progress ends now; the item is queued again
+
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             item, wait = self.queue.next_due()
             if item is None:
                 self.queue.wake.wait(min(wait, 1.0))
                 self.queue.wake.clear()
                 continue
             try:
-                self._attempt(item.id)
+                self._attempt(item.id, stopping)
             except QueueMissing:
                 continue
             except Exception:  # never let the thread die: log and go on
                 LOG.exception("upload %d failed unexpectedly", item.id)
                 self._settle_failed(item.id, "internal error (see the log)")
 
-    def _attempt(self, item_id: int) -> None:
+    def _attempt(self, item_id: int, stopping: threading.Event) -> None:
         item = self.queue.get(item_id)
         path = Path(item.path)
         if not path.is_file():
@@ -79,7 +81,7 @@ class UploadWorker(Background):
             self.queue.set_sent(item_id, sent[0])
 
         def cancelled() -> bool:
-            return self._stopping.is_set() or self.queue.get(item_id).state == "cancelled"
+            return stopping.is_set() or self.queue.get(item_id).state == "cancelled"
 
         self.queue.set_sent(item_id, 0)
         started = time.monotonic()
@@ -151,29 +153,26 @@ class UploadWorker(Background):
         LOG.error("upload %d (%s) failed: %s", item_id, Path(item.path).name, message)
 
     def _clean_up(self, item_id: int) -> None:
-        """After a saved 2xx only: the zip, then the study's files and empty folders."""
+        """After a saved 2xx only: the zip, then the study files in it that are still
+        as they were zipped (one received again since is acknowledged: kept)."""
         if not self._settings().cleanup_after_upload:
             return
         item = self.queue.get(item_id)
-        freed = 0
-        for relative in self.queue.files_of(item_id):
-            target = (self.storage_root / relative).resolve()
-            if os.path.commonpath([self.storage_root, target]) != str(self.storage_root):
-                continue  # never outside the storage root
-            try:
-                freed += target.stat().st_size
-                target.unlink()
-            except FileNotFoundError:
-                continue
-            prune_empty(target.parent, self.storage_root)
+        files = self.queue.files_of(item_id)
+        removed = kept = 0
+        for relative, fingerprint in files.items():
+            if self._storage.remove_if_unchanged(relative, fingerprint):
+                removed += 1
+                prune_empty((self._storage.root / relative).parent, self._storage.root)
+            elif (self._storage.root / relative).exists():
+                kept += 1
         Path(item.path).unlink(missing_ok=True)
-        if freed:
-            self._freed(freed)
         if item.study_uid:
             self._removed(item.study_uid)
         LOG.info(
-            "upload %d: removed %s and %d stored file(s) (cleanup_after_upload)",
+            "upload %d: removed %s and %d stored file(s) (cleanup_after_upload)%s",
             item_id,
             Path(item.path).name,
-            len(self.queue.files_of(item_id)),
+            removed,
+            f"; kept {kept} received again since zipped" if kept else "",
         )

@@ -74,12 +74,24 @@ class Sites:
         self._today_of, self._forget = today_of, forget
         self._lock = threading.RLock()
         self._facilities, self._callers = FacilityRegistry(), CallerList()
-        self.warnings: list[str] = []
+        self._problems: list[str] = []
         for kind, table in (("facilities", self._facilities), ("callers", self._callers)):
-            self.warnings += table.load(db)
+            self._problems += table.load(db)
             writer.register(kind, table.write_batch, lambda: flush_database(db))
         self._policy = access.AccessPolicy()
         self.refresh_access()
+
+    @property
+    def problems(self) -> list[str]:
+        """Unreadable facility or caller entries: while any is left, the receiver does
+        not start (a lost "denied" entry would let its caller in)."""
+        if not (self._facilities.unreadable or self._callers.unreadable):
+            return []
+        return [
+            f"{p}; the receiver does not start until it is fixed: restore "
+            "dicomtui.json from a backup, or correct the entry by hand"
+            for p in self._problems
+        ]
 
     # -- facilities --------------------------------------------------------------------
     def facility_list(self) -> list[Facility]:
@@ -151,6 +163,10 @@ class Sites:
                 facility.port,
             )
         return facility
+
+    def anonymize_choices(self) -> set[str]:
+        """Every facility's anonymization choice."""
+        return {f.anonymize for f in self._facilities.all()}
 
     def anonymize_choice(self, facility: str) -> str:
         """ "default", "on" or "off": the facility's own anonymization choice."""
