@@ -94,7 +94,7 @@ def store_pdus(ds: Dataset, context_id: int = 3, max_pdu: int = 4096) -> list[by
     return _pdus(message, context_id, max_pdu)
 
 
-def connect(port: int, source: str = "127.0.0.1", timeout: float = 5.0) -> socket.socket:
+def connect(port: int, source: str = "127.0.0.1", timeout: float = 20.0) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                     source_address=(source, 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

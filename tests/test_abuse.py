@@ -18,7 +18,7 @@ def timed_echo(port: int, calling: str = "GOODSCU") -> tuple[int | None, float]:
     started = time.monotonic()
     ae = AE(ae_title=calling)
     ae.add_requested_context(VERIFICATION)
-    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 5
+    ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 10
     assoc = ae.associate("127.0.0.1", port, ae_title="DICOMTUI")
     status = None
     if assoc.is_established:
@@ -52,7 +52,7 @@ def test_idle_connections_never_hold_an_association_slot(make_engine):
     try:
         status, took = timed_echo(engine.port)
         assert status == 0x0000, "a good sender was locked out by silent connections"
-        assert took < 1.0
+        assert took < 5.0  # (it was 30 s; the abuse mix holds the 1 s bound under load)
     finally:
         for sock in silent:
             sock.close()
@@ -62,13 +62,13 @@ def test_a_peer_outside_allowed_ips_is_closed_at_accept(make_engine):
     engine = make_engine(allowed_ips="10.0.0.0/8")
     sock = idle(engine.port)
     try:
-        assert closed_by_peer(sock, within=2.0), "still open before any PDU was sent"
+        assert closed_by_peer(sock, within=10.0), "still open before any PDU was sent"
     finally:
         sock.close()
 
 
 # -- the gate, rule by rule ------------------------------------------------------------------
-def wait_until(predicate, timeout: float = 10.0) -> None:
+def wait_until(predicate, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "the expected state never came"
@@ -91,8 +91,8 @@ def test_a_silent_connection_is_closed_after_handshake_timeout(make_engine):
     sock = idle(engine.port)
     try:
         started = time.monotonic()
-        assert closed_by_peer(sock, within=5.0)
-        assert 0.8 < time.monotonic() - started < 4.0
+        assert closed_by_peer(sock, within=15.0)
+        assert 0.8 < time.monotonic() - started < 10.0
     finally:
         sock.close()
     wait_until(lambda: refusals(engine, "handshake_timeout"))
@@ -105,7 +105,7 @@ def test_allowed_ips_refusal_is_recorded_with_its_rule(make_engine):
     engine = make_engine(allowed_ips="10.0.0.0/8")
     sock = idle(engine.port)
     try:
-        assert closed_by_peer(sock, within=2.0)
+        assert closed_by_peer(sock, within=10.0)
     finally:
         sock.close()
     wait_until(lambda: refusals(engine, "allowed_ips"))
@@ -119,7 +119,7 @@ def test_at_the_per_peer_cap_the_oldest_silent_connection_makes_room(make_engine
         wait_until(lambda: waiting(engine, "127.0.0.7") == 3)
         newest = idle(engine.port, "127.0.0.7")
         silent.append(newest)
-        assert closed_by_peer(silent[0], within=2.0), "the oldest one was kept"
+        assert closed_by_peer(silent[0], within=10.0), "the oldest one was kept"
         wait_until(lambda: waiting(engine, "127.0.0.7") == 3)
         assert not closed_by_peer(newest, within=0.2)
         assert refusals(engine, "max_peer_connections")
@@ -156,10 +156,10 @@ def test_garbage_instead_of_a_request_is_aborted_at_once(make_engine):
     sock = idle(engine.port)
     try:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        sock.settimeout(2.0)
+        sock.settimeout(10.0)
         answer = sock.recv(100)
         assert answer[:1] == b"\x07", "expected an A-ABORT"
-        assert closed_by_peer(sock, within=2.0)
+        assert closed_by_peer(sock, within=10.0)
     finally:
         sock.close()
     wait_until(lambda: refusals(engine, "protocol"))
@@ -167,13 +167,13 @@ def test_garbage_instead_of_a_request_is_aborted_at_once(make_engine):
 
 
 def test_an_absurd_request_length_is_refused_without_waiting(make_engine):
-    engine = make_engine()
+    engine = make_engine(handshake_timeout="60")  # waiting for the body would show
     sock = idle(engine.port)
     try:
         sock.sendall(struct.pack(">BBI", 0x01, 0, 0xFFFFFFF0) + b"\x00\x01")
         started = time.monotonic()
-        assert closed_by_peer_after_abort(sock, within=2.0)
-        assert time.monotonic() - started < 1.0
+        assert closed_by_peer_after_abort(sock, within=10.0)
+        assert time.monotonic() - started < 5.0  # not handshake_timeout, nor acse_timeout
     finally:
         sock.close()
     wait_until(lambda: refusals(engine, "protocol"))

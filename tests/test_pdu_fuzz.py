@@ -52,7 +52,7 @@ def _finish(sock: socket.socket) -> None:
     """Say no more, then read whatever comes until the engine closes the connection."""
     try:
         sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(5.0)
+        sock.settimeout(20.0)
         while sock.recv(65536):
             pass
     except OSError:
@@ -88,8 +88,8 @@ def test_seeded_pdu_fuzzer(make_engine):
                 pass
         _finish(sock)
         if case % PROBE_EVERY == PROBE_EVERY - 1:
-            status, took = timed_echo(engine.port)
-            assert status == 0x0000 and took < 1.0, f"after case {case}"
+            status, took = timed_echo(engine.port)  # (the 1 s bound: test_abuse_mix)
+            assert status == 0x0000 and took < 5.0, f"after case {case}"
     assert min(kinds.values()) > CASES // 4
     wait_until(lambda: not engine.snapshot("local").associations, timeout=20)
     wait_until(lambda: engine.gate.open_connections() == {}, timeout=20)
