@@ -63,18 +63,26 @@ def pdu_limit(pdu_type: int, max_pdu: int) -> int | None:
 def tls_handshake(
     sock: socket.socket, context: ssl.SSLContext, deadline: float
 ) -> ssl.SSLSocket:
-    """The server side of a TLS handshake, finished by `deadline` (Refused)."""
+    """The server side of a TLS handshake, finished by `deadline` (Refused, PeerLeft;
+    the connection is closed then: the TLS socket owns it from the start)."""
     tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
     try:
         tls.settimeout(_left(deadline, "no TLS handshake"))
         tls.do_handshake()
-    except TimeoutError:
-        raise Refused("handshake_timeout", "TLS handshake not finished in time") from None
-    except ssl.SSLError as exc:
-        raise Refused("tls", f"TLS handshake failed: {tls_reason(exc)}") from None
-    except OSError as exc:
-        raise PeerLeft(str(exc)) from None
+    except Exception as exc:
+        tls.close()
+        raise _handshake_failure(exc) from None
     return tls
+
+
+def _handshake_failure(exc: Exception) -> Exception:
+    if isinstance(exc, TimeoutError):
+        return Refused("handshake_timeout", "TLS handshake not finished in time")
+    if isinstance(exc, ssl.SSLError):
+        return Refused("tls", f"TLS handshake failed: {tls_reason(exc)}")
+    if isinstance(exc, OSError):
+        return PeerLeft(str(exc))
+    return exc  # Refused (the deadline had passed), or a surprise for the caller
 
 
 TLS_HINTS = {
