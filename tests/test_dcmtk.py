@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 from helpers import eventually, fresh_ct, stored_files
 
@@ -55,13 +57,26 @@ def test_storescu_sends_files_that_arrive_intact(engine, tmp_path):
     assert len(stores) == 6 and {r["calling_ae"] for r in stores} == {"MODALITY"}
 
 
+def _with_required_uids(path: str, tmp_path) -> str:
+    """The sample itself, or a copy given the Study/Series UIDs some samples lack (a
+    receiver refuses an instance without them); pixel data untouched."""
+    ds = dcmread(path)
+    if ds.get("StudyInstanceUID") and ds.get("SeriesInstanceUID"):
+        return path
+    ds.StudyInstanceUID = ds.get("StudyInstanceUID") or generate_uid()
+    ds.SeriesInstanceUID = ds.get("SeriesInstanceUID") or generate_uid()
+    copy = tmp_path / Path(path).name
+    ds.save_as(copy, enforce_file_format=True)
+    return str(copy)
+
+
 @pytest.mark.parametrize("name,flag", [
     ("JPEG2000.dcm", "-xw"), ("SC_rgb_rle.dcm", "-xr"), ("JPEG-lossy.dcm", "-xx"), ("MR_small_jpeg_ls_lossless.dcm", "-xt"),
     ("JPEGLSNearLossless_16.dcm", "-xu")])
-def test_storescu_compressed_syntax_is_kept(engine, name, flag):
+def test_storescu_compressed_syntax_is_kept(engine, tmp_path, name, flag):
     """+C puts the compressed syntax first in one context with the uncompressed ones:
     we must pick the sender's first choice, so nothing is converted on the way."""
-    path = get_testdata_file(name, download=False)
+    path = _with_required_uids(get_testdata_file(name, download=False), tmp_path)
     result = subprocess.run(["storescu", flag, "+C", "-R", "-aec", "DICOMTUI", "127.0.0.1",
                              str(engine.port), path], capture_output=True, text=True,
                             timeout=60)

@@ -209,7 +209,7 @@ def test_auto_create_makes_a_facility_for_an_unknown_caller(make_engine):
 # together, two could pick the same port between the check and the bind
 @pytest.mark.xdist_group("facility-ports")
 def test_auto_create_stops_at_its_limit(make_engine, monkeypatch):
-    from dicomtui.service.sites.sites import sites
+    from dicomtui.service.sites import sites
     monkeypatch.setattr(sites, "AUTO_CREATE_LIMIT", 2)
     engine = make_engine(auto_create_facilities="true")
     for calling in ("AUTO1", "AUTO2", "AUTO3"):

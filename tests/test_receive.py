@@ -56,12 +56,16 @@ def test_store_writes_series_layout_and_logs_everything(engine):
     assert engine.snapshot("local").counters.received == 1
 
 
-def _sample_files():
-    """pydicom's bundled samples that are storage instances (no downloads: CI is offline)."""
+REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def _sample_files() -> tuple[list[str], list[str]]:
+    """pydicom's bundled samples that are storage instances (no downloads: CI is offline):
+    (complete ones, ones a receiver must refuse: a required UID missing)."""
     import pydicom.data
     from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
     classes = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
-    found = []
+    complete, refusable = [], []
     local = Path(pydicom.data.__file__).parent / "test_files"
     for path in sorted(str(p) for p in local.rglob("*") if p.is_file()):
         try:
@@ -71,13 +75,14 @@ def _sample_files():
                     and meta.TransferSyntaxUID in ALL_TRANSFER_SYNTAXES
                     and ds.get("SOPInstanceUID") == meta.MediaStorageSOPInstanceUID):
                 dcmread(path).save_as(BytesIO())  # a sample pydicom cannot write, the
-                found.append(path)                # pynetdicom sender cannot send
+                whole = all(ds.get(k) for k in REQUIRED_UIDS)  # sender cannot send
+                (complete if whole else refusable).append(path)
         except Exception:
             continue
-    return found
+    return complete, refusable
 
 
-SAMPLES = _sample_files()
+SAMPLES, REFUSABLE_SAMPLES = _sample_files()
 
 
 def _drop_group_lengths(ds) -> None:
@@ -104,6 +109,18 @@ def test_every_pydicom_sample_is_stored_exactly(make_engine, path):
     assert back == original  # element for element, pixel data bytes included
     if "PixelData" in original:
         assert back.PixelData == original.PixelData  # compressed data never decoded
+
+
+def test_there_are_samples_to_refuse():
+    assert len(REFUSABLE_SAMPLES) >= 4
+
+
+@pytest.mark.parametrize("path", REFUSABLE_SAMPLES, ids=lambda p: p.rsplit("/", 1)[-1])
+def test_a_sample_without_a_required_uid_is_refused(engine, path):
+    (reply,) = send(engine.port, [path])
+    assert reply.Status == 0xC210, reply
+    assert reply.ErrorComment and len(reply.ErrorComment) <= 64
+    assert stored_files(engine.storage.root) == [] and leftovers(engine.storage.root) == []
 
 
 @pytest.mark.parametrize("field,value", [

@@ -53,3 +53,13 @@ def test_bad_environment_value_is_refused_too():
 
 def test_empty_environment_variable_is_ignored():
     assert resolve({}, {"DICOMTUI_PORT": ""}, {}).sources["port"] == "default"
+
+
+def test_tls_and_gate_settings_come_from_the_environment_too():
+    from dicomtui.settings import resolve
+    s = resolve(env={"DICOMTUI_TLS_PORT": "2762", "DICOMTUI_TLS_CA_FILE": "/etc/ca.pem",
+                     "DICOMTUI_HANDSHAKE_TIMEOUT": "3", "DICOMTUI_MAX_PEER_CONNECTIONS": "4",
+                     "DICOMTUI_PORT": "0"})
+    assert (s.tls_port, s.tls_ca_file, s.handshake_timeout, s.max_peer_connections,
+            s.port) == (2762, "/etc/ca.pem", 3.0, 4, 0)
+    assert s.sources["tls_port"] == "environment"

@@ -13,7 +13,7 @@ from dicomtui.models import StudyQuery
 def wait_quiet(engine) -> None:
     """Until no study counts as being received any more: study_timeout (1 s in these
     tests) after its last instance, by the rule cleanup keeps studies by."""
-    eventually(lambda: not [s for s in engine.study_page(StudyQuery()).studies
+    eventually(lambda: not [s for s in engine.archive.study_page(StudyQuery()).studies
                             if s.state == "receiving"], what="studies no longer receiving")
 
 

@@ -166,6 +166,7 @@ def test_engine_close_from_two_threads_at_once_is_safe(make_engine, tmp_path):
 
 def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_path):
     from conftest import cli_env, run_cli
+    from dicomtui.settings import SPECS
     from dicomtui.tui.screens.settings import EditSetting, SettingsScreen
     data_dir, port = tmp_path / "data", free_port()
     cli = run_cli("--data-dir", str(data_dir), "config", "set", "max_associations", "0",
@@ -183,13 +184,14 @@ def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_
         await wait_for_text(pilot, "RUNNING", timeout=20)
         await pilot.press("9")
         await wait_for_text(pilot, "max_associations")
-        await edit(pilot, 7, "0")  # max_associations
+        rows = [spec.name for spec in SPECS]
+        await edit(pilot, rows.index("max_associations"), "0")
         await wait_for_text(pilot, cli_error)
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen))
-        await edit(pilot, 14, "true")  # log_instances: applies at once, no restart offer
+        await edit(pilot, rows.index("log_instances"), "true")  # at once: no restart offer
         await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditSetting))
-        await edit(pilot, 9, "flat")  # layout: needs a restart, which is offered
+        await edit(pilot, rows.index("layout"), "flat")  # needs a restart: offered
         await wait_for_text(pilot, "Restart the receiver now?")
         await pilot.press("n")
         await wait_for_text(pilot, "restart pending")

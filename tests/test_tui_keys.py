@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 from console import console, console_from, drive, polls, wait_for, wait_for_text
 from fake_backend import FakeBackend
 from screen_text import screen_text
 
 from dicomtui.backend.base import BackendError
+from dicomtui.models import Listener
 from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
 from dicomtui.tui.screens.log import LogScreen
 from dicomtui.tui.screens.settings import EditSetting, SettingsScreen
+from dicomtui.settings import SPECS
 from dicomtui.tui.screens.status import StatusScreen
 
 
@@ -87,6 +90,19 @@ def test_status_screen_shows_listener_counters_association_storage_and_errors():
                        what="every part of the status screen")
 
     drive(console(FakeBackend()), scenario)
+
+
+def test_status_screen_shows_the_tls_listener():
+    class WithTLS(FakeBackend):
+        def status(self):
+            snap = super().status()
+            tls = Listener("DICOMTUI", "0.0.0.0", 2762, "listening", tls=True)
+            return replace(snap, listeners=[*snap.listeners, tls])
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "DICOMTUI @ 0.0.0.0:2762 listening TLS")
+
+    drive(console(WithTLS()), scenario)
 
 
 def test_s_stops_after_confirming_while_associations_are_active():
@@ -296,7 +312,8 @@ def test_settings_edit_validates_with_the_cli_wording_and_offers_a_restart():
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, EditSetting))
         await pilot.press("end", "ctrl+u", *"99999", "enter")
-        await wait_for_text(pilot, "port: must be an integer from 1 to 65535 (got '99999')")
+        await wait_for_text(pilot, "port: must be an integer from 1 to 65535, or 0 for no "
+                                   "plain listener")  # then, wrapped: (got '99999')
         await pilot.press("end", "ctrl+u", *"11200", "enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm), what="offer")
         await wait_for_text(pilot, "port takes effect on restart")
@@ -314,7 +331,8 @@ def test_settings_u_resets_a_stored_value_to_its_default():
     async def scenario(pilot):
         await pilot.press("9")
         await wait_for_text(pilot, "flat")
-        pilot.app.screen.query_one("#settings-table").move_cursor(row=9)  # layout
+        row = [spec.name for spec in SPECS].index("layout")
+        pilot.app.screen.query_one("#settings-table").move_cursor(row=row)
         await pilot.press("u")
         await wait_for(pilot, lambda: "layout" not in fake.stored, what="unset")
         await wait_for_text(pilot, "series")

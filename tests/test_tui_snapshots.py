@@ -66,7 +66,7 @@ async def settings_ready(pilot):
     await pilot.press("9")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen)
                    and pilot.app.screen.setting_values, what="settings")
-    await snapshot_ready(pilot, "waiting for a restart: port, layout", "allowed_ips",
+    await snapshot_ready(pilot, "waiting for a restart: port, layout", "max_associations",
                          "ae_title: AE title this receiver answers to")
 
 

@@ -22,6 +22,7 @@ class Listener:
     state: str  # "listening" | "stopped" | "error"
     name: str = "main"
     error: str = ""
+    tls: bool = False  # DICOM TLS (the main TLS listener)
 
 
 @dataclass

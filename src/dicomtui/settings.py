@@ -76,9 +76,31 @@ SPECS: tuple[Spec, ...] = (
         "port",
         int,
         11112,
-        "TCP port of the main listener",
-        "must be an integer from 1 to 65535",
-        _int_range(1, 65535),
+        "TCP port of the main (plain DICOM) listener; 0 = none (TLS only)",
+        "must be an integer from 1 to 65535, or 0 for no plain listener",
+        _int_range(0, 65535),
+    ),
+    Spec(
+        "tls_port",
+        int,
+        0,
+        "TCP port of the DICOM TLS listener (2762 is registered for it); 0 = no TLS",
+        "must be an integer from 1 to 65535, or 0 for no TLS listener",
+        _int_range(0, 65535),
+    ),
+    Spec("tls_cert_file", str, "", "PEM certificate (chain) the TLS listener presents"),
+    Spec(
+        "tls_key_file",
+        str,
+        "",
+        "PEM private key of tls_cert_file (keep it mode 0600: readable by others warns)",
+    ),
+    Spec(
+        "tls_ca_file",
+        str,
+        "",
+        "PEM CA certificates; when set, TLS peers must present a certificate they "
+        "signed (empty = no client certificate asked for)",
     ),
     Spec(
         "max_pdu",
@@ -119,6 +141,26 @@ SPECS: tuple[Spec, ...] = (
         "associations served at once",
         "must be an integer from 1 to 1000",
         _int_range(1, 1000),
+    ),
+    Spec(
+        "handshake_timeout",
+        float,
+        5.0,
+        "seconds a new connection has to finish its TLS handshake and send its "
+        "A-ASSOCIATE-RQ; a silent or slow one is closed (it never holds an association)",
+        "must be a number of seconds from 1 to 300",
+        _int_range(1, 300),
+        restart=False,
+    ),
+    Spec(
+        "max_peer_connections",
+        int,
+        8,
+        "open connections at once from one address; at the limit its oldest one that "
+        "has not asked for an association is closed to make room",
+        "must be an integer from 1 to 1000",
+        _int_range(1, 1000),
+        restart=False,
     ),
     Spec("storage_dir", str, "", "where DICOM files go (empty = <data-dir>/storage)"),
     Spec(

@@ -167,7 +167,7 @@ class LocalBackend:
             return self.engine.sites.remove_facility(name)
 
     def pacs_config(self) -> PacsConfig:
-        return self.engine.sites.pacs_config(self.engine.main_listener())
+        return self.engine.sites.pacs_config(self.engine.main_listeners())
 
     def callers(self) -> list[AllowedCaller]:
         return self.engine.sites.caller_list()

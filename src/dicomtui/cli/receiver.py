@@ -31,7 +31,8 @@ from dicomtui.settings import resolve
 def receiver_options(parser: argparse.ArgumentParser) -> None:
     """The receiver's settings as options: for `serve` and for the console."""
     group = parser.add_argument_group("receiver settings (override env and stored)")
-    group.add_argument("--port", help="TCP port to listen on (default 11112)")
+    group.add_argument("--port", help="TCP port of plain DICOM (default 11112; 0: none, "
+                       "TLS only with --set tls_port=N)")
     group.add_argument("--ae-title", help="our AE title (default DICOMTUI)")
     group.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     group.add_argument("--storage-dir", help="where DICOM files go "
@@ -78,6 +79,16 @@ def _peer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("port", type=int, help="peer port")
     p.add_argument("--aec", default="DICOMTUI", help="called AE title (default DICOMTUI)")
     p.add_argument("--aet", default="DICOMTUI-SCU", help="our calling AE title")
+    tls = p.add_argument_group("DICOM TLS (each --tls-* option implies --tls)")
+    tls.add_argument("--tls", action="store_true",
+                     help="speak DICOM TLS (TLS 1.2+) and verify the peer's certificate")
+    tls.add_argument("--tls-ca", metavar="FILE",
+                     help="PEM CA certificate(s) to verify the peer with "
+                          "(default: the system's CAs)")
+    tls.add_argument("--tls-cert", metavar="FILE",
+                     help="PEM certificate to present (peers with tls_ca_file want one)")
+    tls.add_argument("--tls-key", metavar="FILE",
+                     help="PEM private key of --tls-cert (default: in the --tls-cert file)")
 
 
 def _send_args(p: argparse.ArgumentParser) -> None:
@@ -270,16 +281,32 @@ def _since(text: str | None) -> str | None:
     return (moment if moment.tzinfo else moment.astimezone()).isoformat()
 
 
+def tls_context(args):
+    """The client TLS context the --tls options ask for, or None (UsageError if a file
+    will not do)."""
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    if args.tls_key and not args.tls_cert:
+        raise UsageError("--tls-key needs --tls-cert (the certificate it belongs to)")
+    from dicomtui.service.receiving.tls import TLSConfigError, client_context
+    try:
+        return client_context(args.tls_ca or "", args.tls_cert or "", args.tls_key or "")
+    except TLSConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_echo(args) -> int:
     from dicomtui.service.sending.sender import SendError, echo
+    tls = tls_context(args)
     started = time.perf_counter()
     try:
-        status = echo(args.host, args.port, args.aec, args.aet)
+        status = echo(args.host, args.port, args.aec, args.aet, tls)
     except SendError as exc:
         raise Failed(str(exc)) from None
     ms = (time.perf_counter() - started) * 1000
-    print(f"C-ECHO {args.aet} -> {args.aec}@{args.host}:{args.port}: status 0x{status:04X} "
-          f"({'success' if status == 0 else 'failure'}) in {ms:.0f} ms")
+    over = " over TLS" if tls is not None else ""
+    print(f"C-ECHO {args.aet} -> {args.aec}@{args.host}:{args.port}{over}: status "
+          f"0x{status:04X} ({'success' if status == 0 else 'failure'}) in {ms:.0f} ms")
     return 0 if status == 0 else 1
 
 
@@ -289,10 +316,11 @@ def cmd_send(args) -> int:
         raise UsageError("send needs PATH... or --synthetic N (not both)")
     if args.synthetic is not None and args.synthetic < 1:
         raise UsageError("--synthetic N needs N >= 1")
+    peer = sender.Peer(args.host, args.port, args.aec, args.aet, tls_context(args))
     summary = sender.SendSummary()
     try:
         items = _send_items(args, summary)
-        sender.send(items, args.host, args.port, args.aec, args.aet, summary,
+        sender.send(items, peer, summary,
                     views.send_progress if sys.stderr.isatty() else None)
     except sender.SendError as exc:
         print(views.send_summary(summary), file=sys.stderr)

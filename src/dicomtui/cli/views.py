@@ -33,6 +33,7 @@ def status(snap: StatusSnapshot) -> str:
     lines += [f"  warning    {w}" for w in snap.warnings]
     for lst in snap.listeners:
         owner = "" if lst.name == "main" else f"  (facility {lst.name})"
+        owner += "  (DICOM TLS)" if lst.tls else ""
         error = f": {lst.error}" if lst.error else ""
         lines.append(f"  listener   {lst.ae_title} @ {lst.host}:{lst.port}  {lst.state}"
                      f"{error}{owner}")
@@ -184,6 +185,7 @@ def pacs_config(config: PacsConfig, only: str | None = None) -> str:
         if only is not None and lst.name.casefold() != only.casefold():
             continue
         title = "Main receiver" if lst.name == "main" else f"Facility: {lst.name}"
+        title += " (DICOM TLS: the peer needs our CA certificate)" if lst.tls else ""
         lines += [title, f"  AE Title: {lst.ae_title}", f"  Port:     {lst.port}",
                   f"  Host:     {config.addresses[0] if config.addresses else config.hostname}"]
         if lst.state != "listening":

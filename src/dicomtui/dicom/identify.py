@@ -1,7 +1,10 @@
 """Read just the identifying elements of a received dataset, without decoding the rest.
 
 The receive path needs a handful of values (UIDs for the path, patient and study keys
-for the log); decoding stops before group 0x0028 so pixel data is never touched.
+for the log and the index); decoding stops before group 0x0028 so pixel data is never
+touched. The whole dataset's structure is checked first (dicom/structure.py: element
+headers only), so what is acknowledged can be read back, and every value is bounded in
+length, so no sender can make the index or the log grow by megabytes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from dicomtui.dicom.rawscan import scan
+from dicomtui.dicom.structure import structure_problem
 
 _LAST_TAG = 0x00200013  # InstanceNumber: everything we need sits at or before it
 _WANTED = (
@@ -42,10 +46,26 @@ _WANTED = (
 
 
 _TAGS = {int(Tag(name)): name for name in _WANTED}
+MAX_TEXT = 64  # characters kept of a value (see _bounded)
+_LIMITS = {
+    "PatientName": 3 * 64 + 2,  # three component groups
+    "ReferringPhysicianName": 3 * 64 + 2,
+    "SOPClassUID": 65,
+    "SOPInstanceUID": 65,
+    "StudyInstanceUID": 65,
+    "SeriesInstanceUID": 65,
+}
 
 
 class UnreadableDataset(ValueError):
-    """The received bytes are not a dataset we can parse in this transfer syntax."""
+    """The received bytes are not a dataset we can parse in this transfer syntax.
+
+    `comment` says why in at most 64 characters without any value of the dataset (it
+    may go to the peer); the message may say more (it goes to our log)."""
+
+    def __init__(self, message: str, comment: str = "dataset cannot be parsed") -> None:
+        super().__init__(message)
+        self.comment = comment
 
 
 @dataclass(frozen=True)
@@ -83,10 +103,19 @@ def identify(encoded: bytes | BinaryIO, transfer_syntax: str) -> Identity:
     stream = encoded if hasattr(encoded, "read") else BytesIO(encoded)
     if syntax.is_deflated:
         stream = BytesIO(_inflate(_all_bytes(stream)))
+    _check_structure(stream, syntax)
     values = _fast(stream, syntax)
     if values is None:
         values = _with_pydicom(stream, syntax)
     return _identity(values)
+
+
+def _check_structure(stream, syntax: UID) -> None:
+    """Every element well formed, or UnreadableDataset: what is stored is readable."""
+    with stream.getbuffer() as view:
+        problem = structure_problem(view, syntax.is_implicit_VR, syntax.is_little_endian)
+    if problem:
+        raise UnreadableDataset(f"dataset cannot be parsed: {problem}", problem)
 
 
 def identity_of(ds) -> Identity:
@@ -94,7 +123,8 @@ def identity_of(ds) -> Identity:
     return _identity({name: _text(ds.get(name)) for name in _WANTED})
 
 
-def _identity(values: dict[str, str]) -> Identity:
+def _identity(raw: dict[str, str]) -> Identity:
+    values = {name: _bounded(name, value) for name, value in raw.items()}
     return Identity(
         sop_class_uid=values["SOPClassUID"],
         sop_uid=values["SOPInstanceUID"],
@@ -115,6 +145,16 @@ def _identity(values: dict[str, str]) -> Identity:
         series_number=_as_int(values["SeriesNumber"]),
         referring=values["ReferringPhysicianName"],
     )
+
+
+def _bounded(name: str, value: str) -> str:
+    """`value` cut to a length the index, the log and the paths can afford.
+
+    PS3.5 allows 64 characters for most of these (16 for some; a PN 64 per component
+    group): real senders overrun the short ones a little, hostile ones by megabytes.
+    UIDs are cut above 64 so an overlong one stays overlong and is refused."""
+    limit = _LIMITS.get(name, MAX_TEXT)
+    return value if len(value) <= limit else value[:limit]
 
 
 def _fast(stream, syntax: UID) -> dict[str, str] | None:

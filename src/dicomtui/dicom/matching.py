@@ -17,11 +17,22 @@ RANGE_VRS = {"DA", "TM", "DT"}
 
 
 class QueryError(ValueError):
-    """An identifier we cannot answer; `status` is the C-FIND failure to send."""
+    """An identifier we cannot answer; `status` is the failure to send.
 
-    def __init__(self, message: str, status: int = 0xA900) -> None:
+    `comment` says why without the values asked for (they may name a patient): it is
+    the Error Comment the requester gets; the message may quote them, for our log."""
+
+    def __init__(self, message: str, status: int = 0xA900, comment: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.comment = comment or message
+
+
+AMBIGUOUS = "an ambiguous date-time range"
+OPEN_RANGE = "a range with neither start nor end"
+NOT_A_DATE = "not a date (YYYYMMDD) or date range"
+NOT_A_TIME = "not a time (HHMMSS) or time range"
+NOT_A_NUMBER = "not a number"
 
 
 def matcher_for(vr: str, raw: Any) -> Matcher | None:
@@ -80,13 +91,13 @@ def _wildcard(text: str, ignore_case: bool) -> re.Pattern:
 def _range(vr: str, text: str) -> Matcher:
     low, _, high = text.partition("-")
     if vr == "DT" and text.count("-") > 1:  # DT may carry a UTC offset: "a-b" splits once
-        raise QueryError(f"date-time range {text!r} is ambiguous")
+        raise QueryError(f"date-time range {text!r} is ambiguous", comment=AMBIGUOUS)
     low_n, high_n = (
         _normal(vr, low) if low.strip() else "",
         _normal(vr, high, upper=True) if high.strip() else "",
     )
     if not low_n and not high_n:
-        raise QueryError(f"range {text!r} has neither start nor end")
+        raise QueryError(f"range {text!r} has neither start nor end", comment=OPEN_RANGE)
 
     def test(v: str) -> bool:
         value = _normal(vr, v)
@@ -105,7 +116,7 @@ def _normal(vr: str, text: str, upper: bool = False) -> str:
     if vr == "DA":
         text = text.replace(".", "")  # ACR-NEMA style 2024.01.31
         if text and not (len(text) == 8 and text.isdigit()):
-            raise QueryError(f"date {text!r} is not YYYYMMDD")
+            raise QueryError(f"date {text!r} is not YYYYMMDD", comment=NOT_A_DATE)
         return text
     if vr == "TM":
         return _pad_time(text, upper)
@@ -118,7 +129,7 @@ def _pad_time(text: str, upper: bool) -> str:
         return ""
     whole, _, fraction = text.partition(".")
     if not whole.isdigit() or len(whole) % 2 or len(whole) > 6:
-        raise QueryError(f"time {text!r} is not HHMMSS")
+        raise QueryError(f"time {text!r} is not HHMMSS", comment=NOT_A_TIME)
     filler = "9" if upper else "0"
     # an hour-only or minute-only end covers that whole hour or minute
     whole += ("59" if upper else "00") * ((6 - len(whole)) // 2)
@@ -129,7 +140,7 @@ def _number(text: str) -> Matcher:
     try:
         wanted = {int(v) for v in text.split("\\") if v.strip()}
     except ValueError:
-        raise QueryError(f"{text!r} is not a number") from None
+        raise QueryError(f"{text!r} is not a number", comment=NOT_A_NUMBER) from None
     return lambda value: value is not None and value != "" and int(value) in wanted
 
 

@@ -39,6 +39,7 @@ from dicomtui.service.core.settings_store import SettingsStore
 from dicomtui.service.privacy.phi import PHI_FILTER
 from dicomtui.service.privacy.privacy import MAP_FILE, AnonymizationUnavailable, Privacy
 from dicomtui.service.receiving import handlers
+from dicomtui.service.receiving.gate import ConnectionRefusal, Gate, GateRules
 from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.receiver import Receiver, ReceiverError
 from dicomtui.service.receiving.store import StorageWriter
@@ -91,7 +92,10 @@ class Engine:
             self.journal = Journal(self.data_dir / "journal", self.writer.flush)
             self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
             self.traffic = Traffic()
-            self.listeners = Listeners(self._bindings, settings)
+            self.gate = Gate(
+                self._gate_rules, self._address_refusal, self._connection_refused
+            )
+            self.listeners = Listeners(self._bindings, settings, self.gate)
             self.sites = Sites(
                 self.db,
                 self.writer,
@@ -205,6 +209,16 @@ class Engine:
         return handlers.bindings(self.receiver, facility) + qr_handlers.bindings(
             self.archive
         )
+
+    def _gate_rules(self) -> GateRules:
+        s = self.settings
+        return GateRules(s.handshake_timeout, s.max_peer_connections)
+
+    def _address_refusal(self, ip: str) -> str | None:
+        return self.sites.address_refusal(ip)
+
+    def _connection_refused(self, refusal: ConnectionRefusal) -> None:
+        self.receiver.connection_refused(refusal)
 
     def _study_files_removed(self, study_uid: str) -> None:
         """Shipping removed an uploaded study's files (cleanup_after_upload)."""
@@ -360,14 +374,17 @@ class Engine:
     def port(self) -> int | None:
         return self.listeners.port
 
-    def main_listener(self) -> Listener:
+    def main_listeners(self) -> list[Listener]:
+        """The main plain listener and the TLS one, those configured (at least one)."""
         s = self.listeners.effective()
-        return Listener(
-            s.ae_title,
-            s.host,
-            self.port or s.port,
-            "listening" if self.listeners.running else self.receiver.state_word(),
-        )
+        state = "listening" if self.listeners.running else self.receiver.state_word()
+        found = []
+        if s.port or not s.tls_port:
+            found.append(Listener(s.ae_title, s.host, self.port or s.port, state))
+        if s.tls_port:
+            port = self.listeners.tls_port or s.tls_port
+            found.append(Listener(s.ae_title, s.host, port, state, tls=True))
+        return found
 
     # -- snapshots ----------------------------------------------------------------------
     def snapshot(self, mode: str) -> StatusSnapshot:
@@ -382,7 +399,7 @@ class Engine:
             storage_dir=str(self.storage.root),
             started_at=_iso(started),
             uptime_s=time.time() - started if started else 0.0,
-            listeners=[self.main_listener()] + self.sites.facility_listeners(),
+            listeners=self.main_listeners() + self.sites.facility_listeners(),
             associations=assocs,
             counters=counters,
             today=today,
@@ -390,7 +407,10 @@ class Engine:
             quota_bytes=self.receiver.policy.quota_bytes,
             last_errors=self.ring.problems(10),
             error=self.receiver.error,
-            warnings=self.locks() + self.warnings + self.set_aside.report(),
+            warnings=self.locks()
+            + self.warnings
+            + self.set_aside.report()
+            + self.listeners.warnings(),
             uploads=self.shipping.summary(),
         )
 

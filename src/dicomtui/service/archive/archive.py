@@ -41,7 +41,7 @@ from dicomtui.service.archive.reindex import install, rebuild
 from dicomtui.service.core.recorder import Recorder
 from dicomtui.service.core.records import OperatorSend, StoredInstance, Transaction, who
 from dicomtui.service.receiving.store import StorageWriter, quota_of
-from dicomtui.service.sending.sender import Item, SendError, SendSummary, send
+from dicomtui.service.sending.sender import Item, Peer, SendError, SendSummary, send
 from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.archive")
@@ -294,15 +294,8 @@ class Archive:
 
         error = ""
         try:
-            send(
-                items,
-                where.host,
-                where.port,
-                where.ae_title,
-                self.settings.ae_title,
-                summary,
-                progress,
-            )
+            peer = Peer(where.host, where.port, where.ae_title, self.settings.ae_title)
+            send(items, peer, summary, progress)
         except SendError as exc:
             error = str(exc)
         failed = len(items) - summary.sent

@@ -15,9 +15,8 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import StoragePresentationContexts, evt
+from pynetdicom import evt
 from pynetdicom.presentation import build_context
-from pynetdicom.sop_class import Verification
 
 from dicomtui.dicom.matching import QueryError
 from dicomtui.models import CANCELLED_STATUS, is_warning, outcome_of
@@ -25,17 +24,15 @@ from dicomtui.service.archive.archive import Archive
 from dicomtui.service.archive.index import Instance
 from dicomtui.service.archive.query import answer, find, parse, retrieve_set
 from dicomtui.service.core.records import Find, Move, Retrieve, Transaction
+from dicomtui.service.receiving.dimse import explain
 
 LOG = logging.getLogger("dicomtui.qr")
 UNABLE = 0xC000  # "unable to process"
+UNABLE_COMMENT = "unable to process the request (see the receiver's log)"
 CANCEL, PENDING = CANCELLED_STATUS, 0xFF00
 UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 MAX_CONTEXTS = 128
 PACE = 100  # C-FIND answers between waits for the send queue to drain
-ANY_STORAGE = [
-    build_context(cx.abstract_syntax, list(UNCOMPRESSED))
-    for cx in StoragePresentationContexts[: MAX_CONTEXTS - 1]
-] + [build_context(Verification)]
 
 
 def bindings(archive: Archive) -> list:
@@ -86,11 +83,11 @@ def handle_find(event, archive: Archive):
             yield PENDING, answer(entity, query, our_ae)
     except QueryError as exc:
         status, reason = exc.status, str(exc)
-        yield exc.status, None
+        yield failure(exc.status, exc.comment), None
     except Exception as exc:  # a broken identifier must be answered, not crash
         LOG.exception("C-FIND failed")
         status, reason = UNABLE, f"unable to process: {exc}"
-        yield UNABLE, None
+        yield failure(UNABLE, UNABLE_COMMENT), None
     finally:
         _record(
             archive,
@@ -135,11 +132,20 @@ def _readable(raw) -> bool:
         return False
 
 
+def failure(status: int, comment: str) -> Dataset:
+    """A failure status with its Error Comment, as a handler yields it."""
+    answer = Dataset()
+    answer.Status = status
+    answer.ErrorComment = comment[:64]
+    return answer
+
+
 class SubOps:
     """Counts the C-STORE responses of a retrieve's sub-operations."""
 
     def __init__(self, total: int) -> None:
         self.total, self.completed, self.warning, self.failed = total, 0, 0, 0
+        self.unreadable = 0  # instances whose file could not be read here
 
     def on_message(self, event) -> None:
         command = event.message.command_set
@@ -184,19 +190,36 @@ def _datasets(archive: Archive, chosen: list[Instance], event, subops: SubOps):
             ds = dcmread(Path(archive.storage.root) / inst.path)
         except Exception as exc:  # removed or damaged since it was indexed
             LOG.warning("retrieve: %s unreadable: %s", inst.path, exc)
-            # not a Dataset: pynetdicom counts it as a failed sub-operation
-            yield PENDING, f"unreadable: {inst.path}"
+            subops.unreadable += 1
+            yield PENDING, _unsendable(inst.sop_uid)
             continue
         yield PENDING, ds
 
 
-def _outcome(subops: SubOps) -> tuple[int, str]:
+def _unsendable(sop_uid: str) -> Dataset:
+    """Stands for an instance that cannot be sent: pynetdicom refuses to send a dataset
+    without a SOP Class UID before anything goes out, counts a failed sub-operation and
+    lists this SOP Instance UID among the failed ones (PS3.4 C.4.2.1.4.2)."""
+    ds = Dataset()
+    ds.SOPInstanceUID = sop_uid
+    return ds
+
+
+def _outcome(subops: SubOps, refused_by: str) -> tuple[int, str]:
+    """The final status pynetdicom will send, and why (an Error Comment)."""
     counts = subops.as_dict()
-    if counts["failed"] == 0 and counts["warning"] == 0:
+    failed, total = counts["failed"], counts["total"]
+    if failed == 0 and counts["warning"] == 0:
         return 0x0000, ""
-    if counts["failed"] == counts["total"]:
-        return 0xA702, "every sub-operation failed"
-    return 0xB000, f"{counts['failed']} failed, {counts['warning']} with warnings"
+    where = f"{subops.unreadable} unreadable here" if subops.unreadable else ""
+    if failed > subops.unreadable:
+        where += (", " if where else "") + f"{failed - subops.unreadable} {refused_by}"
+    why = f"{failed} of {total} sub-operations failed" + (f" ({where})" if where else "")
+    if failed == total:
+        return 0xA702, why
+    if failed == 0:
+        return 0xB000, f"{counts['warning']} of {total} sub-operations with warnings"
+    return 0xB000, why
 
 
 def handle_move(event, archive: Archive):
@@ -206,33 +229,33 @@ def handle_move(event, archive: Archive):
         SubOps(0),
         archive.destinations.get(destination) if destination else None,
     )
+    assoc, message_id = event.assoc, event.request.MessageID
     try:
         if where is None:
             status, reason = (
                 0xA801,
                 f"unknown move destination {destination!r} (see `dicomtui dest add`)",
             )
+            explain(assoc, message_id, f"unknown move destination {destination!r}")
             yield None, None
             return
+        address = (where.host, where.port)
         try:
             chosen = _instances(archive, event)
         except QueryError as exc:
             status, reason = exc.status, str(exc)
-            # pynetdicom wants the destination first and connects to it before it
-            # takes a failure status: offer what any storage SCP accepts
-            yield (
-                where.host,
-                where.port,
-                {"ae_title": where.ae_title, "contexts": ANY_STORAGE},
-            )
-            yield 1
-            yield exc.status, None
+            # fail before pynetdicom associates with the destination: no sub-operation
+            explain(assoc, message_id, exc.comment, exc.status)
+            yield (*address, {"ae_title": where.ae_title})
+            yield 0
             return
         subops.total = len(chosen)
         contexts = _contexts(chosen)
+        if chosen:  # pynetdicom comes back only once it is associated with `where`
+            status, reason = 0xA801, f"could not associate with {destination}"
+            explain(assoc, message_id, reason)
         yield (
-            where.host,
-            where.port,
+            *address,
             {
                 "ae_title": where.ae_title,
                 "contexts": contexts,
@@ -240,8 +263,11 @@ def handle_move(event, archive: Archive):
             },
         )
         yield len(chosen)
+        status, reason = 0x0000, ""
         yield from _datasets(archive, chosen, event, subops)
-        status, reason = _outcome(subops)
+        status, reason = _outcome(subops, f"refused by {destination}")
+        if reason:
+            explain(assoc, message_id, reason)
     except Exception as exc:
         LOG.exception("C-MOVE failed")
         status, reason = UNABLE, f"unable to process: {exc}"
@@ -249,7 +275,7 @@ def handle_move(event, archive: Archive):
     finally:
         _record(
             archive,
-            event.assoc,
+            assoc,
             Move(
                 status=status,
                 reason=reason,
@@ -263,21 +289,23 @@ def handle_move(event, archive: Archive):
 def handle_get(event, archive: Archive):
     started, status, reason = time.perf_counter(), 0x0000, ""
     subops, bound = SubOps(0), False
-    assoc = event.assoc
+    assoc, message_id = event.assoc, event.request.MessageID
     try:
         try:
             chosen = _instances(archive, event)
         except QueryError as exc:
             status, reason = exc.status, str(exc)
-            yield 1
-            yield exc.status, None
+            explain(assoc, message_id, exc.comment, exc.status)  # no sub-operation
+            yield 0
             return
         subops.total = len(chosen)
         assoc.bind(evt.EVT_DIMSE_RECV, subops.on_message)
         bound = True
         yield len(chosen)
         yield from _datasets(archive, chosen, event, subops)
-        status, reason = _outcome(subops)
+        status, reason = _outcome(subops, "refused by the requester")
+        if reason:
+            explain(assoc, message_id, reason)
     except Exception as exc:
         LOG.exception("C-GET failed")
         status, reason = UNABLE, f"unable to process: {exc}"

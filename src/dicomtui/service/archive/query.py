@@ -92,13 +92,17 @@ class Query:
         return None
 
 
+BAD_LEVEL = "QueryRetrieveLevel is missing or not a level of this model"
+
+
 def parse(identifier: Dataset, model: str) -> Query:
     """Check the identifier against its information model ("PATIENT"/"STUDY" root)."""
     level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     if level not in LEVELS:
         raise QueryError(
             f"QueryRetrieveLevel {level or '(missing)'!r} must be one of "
-            f"{', '.join(LEVELS)}"
+            f"{', '.join(LEVELS)}",
+            comment=BAD_LEVEL,
         )
     if model == "STUDY" and level == "PATIENT":
         raise QueryError("the Study Root model has no PATIENT level")
@@ -113,7 +117,7 @@ def parse(identifier: Dataset, model: str) -> Query:
         raw = elem.value
         keys.append((keyword, int(elem.tag), elem.VR, raw))
         if keyword in ATTRIBUTES:
-            matcher = matcher_for(elem.VR, raw)
+            matcher = _matcher(keyword, elem.VR, raw)
             if matcher is not None:
                 matchers[keyword] = matcher
     rank = LEVELS.index(level)
@@ -122,9 +126,20 @@ def parse(identifier: Dataset, model: str) -> Query:
         raw = str(identifier.get(keyword, "") or "").strip()
         if not raw or "*" in raw or "?" in raw:
             raise QueryError(
-                f"a {level}-level query needs {keyword} (one value or a list of UIDs)"
+                f"a {level}-level query needs {keyword} (one value or a list of UIDs)",
+                comment=f"a {level}-level query needs {keyword}",
             )
     return Query(level, keys, matchers)
+
+
+def _matcher(keyword: str, vr: str, raw: Any) -> Callable[[Any], bool] | None:
+    """matcher_for, with a failure that names the key (and, for the log, the value)."""
+    try:
+        return matcher_for(vr, raw)
+    except QueryError as exc:
+        raise QueryError(
+            f"{keyword}: {exc}", exc.status, f"{keyword} is {exc.comment}"
+        ) from None
 
 
 def find(index: ArchiveIndex, query: Query, facility: str | None) -> Iterator[Entity]:
@@ -246,7 +261,8 @@ def retrieve_set(
     if level not in LEVELS or (model == "STUDY" and level == "PATIENT"):
         raise QueryError(
             f"QueryRetrieveLevel {level or '(missing)'!r} is not valid for "
-            f"the {model.title()} Root model"
+            f"the {model.title()} Root model",
+            comment=BAD_LEVEL,
         )
     wanted: dict[str, set[str]] = {}
     for lvl in LEVELS[

@@ -11,6 +11,7 @@ import logging
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 
+from dicomtui.service.receiving.netio import broken_rule
 from dicomtui.service.receiving.receiver import Receiver
 from dicomtui.service.receiving.scp import prefer_requestor_syntaxes
 from dicomtui.service.receiving.store import StoreResult
@@ -49,11 +50,14 @@ def handle_store(event, receiver: Receiver):
 
 
 def _answer(result: StoreResult):
+    """The status with its Error Comment (a failure without one gets a general one on
+    the way out: receiving/dimse.py)."""
     if result.status == 0x0000:
         return 0x0000
     answer = Dataset()
     answer.Status = result.status
-    answer.ErrorComment = result.reason[:64]
+    if result.comment:
+        answer.ErrorComment = result.comment[:64]
     return answer
 
 
@@ -83,10 +87,19 @@ def handle_released(event, receiver: Receiver) -> None:
 
 
 def handle_aborted(event, receiver: Receiver) -> None:
-    receiver.closed(event.assoc, "failed", "aborted")
+    receiver.closed(event.assoc, "failed", _ours_or(event.assoc, "aborted"))
 
 
 def handle_conn_close(event, receiver: Receiver) -> None:
     receiver.closed(
-        event.assoc, "failed", "connection closed without release (peer vanished?)"
+        event.assoc,
+        "failed",
+        _ours_or(event.assoc, "connection closed without release (peer vanished?)"),
     )
+
+
+def _ours_or(assoc, how: str) -> str:
+    """Why we ended the association ourselves (a PDU over its limit, a stalled peer),
+    else `how` it ended."""
+    why = broken_rule(assoc)
+    return f"aborted by us: {why}" if why else how

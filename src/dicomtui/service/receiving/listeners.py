@@ -1,4 +1,5 @@
-"""The SCP listeners: the main one and one per facility, each changed alone.
+"""The SCP listeners: the main ones (plain DICOM and DICOM TLS) and one per facility,
+each changed alone.
 
 Adding, moving or removing a facility touches only its own listener. A listener that
 stops accepting keeps serving the associations it already has (they finish on their
@@ -7,61 +8,109 @@ own); it is kept as "retired" until they end, so a full stop can still abort the
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 
+from dicomtui.service.receiving.gate import Gate
 from dicomtui.service.receiving.scp import Listener, ListenerError, make_ae
+from dicomtui.service.receiving.tls import TLSConfigError, key_file_warning, server_context
 from dicomtui.settings import Resolved
 
 Bindings = Callable[[str | None], list]  # facility (None: main) -> pynetdicom handlers
+PLAIN_OFF = (
+    "plain DICOM is off (port 0): send over TLS to tls_port with this facility's AE title"
+)
 
 
 class Listeners:
-    """Owns every listening socket and the settings the receiver was started with."""
+    """Owns every listening socket and the settings the receiver was started with.
 
-    def __init__(self, bindings: Bindings, settings: Callable[[], Resolved]) -> None:
-        self._bindings, self._settings = bindings, settings
+    Every listener's connections pass the same gate (receiving/gate.py), so the limit
+    per peer address holds across all ports."""
+
+    def __init__(
+        self, bindings: Bindings, settings: Callable[[], Resolved], gate: Gate
+    ) -> None:
+        self._bindings, self._settings, self.gate = bindings, settings, gate
         self._lock = threading.Lock()
-        self._main: Listener | None = None
+        self._main: list[Listener] = []  # plain and/or TLS; empty: not running
         self._running_settings: Resolved | None = None
+        self._warnings: list[str] = []
         self._facilities: dict[str, Listener] = {}
         self._errors: dict[str, str] = {}
         self._retired: list[Listener] = []
 
-    # -- the main listener -----------------------------------------------------------------
-    def start_main(self) -> Listener:
-        """Listen on the configured port with the current settings (ListenerError)."""
+    # -- the main listeners -----------------------------------------------------------------
+    def start_main(self) -> list[Listener]:
+        """Listen on `port` (plain DICOM) and `tls_port` (DICOM TLS), either 0 = not;
+        both start or neither does (ListenerError says why)."""
         s = self._settings()
-        listener = Listener(make_ae(s), s.host, s.port, self._bindings(None))
-        listener.start()
+        if not s.port and not s.tls_port:
+            raise ListenerError(
+                "port and tls_port are both 0, so nothing would listen: set one of them"
+            )
+        context = _tls_context(s) if s.tls_port else None
+        ae = make_ae(s)  # one AE: max_associations counts both doors together
+        started: list[Listener] = []
+        try:
+            for port, tls in ((s.port, None), (s.tls_port, context)):
+                if port:
+                    listener = Listener(
+                        ae, s.host, port, self._bindings(None), self.gate, tls
+                    )
+                    listener.start()
+                    started.append(listener)
+        except ListenerError:
+            for listener in started:
+                listener.stop_accepting()
+            raise
+        warning = key_file_warning(s.tls_key_file) if context is not None else None
         with self._lock:
-            self._main, self._running_settings = listener, s
-        return listener
+            self._main, self._running_settings = started, s
+            self._warnings = [warning] if warning else []
+        return started
 
     @property
     def running(self) -> bool:
-        return self._main is not None
+        return bool(self._main)
 
     @property
     def port(self) -> int | None:
-        main = self._main
-        return main.port if main else None
+        """The plain listener's port (None: not running, or no plain listener)."""
+        return next((lst.port for lst in self._main if lst.tls is None), None)
+
+    @property
+    def tls_port(self) -> int | None:
+        return next((lst.port for lst in self._main if lst.tls is not None), None)
+
+    def warnings(self) -> list[str]:
+        """What the running listeners want the operator to fix (a key file's mode)."""
+        with self._lock:
+            return list(self._warnings)
 
     def effective(self) -> Resolved:
         """The settings listeners run with: those of the start while running."""
         running = self._running_settings
-        return (
-            running if running is not None and self._main is not None else self._settings()
-        )
+        return running if running is not None and self._main else self._settings()
 
     def running_settings(self) -> Resolved | None:
-        return self._running_settings if self._main is not None else None
+        return self._running_settings if self._main else None
 
     # -- facility listeners ---------------------------------------------------------------
     def open_facility(self, name: str, ae_title: str, port: int) -> str:
-        """Start `name`'s listener; "" on success, else why not (also remembered)."""
+        """Start `name`'s listener; "" on success, else why not (also remembered).
+
+        Facility listeners speak plain DICOM: with `port` 0 (no plain DICOM) they stay
+        closed, and TLS peers reach a facility on tls_port by its AE title."""
         s = self.effective()
-        listener = Listener(make_ae(s, ae_title), s.host, port, self._bindings(name))
+        if not s.port:
+            with self._lock:
+                self._errors[name] = PLAIN_OFF
+            return PLAIN_OFF
+        listener = Listener(
+            make_ae(s, ae_title), s.host, port, self._bindings(name), self.gate
+        )
         try:
             listener.start()
         except ListenerError as exc:
@@ -97,8 +146,7 @@ class Listeners:
     def stop_accepting(self) -> list[Listener]:
         """Close every listening socket; the listeners whose associations may remain."""
         with self._lock:
-            main = [self._main] if self._main is not None else []
-            listeners = main + list(self._facilities.values()) + self._retired
+            listeners = self._main + list(self._facilities.values()) + self._retired
             self._facilities, self._errors, self._retired = {}, {}, []
         for listener in listeners:
             listener.stop_accepting()
@@ -107,7 +155,14 @@ class Listeners:
     def stopped(self) -> None:
         """Every association has ended: the receiver is no longer running."""
         with self._lock:
-            self._main = None
+            self._main, self._warnings = [], []
+
+
+def _tls_context(s: Resolved) -> ssl.SSLContext:
+    try:
+        return server_context(s.tls_cert_file, s.tls_key_file, s.tls_ca_file)
+    except TLSConfigError as exc:
+        raise ListenerError(f"TLS listener not started: {exc}") from None
 
 
 __all__ = ["Bindings", "ListenerError", "Listeners"]

@@ -34,24 +34,26 @@ from dicomtui.service.core.records import (
 from dicomtui.service.privacy.anonymizer import Anonymizer
 from dicomtui.service.privacy.phi import KNOWN_PHI, PHI_FILTER
 from dicomtui.service.privacy.privacy import AnonymizationUnavailable
+from dicomtui.service.receiving.gate import ConnectionRefusal
 from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.scp import ListenerError
 from dicomtui.service.receiving.store import (
     CANNOT_UNDERSTAND,
+    DOES_NOT_MATCH,
     OUT_OF_RESOURCES,
     StorageWriter,
     StoreResult,
     policy_of,
 )
-from dicomtui.service.receiving.traffic import Traffic
+from dicomtui.service.receiving.traffic import UNKNOWN, Traffic
 from dicomtui.service.sites.access import Refusal as AccessRefusal
 from dicomtui.service.sites.sites import Admission
 from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.service")
 PROCESSING_FAILURE = 0x0110
-SHUTTING_DOWN = "refused: the service is shutting down"
-NOT_DURABLE = "refused: the receiver cannot record it durably"  # journal write failed
+SHUTTING_DOWN = "the service is shutting down"
+NOT_DURABLE = "the receiver cannot record it durably"  # the journal write failed
 REJECT_REASONS = {
     (1, 3): "calling AE title not recognised",
     (1, 7): "called AE title not recognised",
@@ -119,16 +121,24 @@ class Receiver:
         self._set_state("error", message, "ERROR")
 
     def start(self) -> None:
-        """Open the main listener (ReceiverError: port busy, ...; stays stopped)."""
+        """Open the main listeners (ReceiverError: port busy, ...; stays stopped)."""
         try:
-            listener = self.listeners.start_main()
+            self.listeners.start_main()
         except ListenerError as exc:
             self.error = str(exc)
             self._set_state("error", str(exc), "ERROR")
             raise ReceiverError(str(exc)) from None
         self.error, self.stopping, self.started_at = "", False, time.time()
-        s = self.listeners.effective()
-        self._set_state("running", f"listening on {s.host}:{listener.port} as {s.ae_title}")
+        s, plain, tls = (
+            self.listeners.effective(),
+            self.listeners.port,
+            self.listeners.tls_port,
+        )
+        doors = [f"{s.host}:{plain}"] if plain else []
+        doors += [f"{s.host}:{tls} (DICOM TLS)"] if tls else []
+        self._set_state("running", f"listening on {' and '.join(doors)} as {s.ae_title}")
+        for warning in self.listeners.warnings():  # also in the status snapshot
+            LOG.warning(warning)
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight stores finish, then end the associations."""
@@ -203,6 +213,22 @@ class Receiver:
             refusal.reason,
         )
         assoc.kill()  # waits until the A-ASSOCIATE-RJ is out, as pynetdicom's own rejects
+
+    def connection_refused(self, refusal: ConnectionRefusal) -> None:
+        """The gate closed a connection before its association (allowed_ips, a limit,
+        a silent or garbage-sending peer, a failed TLS handshake)."""
+        self.traffic.refused_connection()
+        reason = refusal.reason
+        if refusal.suppressed:
+            reason += f" ({refusal.suppressed} more like it since the previous record)"
+        tx = Refusal(
+            reason=f"closed before association: {reason}",
+            rule=refusal.rule,
+            facility=UNKNOWN,
+            peer=f"{refusal.ip}:{refusal.port}",
+        )
+        self._recorder.record(tx)
+        LOG.warning("connection from %s closed by %s: %s", tx.peer, refusal.rule, reason)
 
     def opened(self, assoc) -> None:
         info = self.traffic.opened(assoc)
@@ -291,7 +317,7 @@ class Receiver:
                 ticket = self._journal_it(tx, stored, written.originals)
             except (JournalError, AnonymizationUnavailable) as exc:
                 LOG.error("an instance is on disk but not acknowledged: %s", exc)
-                refused = StoreResult(OUT_OF_RESOURCES, NOT_DURABLE)
+                refused = _refused(OUT_OF_RESOURCES, NOT_DURABLE)
                 tx.outcome, tx.status, tx.reason = FAILED, refused.status, refused.reason
                 self._refused(assoc, tx, refused)
                 return refused
@@ -306,7 +332,7 @@ class Receiver:
     ) -> Written:
         """Identify, anonymize if asked, and put the file on disk (durably)."""
         if self.stopping:
-            return Written(Identity(), StoreResult(OUT_OF_RESOURCES, SHUTTING_DOWN))
+            return Written(Identity(), _refused(OUT_OF_RESOURCES, SHUTTING_DOWN))
         anonymize = self._privacy.anonymizes(facility)
         written = Written(Identity(), StoreResult(PROCESSING_FAILURE))
         try:
@@ -314,14 +340,22 @@ class Receiver:
                 assoc, stream, syntax, context_class, facility, anonymize
             )
         except UnreadableDataset as exc:
-            written.result = StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
+            written.result = StoreResult(
+                CANNOT_UNDERSTAND, f"refused: {exc}", comment=exc.comment
+            )
         except (AnonymizationUnavailable, AnonymizeError) as exc:
             written.result = StoreResult(
-                PROCESSING_FAILURE, f"refused: cannot anonymize: {exc}"
+                PROCESSING_FAILURE,
+                f"refused: cannot anonymize: {exc}",
+                comment="cannot anonymize, so not stored (see the receiver's log)",
             )
         except Exception as exc:  # never let pynetdicom swallow it silently
             LOG.exception("storing an instance failed unexpectedly")
-            written.result = StoreResult(PROCESSING_FAILURE, f"internal error: {exc}")
+            written.result = StoreResult(
+                PROCESSING_FAILURE,
+                f"internal error: {exc}",
+                comment="internal error, not stored (see the receiver's log)",
+            )
         if anonymize and written.originals is None:  # never name the patient then
             written.ident = _without_identity(
                 written.ident, self._settings().anonymize_uids
@@ -332,8 +366,9 @@ class Receiver:
         self, assoc, stream, syntax: str, context_class: str, facility: str, anonymize: bool
     ) -> Written:
         ident = identify(stream, syntax)
-        if not ident.sop_class_uid:  # take the negotiated one rather than refuse
-            ident = replace(ident, sop_class_uid=context_class)
+        mismatch = _mismatch(ident, context_class)
+        if mismatch is not None:
+            return Written(ident, mismatch)
         policy, originals = self.policy, None
         with stream.getbuffer() as body:
             if anonymize:
@@ -431,6 +466,23 @@ class Written:
     ident: Identity
     result: StoreResult
     originals: dict | None = None
+
+
+def _refused(status: int, why: str) -> StoreResult:
+    """A refusal whose reason is also fit for the peer (no path, no patient data)."""
+    return StoreResult(status, f"refused: {why}", comment=why)
+
+
+def _mismatch(ident: Identity, context_class: str) -> StoreResult | None:
+    """A dataset of another SOP Class than its presentation context (PS3.4 B.2.3)."""
+    if not ident.sop_class_uid or ident.sop_class_uid == context_class:
+        return None  # a missing one is refused with the other required UIDs
+    return StoreResult(
+        DOES_NOT_MATCH,
+        f"refused: the dataset's SOP Class UID {ident.sop_class_uid} is not the "
+        f"negotiated {context_class}",
+        comment="SOP Class UID differs from the negotiated context",
+    )
 
 
 def _without_identity(ident: Identity, uids: bool) -> Identity:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import socketserver
+import ssl
 import threading
 
 from pynetdicom import (
@@ -22,6 +23,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from dicomtui.service.receiving.gate import Gate
 from dicomtui.service.receiving.netio import TunedServer
 
 QUERY_RETRIEVE = (
@@ -62,22 +64,34 @@ def make_ae(settings, ae_title: str | None = None) -> AE:
 
 
 class Listener:
-    """One association server on host:port, served from its own thread."""
+    """One association server on host:port behind the gate, served from its own thread;
+    with `tls`, every connection is a DICOM TLS one."""
 
-    def __init__(self, ae: AE, host: str, port: int, handlers: list) -> None:
+    def __init__(
+        self,
+        ae: AE,
+        host: str,
+        port: int,
+        handlers: list,
+        gate: Gate,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.ae, self.host, self.port, self.handlers = ae, host, port, handlers
+        self.gate, self.tls = gate, tls
         self.server: TunedServer | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
 
     def start(self) -> None:
         try:
-            self.server = self.ae.make_server(
+            server = self.ae.make_server(
                 (self.host, self.port), evt_handlers=self.handlers, server_class=TunedServer
             )
         except OSError as exc:
             raise ListenerError(_bind_message(exc, self.host, self.port)) from None
-        self.port = self.server.server_address[1]
+        server.gate, server.tls = self.gate, self.tls
+        self.server = server
+        self.port = server.server_address[1]
         self._thread = threading.Thread(
             target=self.server.serve_forever,
             kwargs={"poll_interval": 0.2},

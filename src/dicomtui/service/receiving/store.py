@@ -26,8 +26,10 @@ from dicomtui.settings import Resolved
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
+DOES_NOT_MATCH = 0xA900  # "data set does not match SOP Class" (PS3.4 B.2.3)
 CANNOT_UNDERSTAND = 0xC210
 DUPLICATE_REJECTED = 0xC211
+QUOTA_COMMENT = "out of resources: storage quota (max_storage_gb) reached"
 INCOMING = ".incoming"  # temp files of stores in progress, under the storage root
 
 
@@ -72,11 +74,12 @@ class StoreResult:
     """What happened to one instance: the status to answer and what to log."""
 
     status: int
-    reason: str = ""
+    reason: str = ""  # for our log and the transaction record
     path: str = ""  # relative to the storage root
     size: int = 0
     duplicate: bool = False
     added: int = 0  # bytes the storage grew by (negative if a replaced file shrank)
+    comment: str = ""  # the Error Comment of a failure: <= 64, no path, no patient data
 
 
 class StorageWriter:
@@ -180,17 +183,19 @@ class StorageWriter:
             _check_uids(ident)
             folder = self._folder(ident, policy, received, facility)
         except InvalidUID as exc:
-            return StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}")
+            return StoreResult(CANNOT_UNDERSTAND, f"refused: {exc}", comment=str(exc))
         size = len(header) + len(body)
         refusal = self._reserve(size, policy.quota_bytes)
         if refusal and make_room is not None and make_room(size):
             refusal = self._reserve(size, policy.quota_bytes)
         if refusal:
-            return StoreResult(OUT_OF_RESOURCES, refusal)
+            return StoreResult(OUT_OF_RESOURCES, refusal, comment=QUOTA_COMMENT)
         try:
             result = self._write(folder, ident, header, body, policy, received, size)
         except OSError as exc:
-            result = StoreResult(OUT_OF_RESOURCES, _os_reason(exc, folder))
+            result = StoreResult(
+                OUT_OF_RESOURCES, _os_reason(exc, folder), comment=_os_comment(exc)
+            )
         self._add_usage(result.added - size)  # settle the reservation
         return result
 
@@ -269,6 +274,7 @@ class StorageWriter:
                 relative,
                 0,
                 duplicate=True,
+                comment="SOP Instance UID already stored (duplicate_policy)",
             )
         old_size = target.stat().st_size if target.exists() else 0
         os.replace(temp, target)
@@ -293,14 +299,12 @@ class StorageWriter:
 
 
 def _check_uids(ident: Identity) -> None:
-    """SOP Class/Instance UIDs must be valid; Study/Series UIDs may be absent (some
-    real-world objects lack them: they file under UNKNOWN) but never malformed."""
+    """The four UIDs every storage IOD requires (type 1) must be there and valid: an
+    instance without its study or series could never be found or retrieved."""
     check_uid("SOPInstanceUID", ident.sop_uid)
     check_uid("SOPClassUID", ident.sop_class_uid)
-    if ident.study_uid:
-        check_uid("StudyInstanceUID", ident.study_uid)
-    if ident.series_uid:
-        check_uid("SeriesInstanceUID", ident.series_uid)
+    check_uid("StudyInstanceUID", ident.study_uid)
+    check_uid("SeriesInstanceUID", ident.series_uid)
 
 
 def _make_folders(folder: Path, root: Path, mode: int) -> None:
@@ -342,6 +346,15 @@ def _quota_reason(size: int, used: int, quota: int) -> str:
         f"quota exceeded: {used} of {quota} bytes used, this instance needs {size} "
         "(raise max_storage_gb or free space)"
     )
+
+
+def _os_comment(exc: OSError) -> str:
+    """What went wrong writing, for the peer: no path."""
+    if exc.errno == errno.ENOSPC:
+        return "out of resources: the receiver's disk is full"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "out of resources: the receiver's storage is not writable"
+    return "out of resources: write failed on the receiver"
 
 
 def _os_reason(exc: OSError, folder: Path) -> str:

@@ -70,6 +70,11 @@ class Traffic:
             self._count("refused", 1)
             return self._recognised.pop(id(assoc), UNKNOWN)
 
+    def refused_connection(self) -> None:
+        """Count a connection the gate closed before it became an association."""
+        with self._lock:
+            self._count("refused", 1)
+
     def closed(self, assoc) -> AssociationInfo | None:
         """Forget an association; its info, or None if it was never accepted."""
         with self._lock:

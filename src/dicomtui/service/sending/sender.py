@@ -7,6 +7,7 @@ receivers that delay their ACKs (ARCHITECTURE.md, "Rules for the network").
 from __future__ import annotations
 
 import logging
+import ssl
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,17 +61,45 @@ def _make_ae(calling: str, contexts: Iterable[tuple[str, str]] = ()) -> AE:
     return ae
 
 
-def _associate(ae: AE, host: str, port: int, called: str):
+def _associate(ae: AE, host: str, port: int, called: str, tls: ssl.SSLContext | None):
+    """An established association (over TLS with `tls`), else SendError saying why."""
+    failure = _ConnectFailure()
+    transport = logging.getLogger("pynetdicom.transport")
+    transport.addHandler(failure)
     try:
-        assoc = ae.associate(host, port, ae_title=called)
+        assoc = ae.associate(
+            host, port, ae_title=called, tls_args=(tls, host) if tls is not None else None
+        )
     except OSError as exc:
         raise SendError(f"cannot connect to {host}:{port}: {exc}") from None
+    finally:
+        transport.removeHandler(failure)
     if not assoc.is_established:
+        if failure.reason:
+            raise SendError(f"cannot connect to {host}:{port}: {failure.reason}")
         raise SendError(_why_not(assoc, host, port, called))
     sock = assoc.dul.socket
     tune(sock.socket)
     sock.__class__ = TunedAssociationSocket
     return assoc
+
+
+class _ConnectFailure(logging.Handler):
+    """What pynetdicom logs (and only logs) when it cannot connect: the refused
+    connection, or the TLS handshake's reason (an untrusted certificate, ...)."""
+
+    PREFIX = "TCP Initialisation Error: "
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.reason = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(self.PREFIX):
+            self.reason = message.removeprefix(self.PREFIX)
+            if "CERTIFICATE_VERIFY_FAILED" in self.reason:
+                self.reason += " (is --tls-ca the CA that signed the peer's certificate?)"
 
 
 def _why_not(assoc, host: str, port: int, called: str) -> str:
@@ -85,10 +114,12 @@ def _why_not(assoc, host: str, port: int, called: str) -> str:
     return f"no association with {host}:{port} (nothing listening, or it timed out)"
 
 
-def echo(host: str, port: int, called: str, calling: str) -> int:
-    """One C-ECHO; returns its status or raises SendError."""
+def echo(
+    host: str, port: int, called: str, calling: str, tls: ssl.SSLContext | None = None
+) -> int:
+    """One C-ECHO (over TLS with `tls`); returns its status or raises SendError."""
     assoc = _associate(
-        _make_ae(calling, [(Verification, "1.2.840.10008.1.2")]), host, port, called
+        _make_ae(calling, [(Verification, "1.2.840.10008.1.2")]), host, port, called, tls
     )
     try:
         reply = assoc.send_c_echo()
@@ -140,12 +171,20 @@ def dataset_items(datasets: Iterable[Dataset]) -> Iterator[Item]:
         yield Item(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID), dataset=ds)
 
 
+@dataclass(frozen=True)
+class Peer:
+    """Where a send goes: address, AE titles, and TLS (a client context) or not."""
+
+    host: str
+    port: int
+    called: str
+    calling: str
+    tls: ssl.SSLContext | None = None
+
+
 def send(
     items: Iterable[Item],
-    host: str,
-    port: int,
-    called: str,
-    calling: str,
+    peer: Peer,
     summary: SendSummary,
     progress: Callable[[SendSummary], None] | None = None,
 ) -> None:
@@ -155,19 +194,22 @@ def send(
     for item in items:
         key = (item.sop_class, item.syntax)
         if key not in contexts and len(contexts) == MAX_CONTEXTS:
-            _send_batch(batch, contexts, host, port, called, calling, summary, progress)
+            _send_batch(batch, contexts, peer, summary, progress)
             batch, contexts = [], set()
         contexts.add(key)
         batch.append(item)
         if len(batch) >= 1000 and item.dataset is not None:  # bound generated memory
-            _send_batch(batch, contexts, host, port, called, calling, summary, progress)
+            _send_batch(batch, contexts, peer, summary, progress)
             batch, contexts = [], set()
     if batch:
-        _send_batch(batch, contexts, host, port, called, calling, summary, progress)
+        _send_batch(batch, contexts, peer, summary, progress)
 
 
-def _send_batch(batch, contexts, host, port, called, calling, summary, progress) -> None:
-    assoc = _associate(_make_ae(calling, sorted(contexts)), host, port, called)
+def _send_batch(batch, contexts, peer: Peer, summary, progress) -> None:
+    host, port = peer.host, peer.port
+    assoc = _associate(
+        _make_ae(peer.calling, sorted(contexts)), host, port, peer.called, peer.tls
+    )
     try:
         for item in batch:
             answered = _send_one(assoc, item, summary)

@@ -1,4 +1,5 @@
-"""Who may associate: allowed callers, and the policy checked at association request.
+"""Who may associate: allowed callers, and the policy checked at association request
+(allowed_ips also at accept, by the gate).
 
 The check is a pure function of an immutable AccessPolicy; the engine swaps in a new
 policy whenever a setting, caller or facility changes, so association threads never
@@ -55,13 +56,22 @@ class AccessPolicy:
     our_aes: frozenset = frozenset()
 
 
-def check(policy: AccessPolicy, calling_ae: str, called_ae: str, ip: str) -> Refusal | None:
-    """None if the association may go on, else the first rule that refuses it."""
+def check_address(policy: AccessPolicy, ip: str) -> Refusal | None:
+    """allowed_ips alone: what the gate checks at accept, before any PDU is read."""
     address = _address(ip)
     if policy.networks and not any(
         address in net for net in policy.networks if address is not None
     ):
         return Refusal("allowed_ips", f"address {ip} is not in allowed_ips")
+    return None
+
+
+def check(policy: AccessPolicy, calling_ae: str, called_ae: str, ip: str) -> Refusal | None:
+    """None if the association may go on, else the first rule that refuses it."""
+    refusal = check_address(policy, ip)
+    if refusal is not None:  # a change of allowed_ips since the connection was accepted
+        return refusal
+    address = _address(ip)
     caller = policy.callers.get(calling_ae)
     if caller is not None and not caller.active:
         return Refusal(

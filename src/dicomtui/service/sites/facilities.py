@@ -216,10 +216,9 @@ class FacilityRegistry(SnapshotTable):
     def _check_port(self, port: int, owner: str | None, reserved: Reserved) -> int:
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise FacilityError(f"port must be an integer from 1 to 65535 (got {port!r})")
-        if port == reserved.port:
-            raise FacilityError(
-                f"port {port} is the main listener's (port setting); choose another"
-            )
+        owner_of = reserved.owner_of(port)
+        if owner_of:
+            raise FacilityError(f"port {port} is {owner_of}; choose another")
         for facility in self._by_name.values():
             if facility.name != owner and facility.port == port:
                 raise FacilityError(
@@ -234,7 +233,8 @@ class FacilityRegistry(SnapshotTable):
         return port
 
     def _free_port(self, reserved: Reserved) -> int:
-        taken = {f.port for f in self._by_name.values()} | {reserved.port}
+        taken = {f.port for f in self._by_name.values()}
+        taken |= {reserved.port, reserved.tls_port}
         for port in range(FIRST_PORT, 65536):
             if port not in taken and not port_in_use(reserved.host, port):
                 return port
@@ -242,10 +242,19 @@ class FacilityRegistry(SnapshotTable):
 
 
 class Reserved:
-    """What facilities may not take: the main listener's AE title, port and host."""
+    """What facilities may not take: the main listeners' AE title, ports and host."""
 
-    def __init__(self, ae_title: str, port: int, host: str) -> None:
+    def __init__(self, ae_title: str, port: int, host: str, tls_port: int = 0) -> None:
         self.ae_title, self.port, self.host = ae_title, port, host
+        self.tls_port = tls_port
+
+    def owner_of(self, port: int) -> str | None:
+        """Which main listener's setting `port` is, if it is one."""
+        if port == self.port:
+            return "the main listener's (port setting)"
+        if port == self.tls_port:
+            return "the TLS listener's (tls_port setting)"
+        return None
 
 
 def _check_name(name: str) -> str:

@@ -185,13 +185,14 @@ class Sites:
             for f in self.facility_list()
         ]
 
-    def pacs_config(self, main: Listener) -> PacsConfig:
-        """What a remote PACS enters to send here: host names, addresses, listeners."""
+    def pacs_config(self, main: list[Listener]) -> PacsConfig:
+        """What a remote PACS enters to send here: host names, addresses, listeners
+        (`main`: the receiver's own, plain and TLS, then each facility's)."""
         name = socket.getfqdn()
         if name.startswith("localhost"):
             name = socket.gethostname()
         return PacsConfig(
-            name, host_addresses(main.host), [main] + self.facility_listeners()
+            name, host_addresses(main[0].host), main + self.facility_listeners()
         )
 
     def _open(self, facility: Facility) -> None:
@@ -215,7 +216,7 @@ class Sites:
 
     def _reserved(self) -> Reserved:
         s = self._ports.effective()
-        return Reserved(s.ae_title, s.port, s.host)
+        return Reserved(s.ae_title, s.port, s.host, s.tls_port)
 
     # -- allowed callers ---------------------------------------------------------------
     def caller_list(self) -> list[AllowedCaller]:
@@ -283,6 +284,11 @@ class Sites:
             callers=self._callers.as_map(),
             our_aes=frozenset({main.ae_title.strip()} | self._facilities.ae_titles()),
         )
+
+    def address_refusal(self, ip: str) -> str | None:
+        """At accept: why a connection from `ip` is closed at once (allowed_ips)."""
+        refusal = access.check_address(self._policy, ip)
+        return refusal.reason if refusal is not None else None
 
     def admit(
         self, calling: str, called: str, ip: str, port_facility: str | None

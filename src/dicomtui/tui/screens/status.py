@@ -87,6 +87,8 @@ class StatusScreen(Screen):
             style = "green" if lst.state == "listening" else "red"
             text.append(f"\n{lst.ae_title} @ {lst.host}:{lst.port} ")
             text.append(lst.state, style=style)
+            if lst.tls:
+                text.append(" TLS", style="bold")
         text.append(f"\nstorage {snap.storage_dir}", style="dim")
         for line in ([snap.error] if snap.error else []) + snap.warnings:
             text.append(f"\n{line}", style="bold red")
