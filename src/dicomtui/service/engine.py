@@ -168,10 +168,11 @@ class Engine:
     def _replay(self) -> None:
         """Give back to the components what an unclean stop kept from their saved
         state: the journal's lines since the last checkpoint, each applied once."""
-        entries = list(self.journal.replay())
-        if not entries:
+        every = list(self.journal.replay())
+        if not every:
             self.journal.replayed()
             return
+        entries = [e for e in every if self._file_kept(e)]
         stored = [StoredInstance.from_json(e["stored"]) for e in entries]
         added = self.archive.recover(stored)
         for one in stored:
@@ -179,7 +180,9 @@ class Engine:
         logged = self.recorder.recover(
             [{**e["tx"], "jid": e["jid"]} for e in entries if e.get("log", True)]
         )
-        kept = self._recover_originals([e["anon"] for e in entries if e.get("anon")])
+        # every line's originals: harmless for a store never answered, and the only
+        # way back to the patient for one answered and cleaned up since
+        kept = self._recover_originals([e["anon"] for e in every if e.get("anon")])
         LOG.warning(
             "recovered after an unclean stop: %d acknowledged instance(s) from the "
             "journal (%d missing from the index, %d from the log)",
@@ -189,6 +192,17 @@ class Engine:
         )
         if kept and self.writer.flush():
             self.journal.replayed()
+
+    def _file_kept(self, entry: dict) -> bool:
+        """A line whose file is absent was never answered: the folder's fsync shares
+        the line's group commit, and the kernel may write the line first (its store's
+        sender got no status and sends again). A file cleaned up since is absent too;
+        its study's cleanup record tells that story."""
+        path = entry["stored"].get("path")
+        if not path or (self.storage.root / path).exists():
+            return True
+        LOG.warning("journal line without its file (never acknowledged): skipped")
+        return False
 
     def _recover_originals(self, sealed: list[dict]) -> bool:
         """The map's originals of replayed instances; False (the journal is kept) if

@@ -42,6 +42,16 @@ class Ticket:
     jid: str
 
 
+def _sync_folders(folders: set[Path]) -> None:
+    """The renames of a group's stores: each folder once (concurrent stores of one series
+    share it); a folder removed since (a cleanup) has nothing left to sync."""
+    for folder in folders:
+        try:
+            fsync_dir(folder)
+        except FileNotFoundError:
+            pass
+
+
 class Journal:
     """Owns the segment files, their fd and the checkpoint thread; any thread may write."""
 
@@ -53,6 +63,7 @@ class Journal:
         self._boot = secrets.token_hex(4)  # makes line ids unique across starts
         self._written = self._synced = 0
         self._syncing = False
+        self._folders: set[Path] = set()  # of lines written since the last sync began
         self._unapplied: Counter[int] = Counter()  # segment -> lines not yet applied
         self._lines = 0  # in the current segment
         self.leftover = self._segments()  # from before this start: to replay
@@ -63,9 +74,12 @@ class Journal:
         self._thread: threading.Thread | None = None
 
     # -- writing (association threads) ----------------------------------------------
-    def write(self, entry: dict) -> Ticket:
-        """Append `entry` (its "jid" set here) and return once it is on disk."""
+    def write(self, entry: dict, folder: Path | None = None) -> Ticket:
+        """Append `entry` (its "jid" set here) and return once it is on disk, with
+        `folder` (where the entry's file was just renamed) synced before the line."""
         with self._cond:
+            if folder is not None:
+                self._folders.add(folder)
             self._written += 1
             seq = self._written
             entry["jid"] = f"{self._boot}-{seq}"
@@ -94,14 +108,20 @@ class Journal:
                     self._cond.wait()
                     continue
                 self._syncing, target, fd = True, self._written, self._fd
+                folders, self._folders = self._folders, set()
                 self._cond.release()
+                done = False
                 try:
+                    _sync_folders(folders)
                     os.fdatasync(fd)
+                    done = True
                 except OSError as exc:
                     raise JournalError(exc.errno, f"journal fsync failed: {exc}") from None
                 finally:
                     self._cond.acquire()
                     self._syncing = False
+                    if not done:  # the next leader tries these again
+                        self._folders |= folders
                     self._cond.notify_all()
                 self._synced = max(self._synced, target)
 

@@ -9,7 +9,7 @@ front ends see `to_dict()`, whose keys are the log's public shape (see `dicomtui
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypedDict
 
 from dicomtui.dicom.identify import Identity
@@ -40,7 +40,7 @@ class StoredInstance:
         """For the journal: every field, the identity as a dict."""
         return {
             **{f.name: getattr(self, f.name) for f in fields(self)},
-            "ident": asdict(self.ident),
+            "ident": dict(vars(self.ident)),  # flat values: no deep copy needed
         }
 
     @classmethod

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from dicomtui.dicom.anonymize import AnonymizeError
@@ -314,7 +315,9 @@ class Receiver:
                 tx.time,
             )
             try:
-                ticket = self._journal_it(tx, stored, written.originals)
+                ticket = self._journal_it(
+                    tx, stored, written.originals, written.result.unsynced
+                )
             except (JournalError, AnonymizationUnavailable) as exc:
                 LOG.error("an instance is on disk but not acknowledged: %s", exc)
                 refused = _refused(OUT_OF_RESOURCES, NOT_DURABLE)
@@ -395,6 +398,7 @@ class Receiver:
                 datetime.now(),
                 facility if policy.by_facility else None,
                 self._make_room,
+                sync_folder=False,  # the journal's group commit syncs it
             )
         return Written(ident, result, originals)
 
@@ -423,16 +427,21 @@ class Receiver:
         )
 
     def _journal_it(
-        self, tx: Store, stored: StoredInstance, originals: dict | None
+        self,
+        tx: Store,
+        stored: StoredInstance,
+        originals: dict | None,
+        folder: Path | None,
     ) -> Ticket:
-        """The durable line that lets a restart rebuild all this store's bookkeeping."""
+        """The durable line that lets a restart rebuild all this store's bookkeeping;
+        `folder`'s new entry is synced in the same group commit, before the line."""
         entry = {
             "tx": tx.to_dict(),
             "log": self._settings().log_instances,
             "stored": stored.to_json(),
             "anon": None if originals is None else self._privacy.seal(originals),
         }
-        ticket = self._journal.write(entry)
+        ticket = self._journal.write(entry, folder)
         tx.jid = ticket.jid
         return ticket
 

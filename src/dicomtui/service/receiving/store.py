@@ -12,7 +12,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -80,6 +80,7 @@ class StoreResult:
     duplicate: bool = False
     added: int = 0  # bytes the storage grew by (negative if a replaced file shrank)
     comment: str = ""  # the Error Comment of a failure: <= 64, no path, no patient data
+    unsynced: Path | None = None  # a folder whose new entry still needs its fsync
 
 
 class StorageWriter:
@@ -173,8 +174,13 @@ class StorageWriter:
         received: datetime,
         facility: str | None = None,
         make_room: Callable[[int], bool] | None = None,
+        sync_folder: bool = True,
     ) -> StoreResult:
         """Validate, check quota, write durably, and resolve duplicates.
+
+        With `sync_folder` False the folder's fsync is left to the caller
+        (`result.unsynced`): the receiver hands it to the journal's group commit,
+        which syncs the folders of concurrent stores once each before its own fsync.
 
         `make_room` is asked for the bytes needed when the quota is reached
         (auto_cleanup); if it freed space, the store tries once more.
@@ -197,6 +203,10 @@ class StorageWriter:
                 OUT_OF_RESOURCES, _os_reason(exc, folder), comment=_os_comment(exc)
             )
         self._add_usage(result.added - size)  # settle the reservation
+        if policy.fsync and result.status == SUCCESS and result.size:
+            if not sync_folder:
+                return replace(result, unsynced=folder)
+            fsync_dir(folder)
         return result
 
     def _folder(
@@ -227,8 +237,6 @@ class StorageWriter:
         finally:
             if temp.exists():
                 temp.unlink()
-        if policy.fsync and result.status == SUCCESS and result.size:
-            fsync_dir(folder)
         return result
 
     def _temp_folder(self, folder: Path) -> Path:

@@ -124,8 +124,9 @@ class Traffic:
 
     def _count(self, field: str, n: int) -> None:
         """Caller holds the lock."""
-        if date.today() != self._today_date:
-            self._today, self._today_date = Counters(), date.today()
+        today = date.today()  # once: it reads the clock and the time zone
+        if today != self._today_date:
+            self._today, self._today_date = Counters(), today
         setattr(self._counters, field, getattr(self._counters, field) + n)
         setattr(self._today, field, getattr(self._today, field) + n)
 
