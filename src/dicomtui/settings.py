@@ -162,6 +162,22 @@ SPECS: tuple[Spec, ...] = (
         _int_range(1, 1000),
         restart=False,
     ),
+    Spec(
+        "metrics_port",
+        int,
+        0,
+        "port of the Prometheus metrics endpoint, http://HOST:PORT/metrics (0 = off)",
+        "must be an integer from 0 to 65535",
+        _int_range(0, 65535),
+    ),
+    Spec(
+        "metrics_host",
+        str,
+        "127.0.0.1",
+        "address of the metrics endpoint (127.0.0.1: this machine only)",
+        "must not be empty",
+        lambda v: bool(v.strip()),
+    ),
     Spec("storage_dir", str, "", "where DICOM files go (empty = <data-dir>/storage)"),
     Spec(
         "layout",

@@ -36,6 +36,7 @@ from dicomtui.service.core.modes import make_private, narrow_data_dir
 from dicomtui.service.core.recorder import Recorder
 from dicomtui.service.core.records import StoredInstance
 from dicomtui.service.core.settings_store import SettingsStore
+from dicomtui.service.metrics import Metrics, MetricsEndpoint
 from dicomtui.service.privacy.phi import PHI_FILTER
 from dicomtui.service.privacy.privacy import MAP_FILE, AnonymizationUnavailable, Privacy
 from dicomtui.service.receiving import handlers
@@ -89,6 +90,10 @@ class Engine:
             )
             settings = self._settings.get
             self.recorder = Recorder(self.data_dir / "log", self.writer, self.ring)
+            self.metrics = Metrics(lambda: self.snapshot("service"))
+            self.recorder.observe(self.metrics.observe)
+            self.metrics_endpoint = MetricsEndpoint(self.metrics.registry)
+            self.metrics_problem: str | None = None
             self.journal = Journal(self.data_dir / "journal", self.writer.flush)
             self.storage = StorageWriter(_storage_root(self.data_dir, self.settings))
             self.traffic = Traffic()
@@ -248,6 +253,7 @@ class Engine:
             if not self.is_open:
                 return
             self.stop()
+            self.metrics_endpoint.close()
             self.archive.close()
             self.journal.close()
             self.writer.stop()
@@ -332,6 +338,10 @@ class Engine:
         self.shipping.start()
         self.housekeeper.start()
         self.archive.started()
+        s = self.settings
+        self.metrics_problem = self.metrics_endpoint.ensure(s.metrics_host, s.metrics_port)
+        if self.metrics_problem:
+            LOG.error(self.metrics_problem)
 
     def locks(self) -> list[str]:
         """Why the receiver must not start now: state that protects access could not
@@ -424,7 +434,8 @@ class Engine:
             warnings=self.locks()
             + self.warnings
             + self.set_aside.report()
-            + self.listeners.warnings(),
+            + self.listeners.warnings()
+            + ([self.metrics_problem] if self.metrics_problem else []),
             uploads=self.shipping.summary(),
         )
 

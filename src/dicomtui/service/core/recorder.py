@@ -8,6 +8,7 @@ the one DB writer thread saves the log on its tick, and the journal covers the g
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from dicomtui.db.txlog import TransactionLog
@@ -25,7 +26,12 @@ class Recorder:
     def __init__(self, log_dir: Path, writer: DBWriter, ring: EventRing) -> None:
         self.log = TransactionLog(log_dir)
         self._writer, self._ring = writer, ring
+        self._observers: list[Callable[[Transaction], None]] = []
         writer.register("tx", lambda batch: None, self.log.flush)  # items: "save me"
+
+    def observe(self, observer: Callable[[Transaction], None]) -> None:
+        """`observer` hears every record from now on (metrics); never a replayed one."""
+        self._observers.append(observer)
 
     def record(self, tx: Transaction, persist: bool = True) -> dict:
         """Log `tx` (unless `persist` is off: a good store with log_instances off) and
@@ -37,6 +43,11 @@ class Recorder:
         self._ring.emit(
             "transaction", "WARNING" if tx.is_problem else "INFO", tx.summary(), record
         )
+        for observer in self._observers:
+            try:
+                observer(tx)
+            except Exception:  # a count is not worth a failed store
+                LOG.exception("a transaction observer failed")
         return record
 
     def expire(self, days: int) -> None:

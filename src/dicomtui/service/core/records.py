@@ -129,6 +129,7 @@ class Refusal(Transaction):
     KIND: ClassVar[str] = "association"
     outcome: str = REFUSED
     rule: str = ""
+    repeats: int = 0  # like refusals since the previous record, left out of the log
 
 
 @dataclass

@@ -225,6 +225,7 @@ class Receiver:
         tx = Refusal(
             reason=f"closed before association: {reason}",
             rule=refusal.rule,
+            repeats=refusal.suppressed,
             facility=UNKNOWN,
             peer=f"{refusal.ip}:{refusal.port}",
         )
