@@ -295,3 +295,27 @@ def test_deflated_dataset_is_stored_as_received(make_engine):
     assert reply.Status == 0
     (stored,) = stored_files(engine.storage.root)
     assert dcmread(stored) == original
+
+
+@pytest.mark.parametrize("offered", [
+    ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"],
+    ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"],
+    ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"],
+    ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2"],
+])
+def test_the_requestor_gets_its_first_choice_of_transfer_syntax(engine, offered):
+    """pynetdicom takes the acceptor's order; a sender that offers JPEG first (or implicit
+    first) should get what it asked for, or it may have to convert and fail."""
+    from pynetdicom import AE
+    ae = AE(ae_title="ORDER")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", offered)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.4", list(reversed(offered)))
+    assoc = ae.associate("127.0.0.1", engine.port, ae_title="DICOMTUI")
+    try:
+        assert assoc.is_established
+        chosen = {str(cx.abstract_syntax): cx.transfer_syntax[0]
+                  for cx in assoc.accepted_contexts}
+    finally:
+        assoc.release()
+    assert chosen == {"1.2.840.10008.5.1.4.1.1.2": offered[0],
+                      "1.2.840.10008.5.1.4.1.1.4": offered[-1]}

@@ -143,10 +143,10 @@ def prefer_requestor_syntaxes(assoc) -> None:
         ordered = wanted.setdefault(str(cx.abstract_syntax), [])
         ordered.extend(ts for ts in cx.transfer_syntax if ts not in ordered)
     for cx in assoc.acceptor.supported_contexts:
-        first = [
-            ts for ts in wanted.get(str(cx.abstract_syntax), ()) if ts in cx.transfer_syntax
-        ]
-        if first:
-            cx.transfer_syntax = first + [
-                ts for ts in cx.transfer_syntax if ts not in first
-            ]
+        ours = cx.transfer_syntax
+        both = [ts for ts in wanted.get(str(cx.abstract_syntax), ()) if ts in ours]
+        if both and both != ours[: len(both)]:
+            # only the syntaxes both sides have, in the requestor's order: negotiation
+            # needs no others, and pynetdicom validates each one set (~40 per context,
+            # ~100 contexts from a stock storescu: 15 ms of every association)
+            cx.transfer_syntax = both
