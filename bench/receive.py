@@ -94,6 +94,7 @@ class Server:
     ae_title: str
     storage: Path
     workdir: Path
+    pid: int = 0
 
 
 # --- instances ----------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def running_server(target: str, fsync: bool) -> Iterator[Server]:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_until_ready(proc, port, ae_title, log_path)
-        yield Server(target, port, ae_title, storage, workdir)
+        yield Server(target, port, ae_title, storage, workdir, proc.pid)
         stop(proc, log_path)
     finally:
         if proc.poll() is None:
