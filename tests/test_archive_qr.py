@@ -304,3 +304,29 @@ def _last(engine, kind: str) -> dict:
     return eventually(lambda: [e.data for e in engine.ring.since(0).events
                                if e.kind == "transaction" and e.data.get("type") == kind],
                       what=f"a {kind} transaction")[-1]
+
+
+@pytest.mark.parametrize("max_pdu", [64, 0])
+def test_pending_answers_arrive_whole_in_any_pdu_size(archive, max_pdu):
+    """Pending C-FIND responses reuse one encoded command set per request; each must
+    still reach a peer whole, fragmented to its maximum PDU (64: every answer spans
+    several PDUs) and with the identifier of its own match."""
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", ""
+    query.PatientName, query.PatientID, query.AccessionNumber = "*", "", ""
+    query.StudyDescription, query.ModalitiesInStudy = "", ""
+    ae = AE(ae_title="SMALLPDU")
+    ae.maximum_pdu_size = max_pdu
+    ae.add_requested_context(FIND["STUDY"])
+    assoc = ae.associate("127.0.0.1", archive.port, ae_title="DICOMTUI")
+    assert assoc.is_established
+    try:
+        for _ in range(2):  # a second request on the association: its own command set
+            answers = list(parked(assoc).send_c_find(query, FIND["STUDY"]))
+            pending = [ds for status, ds in answers if status.Status == 0xFF00]
+            assert [s.Status for s, _ in answers][-1] == 0x0000
+            assert {str(ds.AccessionNumber) for ds in pending} == {
+                f"ACC{n}" for n in range(1, 6)}
+            assert uids(pending) == {uid(archive, k) for k in archive.studies_sent}
+    finally:
+        assoc.release()

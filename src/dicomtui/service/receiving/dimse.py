@@ -18,9 +18,14 @@ Two things pynetdicom leaves to us:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_messages import C_FIND_RSP
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.dsutils import encode
+from pynetdicom.pdu_primitives import P_DATA
 
 from dicomtui.dicom.statuses import failure_comment
 from dicomtui.models import FAILED, OK, outcome_of
@@ -86,7 +91,40 @@ class GuardedDIMSE(DIMSEServiceProvider):
             return
         if primitive.MessageIDBeingRespondedTo is not None:
             self._explain(primitive)
+            if isinstance(primitive, C_FIND) and primitive.Status in PENDING:
+                self._send_pending(primitive, context_id)
+                return
         super().send_msg(primitive, context_id)
+
+    def _send_pending(self, response: C_FIND, context_id: int) -> None:
+        """A C-FIND's pending responses differ only in their identifier: their command
+        set is encoded once per request, not again for each of thousands of matches
+        (pynetdicom builds and encodes it twice per response: ~40% of a match-all)."""
+        identifier = response.Identifier.getvalue() if response.Identifier else b""
+        if not identifier:  # none to send: the command set says so; pynetdicom's way
+            super().send_msg(response, context_id)
+            return
+        key = (context_id, response.MessageIDBeingRespondedTo, response.Status)
+        cached = self.__dict__.get("_pending_command")
+        if cached is None or cached[0] != key:
+            message = C_FIND_RSP()
+            message.primitive_to_message(response)
+            command = encode(message.command_set, True, True)
+            cached = (key, list(_fragments(command, self.maximum_pdu_size)))
+            self.__dict__["_pending_command"] = cached
+        for n, fragment in enumerate(cached[1], 1):
+            last = n == len(cached[1])
+            self._send_pdv(context_id, (b"\x03" if last else b"\x01") + fragment)
+        pieces = list(_fragments(identifier, self.maximum_pdu_size))
+        for n, fragment in enumerate(pieces, 1):
+            self._send_pdv(
+                context_id, (b"\x02" if n == len(pieces) else b"\x00") + fragment
+            )
+
+    def _send_pdv(self, context_id: int, value: bytes) -> None:
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((context_id, value))
+        self.dul.send_pdu(pdata)
 
     def _explain(self, response) -> None:
         status = response.Status
@@ -104,3 +142,12 @@ class GuardedDIMSE(DIMSEServiceProvider):
             response.ErrorComment = said.comment
         elif outcome_of(status) == FAILED:
             response.ErrorComment = failure_comment(status)
+
+
+def _fragments(data: bytes, max_pdu: int) -> Iterator[bytes]:
+    """`data` in pieces that fit a P-DATA-TF of `max_pdu` (0: no limit) with their PDV
+    item header (6 bytes), as PS3.8 Annex D.1 asks; at least one, maybe empty."""
+    size = len(data) if max_pdu == 0 else max_pdu - 6
+    yield data[:size]
+    for offset in range(size, len(data), size or 1):
+        yield data[offset : offset + size]
