@@ -239,3 +239,22 @@ def _eventually(probe, timeout: float = 30):
             return value
         time.sleep(0.1)
     raise TimeoutError("condition not met")
+
+
+def test_an_anonymized_store_that_fails_leaves_a_map_that_starts_again(make_engine,
+                                                                        tmp_path):
+    """The map once counted an instance when it was anonymized, before its file was
+    written; a store refused after that (quota full here, a kill -9 in test_crash) left
+    a map that names a study file never written, and the receiver then refused to
+    start, as for lost originals. Counts come when the originals are kept."""
+    engine = make_engine(anonymize="true", max_storage_gb="0.000001")  # ~1 KB
+    (reply,) = send(engine.port, [fresh_ct(PatientID="P-FULL", PatientName="FULL^DISK")])
+    assert reply.Status == 0xA700
+    data_dir = engine.data_dir
+    engine.close()
+    again = make_engine(data_dir, anonymize="true")
+    assert again.snapshot("service").state == "running"
+    (reply,) = send(again.port, [fresh_ct(PatientID="P-FULL", PatientName="FULL^DISK")])
+    assert reply.Status == 0x0000
+    (subject,) = again.privacy.anonymizer().map.subjects()
+    assert (subject["instances"], subject["studies"]) == (1, 1)

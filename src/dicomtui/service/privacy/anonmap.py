@@ -126,21 +126,19 @@ class AnonymizationMap:
         the study's shared values) is returned for the DB writer."""
         with self._lock:
             known = self._studies.get(_study_key(code, study_uid))
-            new_study = known is None
             entry = (
                 self._new_study(code, study_uid, originals, now) if known is None else known
             )
             study = entry[1]
-            subject = self._subjects[code][1]
-            subject["instances"] += 1
-            subject["studies"] += int(new_study)
-            subject["last_seen"] = study["last_seen"] = now
-            study["instances"] += 1
-            self._dirty.update(
-                {("subjects", code), ("studies", _study_key(code, study_uid))}
-            )
+            self._subjects[code][1]["last_seen"] = study["last_seen"] = now
             diff = _diff(study["common"], originals)
-            return {"file": study["file"], "sop": sop_uid, "values": diff}
+            return {
+                "file": study["file"],
+                "sop": sop_uid,
+                "values": diff,
+                "code": code,
+                "study": study_uid,
+            }
 
     def _new_study(self, code: str, uid: str, originals: Originals, now: str):
         doc = {
@@ -185,7 +183,23 @@ class AnonymizationMap:
             self._study_db(item["file"]).table("instances").insert(doc)
             known[item["sop"]] = item["values"]
             self._touched.add(item["file"])
+            self._count(item)
             return True
+
+    def _count(self, item: dict) -> None:
+        """An instance is counted when its originals are in its study file, never
+        before: a flush can then never save a count whose study file does not exist
+        yet (the start-up check would take that for lost originals), and a store that
+        failed after add_instance counts nothing."""
+        key = _study_key(item.get("code", ""), item.get("study", ""))
+        if key not in self._studies:  # a journal line from before counts were here
+            return
+        study = self._studies[key][1]
+        subject = self._subjects[item["code"]][1]
+        subject["instances"] += 1
+        subject["studies"] += int(study["instances"] == 0)
+        study["instances"] += 1
+        self._dirty.update({("subjects", item["code"]), ("studies", key)})
 
     def flush(self) -> None:
         """Save what write_batch and the counters changed."""
