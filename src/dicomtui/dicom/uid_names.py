@@ -63,6 +63,7 @@ NEWER_STORAGE_CLASSES: dict[str, str] = {
 
 ALL = "all"
 NONE = "none"
+SERVICES = ("echo", "store", "find", "move", "get")
 
 
 class UnknownName(ValueError):
@@ -128,6 +129,30 @@ def list_problem(text: str, resolve) -> str | None:
     """Why a list setting cannot be used, naming the first bad entry; None if fine."""
     try:
         uid_set(text, resolve)
+    except UnknownName as exc:
+        return str(exc)
+    return None
+
+
+def service_set(text: str) -> frozenset[str]:
+    """The services a `services` value names ("all", "none" or a list of SERVICES)."""
+    word = text.strip().lower()
+    if word in ("", ALL):
+        return frozenset(SERVICES)
+    if word == NONE:
+        return frozenset()
+    named = [item.lower() for item in items(text)]
+    unknown = [item for item in named if item not in SERVICES]
+    if unknown:
+        raise UnknownName(
+            f"{unknown[0]!r} is not a service: use {', '.join(SERVICES)}, all or none"
+        )
+    return frozenset(named)
+
+
+def services_problem(text: str) -> str | None:
+    try:
+        service_set(text)
     except UnknownName as exc:
         return str(exc)
     return None
