@@ -1,5 +1,5 @@
 """Retired storage classes and the retired JPEG processes are received as Orthanc does
-(dicom/uid_names.py lists them; README "Interoperability")."""
+(dicom/uid_names.py lists them; README "What it receives")."""
 
 from __future__ import annotations
 

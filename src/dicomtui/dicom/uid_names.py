@@ -14,7 +14,7 @@ from pydicom._uid_dict import UID_dictionary
 
 # Storage classes pynetdicom 3.0 does not list but Orthanc 1.10 (dcmtk's list) accepts:
 # retired ones old modalities and archives still send, and a few newer families.
-# Measured by proposing each to Orthanc 1.10.1 (README, "Interoperability").
+# Measured by proposing each to Orthanc 1.10.1 (README, "What it receives").
 EXTRA_STORAGE_CLASSES: tuple[str, ...] = (
     "1.2.840.10008.5.1.1.27",  # Stored Print Storage (retired)
     "1.2.840.10008.5.1.1.29",  # Hardcopy Grayscale Image Storage (retired)
