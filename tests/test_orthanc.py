@@ -86,7 +86,12 @@ def _config(root: Path, dicom_port: int, http_port: int, our_port: int) -> dict:
         "DicomAet": ORTHANC_AE,
         "DicomPort": dicom_port,
         "HttpPort": http_port,
-        "RemoteAccessAllowed": False,  # HTTP from 127.0.0.1 only
+        # Orthanc 1.10 cannot bind to one address: HTTP answers local clients only,
+        # and DICOM only our AE title from 127.0.0.1.
+        "RemoteAccessAllowed": False,
+        "DicomAlwaysAllowEcho": False,
+        "DicomAlwaysAllowStore": False,
+        "DicomCheckModalityHost": True,
         "AuthenticationEnabled": False,
         "Plugins": [],
         "SaveJobs": False,
@@ -210,7 +215,7 @@ def test_we_send_to_orthanc(ours, orthanc, tmp_path):
     for i, ds in enumerate(instances):
         ds.save_as(folder / f"{i}.dcm", enforce_file_format=True)
     done = run_cli("send", "127.0.0.1", str(orthanc.dicom_port), "--aec", ORTHANC_AE,
-                   str(folder), env=ours.env)
+                   str(folder), "--aet", "DICOMTUI", env=ours.env)
     assert done.returncode == 0, done.stderr
     assert "sent 3" in done.stdout
     assert len(orthanc.instance_ids(instances[0].StudyInstanceUID)) == 3
