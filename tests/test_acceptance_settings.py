@@ -7,7 +7,11 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import (CTImageStorage, MRImageStorage,
-                                  StudyRootQueryRetrieveInformationModelFind, Verification)
+                                  PatientRootQueryRetrieveInformationModelGet,
+                                  PatientRootQueryRetrieveInformationModelMove,
+                                  StudyRootQueryRetrieveInformationModelFind,
+                                  StudyRootQueryRetrieveInformationModelGet,
+                                  StudyRootQueryRetrieveInformationModelMove, Verification)
 
 from archive_helpers import get, send_all, study
 from conftest import cli_env, run_cli
@@ -77,6 +81,26 @@ def test_find_off_refuses_the_find_context(engine):
     assert rec["contexts"] == [
         "Study Root Query/Retrieve Information Model - FIND: service disabled "
         "(services: find)"]
+
+
+@pytest.mark.parametrize(("off", "models"), [
+    ("move", (StudyRootQueryRetrieveInformationModelMove,
+              PatientRootQueryRetrieveInformationModelMove)),
+    ("get", (StudyRootQueryRetrieveInformationModelGet,
+             PatientRootQueryRetrieveInformationModelGet)),
+])
+def test_move_and_get_off_refuse_both_models(engine, off, models):
+    engine.set_setting("services", ",".join(
+        s for s in ("echo", "store", "find", "move", "get") if s != off))
+    assoc = _associate(engine.port, *((m, DEFAULT) for m in models),
+                       (StudyRootQueryRetrieveInformationModelFind, DEFAULT))
+    try:
+        assert _results(assoc) == {**{m: ABSTRACT_SYNTAX_NOT_SUPPORTED for m in models},
+                                   StudyRootQueryRetrieveInformationModelFind: 0}
+    finally:
+        assoc.release()
+    (rec,) = _context_refusals(engine)
+    assert all(f"service disabled (services: {off})" in c for c in rec["contexts"])
 
 
 def test_sop_classes_restricts_storage_classes(engine):
