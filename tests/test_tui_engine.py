@@ -373,3 +373,47 @@ def test_console_uploads_screen_on_a_real_engine(tmp_path):
     finally:
         api.stop()
     assert len(api.state.received) == 1
+
+
+def test_services_edited_in_the_console_apply_to_the_next_association(tmp_path):
+    """Settings screen on a real engine: a bad service name is refused word for word;
+    turning store off needs no restart, and the next storage context is refused."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, Verification
+
+    from dicomtui.settings import SPECS
+    from dicomtui.tui.screens.settings import EditSetting, SettingsScreen
+    data_dir, port = tmp_path / "data", free_port()
+    rows = [spec.name for spec in SPECS]
+    seen: dict[str, list] = {}
+
+    async def edit(pilot, value: str):
+        pilot.app.screen.query_one("#settings-table").move_cursor(
+            row=rows.index("services"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, EditSetting))
+        await pilot.press("end", "ctrl+u", *value, "enter")
+
+    def associate() -> None:
+        ae = AE(ae_title="PICKY")
+        ae.add_requested_context(Verification)
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate("127.0.0.1", port, ae_title="DICOMTUI")
+        seen["accepted"] = [str(cx.abstract_syntax) for cx in assoc.accepted_contexts]
+        assoc.release()
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "RUNNING", timeout=20)
+        await pilot.press("9")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen)
+                       and pilot.app.screen.setting_values, what="settings")
+        await edit(pilot, "echo,bogus")
+        await wait_for_text(pilot, "'bogus' is not a service")
+        await pilot.press("ctrl+u", *"echo,find", "enter")
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditSetting))
+        await wait_for_text(pilot, "echo,find")
+        await asyncio.to_thread(associate)
+        await pilot.press("q")
+
+    drive(local_console(data_dir, port), scenario, size=(120, 36))
+    assert seen["accepted"] == [Verification]

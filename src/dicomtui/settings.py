@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dicomtui.dicom.aetitle import ae_title_problem
+from dicomtui.dicom.uid_names import (
+    list_problem,
+    services_problem,
+    storage_class_uid,
+    transfer_syntax_uid,
+)
 
 ENV_PREFIX = "DICOMTUI_"
 BASE_LAYOUTS = ("flat", "patient", "study", "series", "date")
@@ -45,6 +51,7 @@ class Spec:
     check: Callable[[Any], bool] | None = None
     restart: bool = True
     secret: bool = False
+    problem: Callable[[Any], str | None] | None = None  # a rule that names the bad part
 
 
 def _int_range(lo: int, hi: int) -> Callable[[Any], bool]:
@@ -428,6 +435,33 @@ SPECS: tuple[Spec, ...] = (
         restart=False,
     ),
     Spec(
+        "services",
+        str,
+        "all",
+        "DIMSE services that run, comma separated: echo, store, find, move, get "
+        "(all = every one, none = none); a disabled one's contexts are refused",
+        restart=False,
+        problem=services_problem,
+    ),
+    Spec(
+        "sop_classes",
+        str,
+        "all",
+        "storage SOP classes accepted, comma separated UIDs, keywords or names "
+        "(CTImageStorage, MR Image Storage, 1.2.840.10008.5.1.4.1.1.7); all = every one",
+        restart=False,
+        problem=lambda v: list_problem(v, storage_class_uid),
+    ),
+    Spec(
+        "transfer_syntaxes",
+        str,
+        "all",
+        "transfer syntaxes accepted for storage, comma separated UIDs, keywords or "
+        "names (ExplicitVRLittleEndian, JPEG2000Lossless); all = every one",
+        restart=False,
+        problem=lambda v: list_problem(v, transfer_syntax_uid),
+    ),
+    Spec(
         "autostart",
         bool,
         True,
@@ -463,6 +497,9 @@ def parse_value(spec: Spec, raw: Any) -> Any:
     value = _coerce(spec, raw)
     if spec.check is not None and not spec.check(value):
         raise SettingError(spec.name, spec.rule, raw)
+    why = spec.problem(value) if spec.problem is not None else None
+    if why:
+        raise SettingError(spec.name, why, raw)
     return value
 
 

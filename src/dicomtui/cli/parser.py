@@ -27,13 +27,40 @@ REGISTRY = {**receiver.VERBS, **sites.VERBS, **privacy.VERBS, **uploads.VERBS,
             **archive.VERBS, **doctor.VERBS}
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose verbs take options anywhere on the line, as dcmtk's tools
+    do (`send HOST PORT --aec X DIR`).
+
+    Plain argparse stops filling a verb's positionals at the first option, and
+    parse_intermixed_args refuses parsers with subcommands; so each verb's own parser
+    (one without subcommands: where the positionals are) parses intermixed, and the
+    parsers above it parse as usual."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._subparsers is not None or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # the intermixed parse calls back in here
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                        help=f"data dir (default: {default_data_dir()})")
+    """--data-dir on `parser` and on every action under it (`dest add ... --data-dir`)."""
+    if "--data-dir" not in parser._option_string_actions:
+        parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                            help=f"data dir (default: {default_data_dir()})")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _common(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dicomtui", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A DICOM receiver (SCP) with an operations console in the terminal.\n"
                     "Without a COMMAND: the console (attaches to a running `dicomtui "
@@ -48,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, verb in REGISTRY.items():
         child = sub.add_parser(name, help=verb.help, description=verb.help,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
-        _common(child)
         verb.configure(child)
+        _common(child)
     return parser
 
 

@@ -50,8 +50,6 @@ def anon_args(p: argparse.ArgumentParser) -> None:
     keygen = actions.add_parser("keygen", help="make a Fernet key file (mode 0600) for "
                                 "anonymization_key_file")
     keygen.add_argument("path", help="the new key file")
-    for child in (listing, export, keygen):
-        child.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def cmd_restore(args) -> int:

@@ -32,8 +32,6 @@ def facility_args(p: argparse.ArgumentParser) -> None:
     config = actions.add_parser("config", help="what a remote PACS must enter to send here")
     config.add_argument("name", nargs="?", help="only this facility")
     config.add_argument("--json", action="store_true", help="machine-readable output")
-    for child in (listing, add, edit, remove, config):
-        child.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _facility_options(p: argparse.ArgumentParser) -> None:
@@ -74,8 +72,6 @@ def ae_args(p: argparse.ArgumentParser) -> None:
     deny.add_argument("ae", help="calling AE title")
     remove = actions.add_parser("remove", help="forget a calling AE title")
     remove.add_argument("ae", help="calling AE title")
-    for child in (listing, allow, deny, remove):
-        child.add_argument("--data-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def cmd_facility(args) -> int:

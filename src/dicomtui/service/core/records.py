@@ -133,6 +133,17 @@ class Refusal(Transaction):
 
 
 @dataclass
+class ContextRefusal(Transaction):
+    """Presentation contexts an association asked for and was refused by the services,
+    sop_classes or transfer_syntaxes settings (refused: none it asked for was left)."""
+
+    KIND: ClassVar[str] = "association"
+    outcome: str = WARNING
+    rule: str = ""
+    contexts: list[str] = field(default_factory=list)
+
+
+@dataclass
 class AssociationEnd(Transaction):
     """An accepted association, recorded when it ends (released, aborted, dropped)."""
 

@@ -62,16 +62,18 @@ def _answer(result: StoreResult):
 
 
 def handle_requested(event, receiver: Receiver, facility: str | None) -> None:
-    """Access check and recognition first; only an admitted request is negotiated."""
+    """Access check and recognition first; only an admitted request is negotiated, on
+    the contexts the settings allow (services, sop_classes, transfer_syntaxes)."""
     try:
-        admitted = receiver.admit(event.assoc, facility)
+        if not receiver.admit(event.assoc, facility):
+            return
+        receiver.narrow(event.assoc)
     except Exception:  # never admit by accident, never leave the peer without an answer
         LOG.exception("checking an association request failed; refusing it")
         event.assoc.acse.send_reject(2, 1, 1)
         event.assoc.kill()
         return
-    if admitted:
-        prefer_requestor_syntaxes(event.assoc)
+    prefer_requestor_syntaxes(event.assoc)
 
 
 def handle_accepted(event, receiver: Receiver) -> None:

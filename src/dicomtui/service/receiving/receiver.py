@@ -18,12 +18,13 @@ from typing import Protocol
 from dicomtui.dicom.anonymize import AnonymizeError
 from dicomtui.dicom.filemeta import file_header
 from dicomtui.dicom.identify import Identity, UnreadableDataset, identify
-from dicomtui.models import FAILED, outcome_of
+from dicomtui.models import FAILED, REFUSED, WARNING, outcome_of
 from dicomtui.service.core.events import EventRing, now_iso
 from dicomtui.service.core.journal import Journal, JournalError, Ticket
 from dicomtui.service.core.recorder import Recorder
 from dicomtui.service.core.records import (
     AssociationEnd,
+    ContextRefusal,
     Echo,
     Refusal,
     Store,
@@ -35,6 +36,7 @@ from dicomtui.service.core.records import (
 from dicomtui.service.privacy.anonymizer import Anonymizer
 from dicomtui.service.privacy.phi import KNOWN_PHI, PHI_FILTER
 from dicomtui.service.privacy.privacy import AnonymizationUnavailable
+from dicomtui.service.receiving.acceptance import acceptance_of, narrow
 from dicomtui.service.receiving.gate import ConnectionRefusal
 from dicomtui.service.receiving.listeners import Listeners
 from dicomtui.service.receiving.scp import ListenerError
@@ -53,6 +55,7 @@ from dicomtui.settings import Resolved
 
 LOG = logging.getLogger("dicomtui.service")
 PROCESSING_FAILURE = 0x0110
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.7 C.4.2.1.4: refused, SOP class not supported
 SHUTTING_DOWN = "the service is shutting down"
 NOT_DURABLE = "the receiver cannot record it durably"  # the journal write failed
 REJECT_REASONS = {
@@ -193,6 +196,29 @@ class Receiver:
             return False
         self.traffic.recognised(assoc, admission.facility)
         return True
+
+    def narrow(self, assoc) -> None:
+        """Before negotiation: leave only the contexts services, sop_classes and
+        transfer_syntaxes allow now (receiving/acceptance.py); log what is refused."""
+        refused = narrow(assoc, acceptance_of(self._settings()))
+        if not refused:
+            return
+        asked = {
+            str(cx.abstract_syntax)
+            for cx in assoc.requestor.primitive.presentation_context_definition_list
+        }
+        tx = ContextRefusal(
+            outcome=REFUSED if len(refused) == len(asked) else WARNING,
+            reason=f"refused {len(refused)} of {len(asked)} SOP classes asked for: "
+            + "; ".join(r.describe() for r in refused[:5])
+            + (f"; and {len(refused) - 5} more" if len(refused) > 5 else ""),
+            rule=",".join(sorted({r.rule for r in refused})),
+            contexts=[r.describe() for r in refused],
+            facility=self.traffic.facility_of(assoc),
+            **who(assoc),
+        )
+        self._recorder.record(tx)
+        LOG.warning("association from %s (%s): %s", tx.calling_ae, tx.peer, tx.reason)
 
     def _refuse(self, assoc, refusal: AccessRefusal, facility: str) -> None:
         assoc.acse.send_reject(refusal.result, refusal.source, refusal.diagnostic)
@@ -337,6 +363,9 @@ class Receiver:
         """Identify, anonymize if asked, and put the file on disk (durably)."""
         if self.stopping:
             return Written(Identity(), _refused(OUT_OF_RESOURCES, SHUTTING_DOWN))
+        refusal = acceptance_of(self._settings()).store_refusal(context_class, [syntax])
+        if refusal is not None:  # settings changed since negotiation, or a C-GET's
+            return Written(Identity(), _refused(SOP_CLASS_NOT_SUPPORTED, refusal.reason))
         anonymize = self._privacy.anonymizes(facility)
         written = Written(Identity(), StoreResult(PROCESSING_FAILURE))
         try:

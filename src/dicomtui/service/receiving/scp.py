@@ -7,12 +7,18 @@ import socketserver
 import ssl
 import threading
 
+from pydicom._uid_dict import UID_dictionary
 from pynetdicom import (
     AE,
     ALL_TRANSFER_SYNTAXES,
     DEFAULT_TRANSFER_SYNTAXES,
     AllStoragePresentationContexts,
+    register_uid,
 )
+from pynetdicom import (
+    sop_class as sop_classes,
+)
+from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -23,6 +29,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from dicomtui.dicom.uid_names import EXTRA_STORAGE_CLASSES, RETIRED_JPEG_SYNTAXES
 from dicomtui.service.receiving.gate import Gate
 from dicomtui.service.receiving.netio import TunedServer
 
@@ -36,13 +43,31 @@ QUERY_RETRIEVE = (
 )
 
 
+def _register_extra_storage() -> tuple[str, ...]:
+    """Make pynetdicom serve C-STORE for the storage classes it does not list (retired
+    ones Orthanc accepts too); without this it would answer them "not supported"."""
+    for uid in EXTRA_STORAGE_CLASSES:
+        keyword = "Dicomtui" + UID_dictionary[uid][4]
+        if not hasattr(sop_classes, keyword):
+            register_uid(uid, keyword, StorageServiceClass)
+    return tuple(str(cx.abstract_syntax) for cx in AllStoragePresentationContexts) + tuple(
+        uid for uid in EXTRA_STORAGE_CLASSES
+    )
+
+
+STORAGE_CLASSES = tuple(dict.fromkeys(_register_extra_storage()))
+STORAGE_SYNTAXES = list(ALL_TRANSFER_SYNTAXES) + list(RETIRED_JPEG_SYNTAXES)
+
+
 class ListenerError(RuntimeError):
     """A listener could not start; the message says what to do."""
 
 
 def make_ae(settings, ae_title: str | None = None) -> AE:
-    """An AE accepting every storage SOP class pynetdicom knows, in every syntax, and
-    Query/Retrieve (Patient and Study Root: FIND, MOVE, GET).
+    """An AE accepting every storage SOP class pynetdicom knows and the retired ones,
+    in every syntax (the retired JPEG processes too), and Query/Retrieve (Patient and
+    Study Root: FIND, MOVE, GET). Per association, receiving/acceptance.py narrows
+    this to what the services, sop_classes and transfer_syntaxes settings allow.
 
     Storage contexts accept both roles: a C-GET requester proposes itself as the storage
     SCP (role selection, PS3.7 D.3.3.4), and a plain sender still gets the default."""
@@ -54,10 +79,8 @@ def make_ae(settings, ae_title: str | None = None) -> AE:
     ae.maximum_associations = settings.max_associations
     ae.require_called_aet = False
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
-    for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(
-            cx.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True
-        )
+    for uid in STORAGE_CLASSES:
+        ae.add_supported_context(uid, STORAGE_SYNTAXES, scu_role=True, scp_role=True)
     for sop_class in QUERY_RETRIEVE:
         ae.add_supported_context(sop_class, DEFAULT_TRANSFER_SYNTAXES)
     return ae
