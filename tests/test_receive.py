@@ -133,7 +133,7 @@ def test_hostile_uids_are_refused_and_nothing_is_written(engine, tmp_path, field
     (reply,) = send(engine.port, [ds])
     assert reply.Status == 0xC210
     assert field in str(reply.ErrorComment)
-    assert stored_files(tmp_path) == [] and leftovers(tmp_path) == []
+    assert stored_files(tmp_path) == [] and leftovers(engine.storage.root) == []
     (rec,) = records(engine, types=["store"])
     assert rec["outcome"] == "failed" and field in rec["reason"]
 
@@ -255,7 +255,7 @@ def test_peer_vanishing_mid_transfer_leaves_no_partial_file(engine, tmp_path):
     rec = eventually(lambda: records(engine, types=["association"]),
                      what="the association logged")
     assert not engine.snapshot("local").associations
-    assert stored_files(tmp_path) == [] and leftovers(tmp_path) == []
+    assert stored_files(tmp_path) == [] and leftovers(engine.storage.root) == []
     assert rec and rec[0]["calling_ae"] == "VANISHER" and rec[0]["outcome"] == "failed"
     (ok,) = send(engine.port, [fresh_ct()])  # the receiver carries on
     assert ok.Status == 0
