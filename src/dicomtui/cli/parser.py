@@ -1,6 +1,7 @@
 """The `dicomtui` command line: the argument tree of every verb, and main().
 
-Exit codes: 0 success, 1 operation failed, 2 usage error. Errors are one line on stderr.
+Exit codes: 0 success, 1 operation failed, 2 usage error, 3 `status` of a receiver that
+is not running (as systemctl). Errors are one line on stderr.
 """
 
 from __future__ import annotations

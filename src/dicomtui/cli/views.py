@@ -104,6 +104,23 @@ def settings(values: list[SettingValue]) -> str:
     return "\n".join(lines)
 
 
+def setting_changed(v: SettingValue) -> str:
+    """What `config set|unset` did to one setting: its value now, where that comes from
+    and when it applies (the whole table is `dicomtui config`)."""
+    shown = "(none)" if v.value in (None, "") else str(v.value)
+    if v.source == "environment":
+        when = f"DICOMTUI_{v.name.upper()} overrides the stored value while it is set"
+    elif v.source == "command line":
+        when = "the service's command line overrides the stored value"
+    elif v.pending_restart:
+        when = "applies when the receiver restarts (r in the console)"
+    elif v.restart_required:
+        when = "applies when the receiver (re)starts"
+    else:
+        when = "applies at once"
+    return f"{v.name} = {shown}  ({v.source}; {when})"
+
+
 def send_progress(summary) -> None:
     done = summary.sent + summary.failed
     if done % 25 == 0:
