@@ -10,6 +10,7 @@ import argparse
 import faulthandler
 import json
 import logging
+import logging.handlers
 import re
 import signal
 import sys
@@ -47,6 +48,12 @@ def receiver_options(parser: argparse.ArgumentParser) -> None:
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.epilog = "Runs until SIGTERM/SIGINT; then finishes in-flight stores and exits 0."
     receiver_options(p)
+    p.add_argument("--no-start", action="store_true",
+                   help="serve the control API with the receiver stopped (start it "
+                        "from the console with s)")
+    # what the console passes to the service it starts (cli/background.py)
+    p.add_argument("--started-by", choices=["console"], help=argparse.SUPPRESS)
+    p.add_argument("--log-file", type=Path, help=argparse.SUPPRESS)
 
 
 def _status_args(p: argparse.ArgumentParser) -> None:
@@ -134,19 +141,27 @@ def cmd_serve(args) -> int:
     from dicomtui.service.engine import EngineError
 
     resolve(args.settings)  # refuse bad options before touching the data dir
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_file)
     # `kill -USR1 PID` writes every thread's stack to stderr (the journal): what a
     # service that seems stuck is doing, without stopping it
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        return serve(args.data_dir, args.settings)
+        return serve(args.data_dir, args.settings, started_by=args.started_by or "",
+                     start=not args.no_start)
     except EngineError as exc:
         raise Failed(str(exc)) from None
 
 
-def setup_logging(level: str) -> None:
-    """Log records on stderr, for systemd's journal; PHI masked when deidentify_logs is on."""
-    handler = logging.StreamHandler(sys.stderr)
+LOG_FILE_BYTES = 1_000_000  # a console's service keeps this file and one older, no more
+
+
+def setup_logging(level: str, log_file: Path | None = None) -> None:
+    """Log records on stderr, for systemd's journal (or to a bounded file, for the
+    service a console started); PHI masked when deidentify_logs is on."""
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if log_file is None else
+        logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_FILE_BYTES,
+                                             backupCount=1))
     handler.addFilter(PHI_FILTER)  # deidentify_logs: the engine turns it on or off
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
