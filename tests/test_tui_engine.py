@@ -204,10 +204,11 @@ def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen))
         await edit(pilot, rows.index("log_instances"), "true")  # at once: no restart offer
         await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditSetting))
-        await edit(pilot, rows.index("layout"), "flat")  # needs a restart: offered
-        await wait_for_text(pilot, "Restart the receiver now?")
-        await pilot.press("n")
+        await edit(pilot, rows.index("layout"), "flat")  # needs a restart: said, not asked
         await wait_for_text(pilot, "restart pending")
+        await wait_for(pilot, lambda: notified(pilot.app, "press r to restart now"),
+                       what="the restart offered")
+        assert isinstance(pilot.app.screen, SettingsScreen)
         await pilot.press("q")
 
     drive(local_console(data_dir, port), scenario, size=(120, 36))

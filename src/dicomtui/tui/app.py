@@ -78,8 +78,8 @@ class DicomTUI(App):
         Binding("question_mark", "help", "Help", key_display="?", id="help",
                 tooltip="every key of this screen"),
         Binding("q", "quit", "Quit", id="quit",
-                tooltip="leave the console; a receiver a console started: asks whether "
-                "to leave it running (the default) or stop it"),
+                tooltip="leave the console; the receiver keeps running unless you stop "
+                "it"),
         Binding("1", "show('status')", "Status", id="screen.status", group=SCREENS_GROUP,
                 tooltip="state, associations, counters, rate, storage, last errors"),
         Binding("2", "show('log')", "Log", id="screen.log", group=SCREENS_GROUP,
