@@ -9,7 +9,14 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from conftest import cli_env, console_service_pid, free_port, run_cli, wait_for_echo
+from conftest import (
+    cli_env,
+    console_service_pid,
+    free_port,
+    run_cli,
+    stop_console_service,
+    wait_for_echo,
+)
 from console import console_from, drive, notified, opened, wait_for, wait_for_text
 from helpers import eventually, fresh_ct, send, stored_files
 from test_tui_engine import args_for
@@ -19,9 +26,12 @@ from dicomtui.service.core.lock import DataDirLock
 from dicomtui.tui.quit_dialog import QuitChoice
 
 
-def spawning_console(data_dir, port=None, **options):
+def spawning_console(data_dir, port=None, no_start: bool = False):
+    """The console as `dicomtui [--no-start]` makes it, on a free port on 127.0.0.1."""
     args = args_for(data_dir, port)
-    return console_from(lambda: console_backend(args), poll_interval=0.1, **options)
+    args.no_start = no_start
+    return console_from(lambda: console_backend(args), poll_interval=0.1,
+                        no_start=no_start)
 
 
 def test_the_console_starts_a_receiver_that_outlives_it(tmp_path, console_services):
@@ -101,3 +111,46 @@ def test_a_receiver_that_cannot_open_says_why_from_its_log(tmp_path, console_ser
     finally:
         lock.release()
     assert console_service_pid(data_dir) is None
+
+
+def test_no_start_leaves_the_port_closed_until_s(tmp_path, console_services):
+    data_dir, port = tmp_path / "data", free_port()
+    console_services.append(data_dir)
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "attached to service pid", "STOPPED", timeout=60)
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+        await pilot.press("s")
+        await wait_for_text(pilot, "RUNNING", timeout=30)
+        await asyncio.to_thread(wait_for_echo, port)
+        await pilot.press("q")
+        await opened(pilot, QuitChoice)
+        await pilot.press("s")
+
+    drive(spawning_console(data_dir, port, no_start=True), scenario, size=(120, 30))
+    eventually(lambda: console_service_pid(data_dir) is None, what="the service gone")
+
+
+def test_when_the_service_has_gone_s_starts_another(tmp_path, console_services):
+    data_dir, port = tmp_path / "data", free_port()
+    console_services.append(data_dir)
+
+    async def scenario(pilot):
+        await wait_for_text(pilot, "attached to service pid", "RUNNING", timeout=60)
+        first = pilot.app.snapshot.pid
+        await asyncio.to_thread(stop_console_service, data_dir)  # as a crash or a kill
+        text = await wait_for_text(pilot, "not running any more", "press s", timeout=30)
+        assert "Errno" not in text
+        await pilot.press("s")
+        await wait_for(pilot, lambda: pilot.app.snapshot is not None
+                       and pilot.app.snapshot.pid != first
+                       and pilot.app.snapshot.state == "running", timeout=60,
+                       what="a new service, receiving")
+        await asyncio.to_thread(wait_for_echo, port)
+        await pilot.press("q")
+        await opened(pilot, QuitChoice)
+        await pilot.press("s")
+
+    drive(spawning_console(data_dir, port), scenario, size=(120, 30))
+    eventually(lambda: console_service_pid(data_dir) is None, what="the service gone")
