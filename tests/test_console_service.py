@@ -154,3 +154,13 @@ def test_when_the_service_has_gone_s_starts_another(tmp_path, console_services):
 
     drive(spawning_console(data_dir, port), scenario, size=(120, 30))
     eventually(lambda: console_service_pid(data_dir) is None, what="the service gone")
+
+
+def test_secrets_reach_the_service_by_its_environment_not_its_command_line(tmp_path):
+    """Anyone can read a process's command line (ps); only its user its environment."""
+    from dicomtui.cli import background
+    args = args_for(tmp_path / "data", 11112, api_password="s3cret", layout="flat")
+    command = background._command(args, tmp_path / "log", no_start=False)
+    env = background._environment(args)
+    assert "s3cret" not in " ".join(command) and "layout=flat" in command
+    assert env["DICOMTUI_API_PASSWORD"] == "s3cret"

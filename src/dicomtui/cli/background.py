@@ -20,6 +20,7 @@ from pathlib import Path
 from dicomtui.backend.base import BackendError
 from dicomtui.backend.remote import RemoteBackend, probe
 from dicomtui.locations import socket_path
+from dicomtui.settings import SPEC_BY_NAME
 
 LOG_NAME = "console-receiver.log"
 READY_WAIT = 120.0  # seconds: opening a large data dir (journal replay, reindex) takes a while
@@ -37,7 +38,7 @@ def start_service(args, no_start: bool = False) -> RemoteBackend:
     data_dir = Path(args.data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = log_path(data_dir)
-    proc = _spawn(_command(args, log, no_start), data_dir, log)
+    proc = _spawn(_command(args, log, no_start), _environment(args), data_dir, log)
     threading.Thread(target=proc.wait, name="dicomtui-reap-service", daemon=True).start()
     return _wait_ready(proc, socket_path(data_dir), log)
 
@@ -48,11 +49,29 @@ def _command(args, log: Path, no_start: bool) -> list[str]:
                "--started-by", "console", "--log-file", str(log),
                "--log-level", getattr(args, "log_level", None) or "INFO"]
     for name, value in sorted(args.settings.items()):
-        command += ["--set", f"{name}={value}"]
+        if not _secret(name):
+            command += ["--set", f"{name}={value}"]
     return command + (["--no-start"] if no_start else [])
 
 
-def _spawn(command: list[str], data_dir: Path, log: Path) -> subprocess.Popen:
+def _environment(args) -> dict[str, str]:
+    """Ours, with secret settings given to the console (an API password) as DICOMTUI_
+    variables: a long-lived process's command line is readable by every user (ps),
+    its environment only by its own."""
+    env = dict(os.environ)
+    for name, value in args.settings.items():
+        if _secret(name):
+            env[f"DICOMTUI_{name.upper()}"] = str(value)
+    return env
+
+
+def _secret(name: str) -> bool:
+    spec = SPEC_BY_NAME.get(name)
+    return spec is not None and spec.secret
+
+
+def _spawn(command: list[str], env: dict[str, str], data_dir: Path,
+           log: Path) -> subprocess.Popen:
     """Start it in a session of its own (no SIGHUP from our terminal), stdin from
     /dev/null, stdout and stderr (what happens before logging is set up) to the log."""
     if log.exists():
@@ -60,7 +79,8 @@ def _spawn(command: list[str], data_dir: Path, log: Path) -> subprocess.Popen:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                                cwd=data_dir, start_new_session=True, close_fds=True)
+                                env=env, cwd=data_dir, start_new_session=True,
+                                close_fds=True)
     finally:
         os.close(fd)
 

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dicomtui", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A DICOM receiver (SCP) with an operations console in the terminal.\n"
                     "Without a COMMAND: the console (attaches to a running `dicomtui "
-                    "serve`,\nelse runs the receiver itself until you quit).",
+                    "serve`,\nelse starts one in the background, which outlives the "
+                    "console).",
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"dicomtui {__version__}")
     _common(parser)
