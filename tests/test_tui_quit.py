@@ -11,6 +11,7 @@ from console import (
     handled,
     opened,
     polls,
+    snapshot_ready,
     wait_for,
     wait_for_text,
 )
@@ -36,7 +37,7 @@ def test_quitting_asks_and_leaving_running_is_the_default():
         text = await opened(pilot, QuitChoice)
         assert "Stop the receiver or leave it running?" in text
         assert "service pid 4242" in text
-        assert "1 association(s) active (CT_SCANNER1)" in text  # the sample is busy
+        assert "1 association(s) active (CT_SCANNER1): stopping aborts" in text
         await pilot.press("enter")
         await wait_for(pilot, lambda: fake.closed.is_set(), what="the client closed")
 
@@ -102,3 +103,16 @@ def test_a_service_that_has_gone_is_said_in_words_and_s_starts_one():
 
     drive(console_from(connector, poll_interval=0.1), scenario, size=(120, 30))
     assert gone.closed.is_set()
+
+
+def test_the_quit_question_at_80x24(snap_compare):
+    fake = service_fake()
+
+    async def ready(pilot):
+        await polls(pilot, fake)
+        await pilot.press("q")
+        await opened(pilot, QuitChoice)
+        await snapshot_ready(pilot, "Stop the receiver or leave it running?",
+                             "Enter Leave running")
+
+    assert snap_compare(console(fake), terminal_size=(80, 24), run_before=ready)

@@ -227,7 +227,8 @@ class DicomTUI(App):
         active = snap.associations
         busy = "" if not active else (
             f"{len(active)} association(s) active "
-            f"({', '.join(sorted({a.calling_ae or '?' for a in active}))}).")
+            f"({', '.join(sorted({a.calling_ae or '?' for a in active}))}): stopping "
+            "aborts them once in-flight stores finish; the senders must retry.")
         self.push_screen(QuitChoice(snap.pid, busy), self._quit_as)
 
     def _quit_as(self, choice: str | None) -> None:
