@@ -160,7 +160,7 @@ def test_secrets_reach_the_service_by_its_environment_not_its_command_line(tmp_p
     """Anyone can read a process's command line (ps); only its user its environment."""
     from dicomtui.cli import background
     args = args_for(tmp_path / "data", 11112, api_password="s3cret", layout="flat")
-    command = background._command(args, tmp_path / "log", no_start=False)
+    command = background._command(args, tmp_path / "data", tmp_path / "log", no_start=False)
     env = background._environment(args)
     assert "s3cret" not in " ".join(command) and "layout=flat" in command
     assert env["DICOMTUI_API_PASSWORD"] == "s3cret"

@@ -35,17 +35,17 @@ def log_path(data_dir: Path) -> Path:
 def start_service(args, no_start: bool = False) -> RemoteBackend:
     """Start `dicomtui serve` for args' data dir and settings, detached; its Backend once
     its control socket answers. BackendError with the log's last lines if it fails."""
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.data_dir).absolute()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = log_path(data_dir)
-    proc = _spawn(_command(args, log, no_start), _environment(args), data_dir, log)
+    proc = _spawn(_command(args, data_dir, log, no_start), _environment(args), log)
     threading.Thread(target=proc.wait, name="dicomtui-reap-service", daemon=True).start()
     return _wait_ready(proc, socket_path(data_dir), log)
 
 
-def _command(args, log: Path, no_start: bool) -> list[str]:
+def _command(args, data_dir: Path, log: Path, no_start: bool) -> list[str]:
     """The serve command line: the same data dir, the console's settings and log level."""
-    command = [sys.executable, "-m", "dicomtui", "serve", "--data-dir", str(args.data_dir),
+    command = [sys.executable, "-m", "dicomtui", "serve", "--data-dir", str(data_dir),
                "--started-by", "console", "--log-file", str(log),
                "--log-level", getattr(args, "log_level", None) or "INFO"]
     for name, value in sorted(args.settings.items()):
@@ -70,17 +70,16 @@ def _secret(name: str) -> bool:
     return spec is not None and spec.secret
 
 
-def _spawn(command: list[str], env: dict[str, str], data_dir: Path,
-           log: Path) -> subprocess.Popen:
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start it in a session of its own (no SIGHUP from our terminal), stdin from
-    /dev/null, stdout and stderr (what happens before logging is set up) to the log."""
+    /dev/null, stdout and stderr (what happens before logging is set up) to the log;
+    in our working directory, so relative paths among the settings mean what they did."""
     if log.exists():
         os.replace(log, log.with_name(LOG_NAME + ".1"))  # keep the previous run's
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                                env=env, cwd=data_dir, start_new_session=True,
-                                close_fds=True)
+                                env=env, start_new_session=True, close_fds=True)
     finally:
         os.close(fd)
 
