@@ -45,7 +45,8 @@ def backend_for(args, need_service: bool = False):
             remote.close()
         return
     if need_service:
-        raise Failed(f"the dicomtui service is not running (data dir {args.data_dir})")
+        raise Failed(f"the dicomtui service is not running (data dir {args.data_dir}); "
+                     "`dicomtui` starts one, `dicomtui serve` runs one in the foreground")
     try:
         local = local_backend(args)
     except EngineError as exc:
