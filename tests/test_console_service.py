@@ -53,6 +53,7 @@ def test_the_console_starts_a_receiver_that_outlives_it(tmp_path, console_servic
     assert pid is not None, "the receiver did not outlive the console"
     status = run_cli("status", "--data-dir", str(data_dir), env=cli_env(tmp_path))
     assert status.returncode == 0 and f"RUNNING (pid {pid}" in status.stdout
+    assert "started by a console; its log: " in status.stdout
     wait_for_echo(port)
     mode = (data_dir / "console-receiver.log").stat().st_mode & 0o777
     assert mode == 0o600

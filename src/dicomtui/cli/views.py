@@ -28,6 +28,8 @@ def status(snap: StatusSnapshot) -> str:
     up = f", up {duration(snap.uptime_s)}" if snap.started_at else ""
     lines = [f"dicomtui {snap.mode}: {snap.state.upper()} (pid {snap.pid}{up})",
              f"  data dir   {snap.data_dir}", f"  storage    {snap.storage_dir}"]
+    if snap.started_by == "console":
+        lines.append(f"  started by a console; its log: {snap.data_dir}/console-receiver.log")
     if snap.error:
         lines.append(f"  error      {snap.error}")
     lines += [f"  warning    {w}" for w in snap.warnings]
