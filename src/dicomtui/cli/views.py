@@ -7,6 +7,7 @@ from pathlib import Path
 
 import humanize
 
+from dicomtui.cli.background import log_path
 from dicomtui.models import (
     AllowedCaller,
     AnonSubject,
@@ -29,7 +30,7 @@ def status(snap: StatusSnapshot) -> str:
     lines = [f"dicomtui {snap.mode}: {snap.state.upper()} (pid {snap.pid}{up})",
              f"  data dir   {snap.data_dir}", f"  storage    {snap.storage_dir}"]
     if snap.started_by == "console":
-        lines.append(f"  started by a console; its log: {snap.data_dir}/console-receiver.log")
+        lines.append(f"  started by a console; its log: {log_path(Path(snap.data_dir))}")
     if snap.error:
         lines.append(f"  error      {snap.error}")
     lines += [f"  warning    {w}" for w in snap.warnings]
