@@ -137,3 +137,43 @@ def _wait_ready(svc: Service) -> None:
                 pass
         time.sleep(0.1)
     raise TimeoutError("dicomtui serve did not become ready")
+
+
+def console_service_pid(data_dir: Path) -> int | None:
+    """The pid of the `dicomtui serve` a console started for data_dir, from the data
+    dir's lock file, if that process still runs (and is that serve, not a reused pid)."""
+    try:
+        pid = int((Path(data_dir) / "dicomtui.lock").read_text().split()[0])
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().split(b"\0")
+        with open(f"/proc/{pid}/stat") as stat:
+            zombie = stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, ValueError, IndexError):
+        return None
+    if zombie or b"serve" not in words or str(data_dir).encode() not in words:
+        return None
+    return pid
+
+
+def stop_console_service(data_dir: Path, timeout: float = 30) -> None:
+    """Stop that serve by its pid (SIGTERM, then SIGKILL) and wait until it is gone."""
+    pid = console_service_pid(data_dir)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while console_service_pid(data_dir) == pid:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def console_services():
+    """Data dirs whose console-started services are stopped after the test, whatever
+    happened: a leaked serve would hold its port and CPU on a shared machine."""
+    data_dirs: list[Path] = []
+    yield data_dirs
+    for data_dir in data_dirs:
+        stop_console_service(data_dir)

@@ -720,6 +720,10 @@ class FakeBackend:
         self.calls.append("close")
         self.closed.set()
 
+    def shutdown(self, timeout: float = 120.0) -> None:
+        """What RemoteBackend does to a service a console started: stop the process."""
+        self.calls.append("shutdown")
+
 
 def _check_callers(calling_aes: list[str]) -> list[str]:
     for ae in calling_aes:

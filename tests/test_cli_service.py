@@ -17,6 +17,8 @@ from pydicom.data import get_testdata_file
 from conftest import cli_env, free_port, run_cli
 from helpers import eventually, fresh_ct, send, stored_files
 
+from dicomtui.backend.remote import RemoteBackend
+
 COMMANDS = ["serve", "status", "log", "config", "echo", "send"]
 
 
@@ -62,9 +64,23 @@ def test_invalid_settings_exit_2_with_one_line(tmp_path, args, env_extra, words)
 def test_status_when_stopped(tmp_path):
     env = cli_env(tmp_path)
     result = run_cli("status", "--data-dir", str(tmp_path / "d"), env=env)
-    assert result.returncode == 1 and "not running" in result.stderr
+    assert result.returncode == 3 and "not running" in result.stderr  # as systemctl
     as_json = run_cli("status", "--json", "--data-dir", str(tmp_path / "d"), env=env)
-    assert as_json.returncode == 1 and json.loads(as_json.stdout)["state"] == "stopped"
+    assert as_json.returncode == 3 and json.loads(as_json.stdout)["state"] == "stopped"
+
+
+def test_status_of_a_service_whose_receiver_is_stopped_exits_3(service):
+    svc = service()
+    assert svc.cli("status").returncode == 0
+    remote = RemoteBackend(svc.data_dir / "dicomtui.sock")
+    try:
+        remote.stop()
+        stopped = svc.cli("status")
+        assert stopped.returncode == 3 and "STOPPED" in stopped.stdout
+        remote.start()
+    finally:
+        remote.close()
+    assert svc.cli("status").returncode == 0
 
 
 def test_serve_status_log_and_clean_shutdown(service, tmp_path):
@@ -157,7 +173,8 @@ def test_unusable_storage_dir_is_one_clear_line(tmp_path):
 def test_config_set_and_unset_through_the_service(service):
     svc = service()
     ok = svc.cli("config", "set", "duplicate_policy", "reject")
-    assert ok.returncode == 0 and "stored" in ok.stdout
+    assert ok.returncode == 0  # the one setting, not the whole table
+    assert ok.stdout.strip() == "duplicate_policy = reject  (stored; applies at once)"
     bad = svc.cli("config", "set", "port", "70000")
     assert bad.returncode == 2 and "port: must be an integer" in bad.stderr
     unknown = svc.cli("config", "set", "colour", "blue")
@@ -169,8 +186,12 @@ def test_config_set_and_unset_through_the_service(service):
     replies = send(svc.port, [first, again])
     assert [r.Status for r in replies] == [0, 0xC211]  # applied live, no restart
     restart_needed = svc.cli("config", "set", "layout", "flat")
-    assert "restart to apply" in restart_needed.stdout
-    svc.cli("config", "unset", "duplicate_policy")
+    assert restart_needed.stdout.strip() == ("layout = flat  (stored; applies when the "
+                                             "receiver restarts (r in the console))")
+    unset = svc.cli("config", "unset", "duplicate_policy")
+    assert unset.stdout.startswith("duplicate_policy = replace  (default;")
+    assert json.loads(svc.cli("config", "set", "layout", "flat", "--json").stdout)[
+        "pending_restart"] is True
     assert svc.stop() == 0
     stored = json.loads((svc.data_dir / "dicomtui.json").read_text())["settings"]
     assert list(stored.values())[0] == {"layout": "flat"}
@@ -190,8 +211,10 @@ def test_echo_command(service):
     svc = service()
     ok = run_cli("echo", "127.0.0.1", str(svc.port), env=svc.env)
     assert ok.returncode == 0 and "0x0000" in ok.stdout
-    closed = run_cli("echo", "127.0.0.1", str(free_port()), env=svc.env)
+    port = free_port()
+    closed = run_cli("echo", "127.0.0.1", str(port), env=svc.env)
     assert closed.returncode == 1 and closed.stderr.count("\n") == 1
+    assert f"connection refused: nothing listening on 127.0.0.1:{port}" in closed.stderr
 
 
 def test_send_folder_counts_skipped_files_and_summarises(service, tmp_path):
@@ -264,7 +287,7 @@ def test_send_ends_at_a_store_left_unanswered(tmp_path):
 
 @pytest.mark.parametrize("args,words", [
     (["--status", "bogus"], "--status"), (["--since", "yesterday-ish"], "--since"),
-    (["--limit", "0"], "--limit")])
+    (["--limit", "0"], "--limit"), (["--type", "C-PUT"], "C-STORE, C-ECHO")])
 def test_log_usage_errors(tmp_path, args, words):
     result = run_cli("log", "--data-dir", str(tmp_path / "d"), *args, env=cli_env(tmp_path))
     assert result.returncode == 2 and words in result.stderr
@@ -280,6 +303,9 @@ def test_log_filters(service):
 
     eventually(lambda: len(ids("--type", "store")) == 3,
                what="the three stores logged")  # bookkeeping is batched once a second
+    assert ids("--type", "C-STORE") == ids("--type", "c-store") == ids("--type", "store")
+    assert {r["type"] for r in ids("--type", "C-STORE", "--type", "Association")} == {
+        "store", "association"}
     failed = ids("--status", "failed")
     assert len(failed) == 1 and failed[0]["status"] == 0xA700
     assert ids("--status", "0xA700") == failed

@@ -291,3 +291,44 @@ def test_help_and_palette_list_the_new_screens_and_keys():
     for title in ("Facilities (4)", "Access (5)", "Allow/deny (space)",
                   "Require calling AE (p)"):
         assert title in titles
+
+
+def test_a_prefills_the_selected_refusal_without_tab_first():
+    """The 3 a.m. fix: Access, a, Enter; the focus on the callers table is no trap."""
+    fake = FakeBackend()
+    fake.stored["require_calling_ae"] = True  # ANGIO_LAB is still refused
+
+    async def scenario(pilot):
+        await on_access(pilot)
+        await pilot.press("a")
+        await opened(pilot, FormDialog)
+        assert field(pilot, "ae_title") == "ANGIO_LAB"
+        assert field(pilot, "ip") == "10.4.0.12"
+        await pilot.press("enter")
+        await back(pilot)
+
+    drive(console(fake), scenario)
+    assert fake.allowed["ANGIO_LAB"].ip == "10.4.0.12/32"
+
+
+def test_refusals_of_a_caller_now_allowed_are_marked():
+    fake = FakeBackend()
+    fake.stored["require_calling_ae"] = True
+
+    def marked(pilot) -> str:
+        return "\n".join(line for line in screen_text(pilot.app).splitlines()
+                         if "now allowed" in line)
+
+    async def scenario(pilot):
+        await on_access(pilot)
+        await wait_for_text(pilot, "ANGIO_LAB", "OLD_US")
+        assert "now allowed" not in screen_text(pilot.app)
+        await pilot.press("a")
+        await opened(pilot, FormDialog)
+        await pilot.press("enter")  # allow ANGIO_LAB from 10.4.0.12
+        await back(pilot)
+        await wait_for(pilot, lambda: "ANGIO_LAB" in marked(pilot),
+                       what="ANGIO_LAB's refusal marked now allowed")
+        assert "OLD_US" not in marked(pilot)  # still denied
+
+    drive(console(fake), scenario, size=(160, 40))

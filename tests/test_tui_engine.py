@@ -1,4 +1,8 @@
-"""The console on a real engine: local (engine in this process) and attached (service)."""
+"""The console on a real engine: local (engine in this process) and attached (service).
+
+`dicomtui` itself starts a service and attaches to it (test_console_service.py); the
+engine in the console's own process is what these tests drive when they need no service.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from console import console_from, drive, notified, wait_for, wait_for_text
 from helpers import fresh_ct, send, stored_files
 from screen_text import screen_text
 
-from dicomtui.cli.connect import console_backend
+from dicomtui.backend.base import BackendError
+from dicomtui.cli.connect import console_backend, local_backend
 from dicomtui.db.txlog import TransactionLog
-from dicomtui.service.engine import Engine
+from dicomtui.service.engine import Engine, EngineError
 from dicomtui.service.core.lock import DataDirLock
 from dicomtui.tui.screens.log import LogScreen
 
@@ -25,8 +30,16 @@ def args_for(data_dir, port: int | None = None, **settings) -> argparse.Namespac
     return argparse.Namespace(data_dir=data_dir, settings=given)
 
 
+def in_process(args):
+    """The engine in this process, its failures as the console's connector gives them."""
+    try:
+        return local_backend(args)
+    except EngineError as exc:
+        raise BackendError(str(exc)) from None
+
+
 def local_console(data_dir, port, **options):
-    return console_from(lambda: console_backend(args_for(data_dir, port)),
+    return console_from(lambda: in_process(args_for(data_dir, port)),
                         poll_interval=0.1, **options)
 
 
@@ -191,10 +204,11 @@ def test_settings_edited_in_the_console_are_stored_and_refused_like_the_cli(tmp_
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen))
         await edit(pilot, rows.index("log_instances"), "true")  # at once: no restart offer
         await wait_for(pilot, lambda: not isinstance(pilot.app.screen, EditSetting))
-        await edit(pilot, rows.index("layout"), "flat")  # needs a restart: offered
-        await wait_for_text(pilot, "Restart the receiver now?")
-        await pilot.press("n")
+        await edit(pilot, rows.index("layout"), "flat")  # needs a restart: said, not asked
         await wait_for_text(pilot, "restart pending")
+        await wait_for(pilot, lambda: notified(pilot.app, "press r to restart now"),
+                       what="the restart offered")
+        assert isinstance(pilot.app.screen, SettingsScreen)
         await pilot.press("q")
 
     drive(local_console(data_dir, port), scenario, size=(120, 36))
@@ -366,7 +380,7 @@ def test_console_uploads_screen_on_a_real_engine(tmp_path):
         await wait_for_text(pilot, "1 done", timeout=10)
         await pilot.press("q")
 
-    app = console_from(lambda: console_backend(args_for(data_dir, port, **settings)),
+    app = console_from(lambda: in_process(args_for(data_dir, port, **settings)),
                        poll_interval=0.1)
     try:
         drive(app, scenario, size=(120, 30))

@@ -6,7 +6,16 @@ import threading
 import time
 from dataclasses import replace
 
-from console import console, console_from, drive, polls, wait_for, wait_for_text
+from console import (
+    console,
+    console_from,
+    drive,
+    handled,
+    notified,
+    polls,
+    wait_for,
+    wait_for_text,
+)
 from fake_backend import FakeBackend
 from screen_text import screen_text
 
@@ -315,9 +324,18 @@ def test_settings_edit_validates_with_the_cli_wording_and_offers_a_restart():
         await wait_for_text(pilot, "port: must be an integer from 1 to 65535, or 0 for no "
                                    "plain listener")  # then, wrapped: (got '99999')
         await pilot.press("end", "ctrl+u", *"11200", "enter")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, Confirm), what="offer")
-        await wait_for_text(pilot, "port takes effect on restart")
-        await pilot.press("y")
+        await wait_for(pilot, lambda: notified(pilot.app, "press r to restart now"),
+                       what="the restart offered without a dialog")
+        assert isinstance(pilot.app.screen, SettingsScreen)  # nothing to catch a key
+        await wait_for_text(pilot, "restart pending")
+        await pilot.press("enter", "escape")  # keys meant for the screen restart nothing
+        await handled(pilot)
+        assert "restart" not in fake.calls
+        await pilot.press("r")  # the app's restart: asks at once, while senders are busy
+        await wait_for(pilot, lambda: "restart" in fake.calls
+                       or isinstance(pilot.app.screen, Confirm), what="restart or its question")
+        if isinstance(pilot.app.screen, Confirm):
+            await pilot.press("y")
         await wait_for(pilot, lambda: "restart" in fake.calls, what="restart")
         assert fake.stored["port"] == 11200
 

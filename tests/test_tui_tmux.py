@@ -13,7 +13,13 @@ import sys
 import time
 
 import pytest
-from conftest import cli_env, free_port, run_cli
+from conftest import (
+    cli_env,
+    console_service_pid,
+    free_port,
+    run_cli,
+    stop_console_service,
+)
 
 from dicomtui.db.txlog import TransactionLog
 from dicomtui.service.core.lock import DataDirLock
@@ -86,15 +92,17 @@ def terminal(tmp_path):
 
 
 @pytest.mark.parametrize("colour", ["256colour", "NO_COLOR"])
-def test_console_in_tmux_receives_shows_and_quits(tmp_path, terminal, colour):
+def test_console_in_tmux_receives_leaves_running_attaches_and_stops(
+        tmp_path, terminal, console_services, colour):
     data_dir, port = tmp_path / "data", free_port()
+    console_services.append(data_dir)  # stopped by its pid whatever happens
     env = cli_env(tmp_path) | {"TERM": "xterm-256color"}
     if colour == "NO_COLOR":
         env["NO_COLOR"] = "1"
-    term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir),
-                          "--host", "127.0.0.1", "--port", str(port)])
+    command = [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir)]
+    term = terminal(env, [*command, "--host", "127.0.0.1", "--port", str(port)])
     # the header and the Status body are painted in separate frames: wait for both
-    term.wait_for(f"127.0.0.1:{port}", "local", "RUNNING")
+    term.wait_for(f"127.0.0.1:{port}", "attached to service pid", "RUNNING")
 
     sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "5", "--aet", "TMUX_SCU",
                    env=env)
@@ -104,7 +112,22 @@ def test_console_in_tmux_receives_shows_and_quits(tmp_path, terminal, colour):
     # TMUX_SCU may still show on Status (its association): wait for the Log's rows
     term.wait_for(" 2 Log ", "TMUX_SCU", "store", "ok 0x0000")
     term.keys("q")
+    term.wait_for("Stop the receiver or leave it running?", "Enter Leave running")
+    term.keys("Enter")
     term.wait_closed()
+
+    pid = console_service_pid(data_dir)
+    assert pid is not None, "quitting with 'leave running' stopped the receiver"
+    status = run_cli("status", "--data-dir", str(data_dir), env=env)
+    assert status.returncode == 0 and f"RUNNING (pid {pid}" in status.stdout
+    term = terminal(env, command)  # a later `dicomtui` attaches to it
+    term.wait_for(f"attached to service pid {pid}", "RUNNING")
+    term.wait_for_match(r"received\s+5\s")
+    term.keys("q")
+    term.wait_for("Stop the receiver or leave it running?")
+    term.keys("s")
+    term.wait_closed()
+    assert console_service_pid(data_dir) is None
 
     lock = DataDirLock(data_dir)
     lock.acquire()  # quitting released the data dir
@@ -127,21 +150,26 @@ def test_console_in_tmux_attaches_to_a_running_service(tmp_path, terminal, servi
     assert svc.cli("status").returncode == 0
 
 
-def test_a_vanished_terminal_stops_the_local_receiver_cleanly(tmp_path, terminal):
-    """SSH drops: the console gets SIGHUP; it must flush, unlock and exit, not linger."""
+def test_a_vanished_terminal_leaves_the_receiver_running(tmp_path, terminal,
+                                                        console_services):
+    """SSH drops: the console gets SIGHUP and exits at once, not lingering; the receiver
+    it started goes on receiving, for a later `dicomtui` to attach to."""
     data_dir, port = tmp_path / "data", free_port()
+    console_services.append(data_dir)
     env = cli_env(tmp_path) | {"TERM": "xterm-256color"}
     term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir),
                           "--host", "127.0.0.1", "--port", str(port)])
     term.wait_for("RUNNING")
     pid = int(term.tmux("list-panes", "-t", "console", "-F", "#{pane_pid}").stdout)
-    sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "3", env=env)
-    assert sent.returncode == 0, sent.stderr
     term.kill()  # the pane's process gets SIGHUP, as from a dropped SSH session
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.2)
     assert not _alive(pid), "the console outlived its terminal"
+    assert console_service_pid(data_dir) is not None, "the receiver died with the console"
+    sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "3", env=env)
+    assert sent.returncode == 0, sent.stderr
+    stop_console_service(data_dir)
     lock = DataDirLock(data_dir)
     lock.acquire()
     lock.release()

@@ -127,6 +127,9 @@ class StatusSnapshot:
     error: str = ""
     warnings: list[str] = field(default_factory=list)
     uploads: UploadSummary = field(default_factory=UploadSummary)
+    # "console" for a `dicomtui serve` a console started (its quit asks whether to stop
+    # it); "" for one started otherwise (systemd, a shell), which a console never stops
+    started_by: str = ""
 
 
 @dataclass

@@ -66,14 +66,18 @@ def _translated():
 
 
 class LocalBackend:
-    """Adapts an open Engine to the Backend protocol; `mode` says who runs it."""
+    """Adapts an open Engine to the Backend protocol; `mode` says who runs it and
+    `started_by` who started the service (see StatusSnapshot)."""
 
-    def __init__(self, engine: Engine, mode: str = "local") -> None:
+    def __init__(self, engine: Engine, mode: str = "local", started_by: str = "") -> None:
         self.engine = engine
         self.mode = mode
+        self.started_by = started_by
 
     def status(self) -> StatusSnapshot:
-        return self.engine.snapshot(self.mode)
+        snap = self.engine.snapshot(self.mode)
+        snap.started_by = self.started_by
+        return snap
 
     def start(self) -> StatusSnapshot:
         return self._do(self.engine.start)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -248,6 +251,27 @@ class RemoteBackend:
     def close(self) -> None:
         self._client.close()
 
+    def shutdown(self, timeout: float = 120.0) -> None:
+        """Stop the service process itself, as systemd would (SIGTERM: in-flight stores
+        finish, the DB is flushed), and return once it has exited.
+
+        Only for a service a console started (StatusSnapshot.started_by): the console
+        runs as the user that started it, on this machine (the socket is local)."""
+        pid = self.status().pid
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            raise BackendError(f"not allowed to stop the service (pid {pid})") from None
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise BackendError(
+                    f"the service (pid {pid}) is still stopping after {timeout:.0f} s"
+                )
+            time.sleep(0.1)
+
     def _call(self, method: str, url: str, **kwargs) -> Any:
         """One request; the decoded JSON answer, or the matching exception."""
         try:
@@ -258,6 +282,21 @@ class RemoteBackend:
                 f"cannot reach the dicomtui service at {self.path}: {reason}"
             ) from None
         return _payload(response)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (an exited child waiting to be reaped does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _setting_url(name: str) -> str:

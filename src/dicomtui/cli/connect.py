@@ -11,22 +11,25 @@ from dicomtui.locations import socket_path
 
 
 def console_backend(args):
-    """The Backend the console uses: the service when one answers, else a local engine.
+    """The Backend the console uses: the service when one answers, else a service it
+    starts for the data dir (cli/background.py) and attaches to the same way.
 
     Runs on a worker thread of the console; failures become BackendError for the screen.
     """
     from dicomtui.backend.remote import probe
-    from dicomtui.service.engine import EngineError
+    from dicomtui.cli.background import log_path, start_service
     remote = probe(socket_path(args.data_dir))
     if remote is not None:
         if args.settings:
             remote.notice = (f"attached to the running service: {', '.join(sorted(args.settings))}"
                              " given here are ignored (change them on screen 9)")
         return remote
-    try:
-        return local_backend(args)
-    except EngineError as exc:
-        raise BackendError(str(exc)) from None
+    remote = start_service(args, no_start=getattr(args, "no_start", False))
+    snap = remote.status()
+    if snap.error:
+        remote.notice = (f"the receiver did not start: {snap.error}; then press s "
+                         f"(its log: {log_path(args.data_dir)})")
+    return remote
 
 
 @contextlib.contextmanager
@@ -42,7 +45,8 @@ def backend_for(args, need_service: bool = False):
             remote.close()
         return
     if need_service:
-        raise Failed(f"the dicomtui service is not running (data dir {args.data_dir})")
+        raise Failed(f"the dicomtui service is not running (data dir {args.data_dir}); "
+                     "`dicomtui` starts one, `dicomtui serve` runs one in the foreground")
     try:
         local = local_backend(args)
     except EngineError as exc:

@@ -1,6 +1,7 @@
 """The `dicomtui` command line: the argument tree of every verb, and main().
 
-Exit codes: 0 success, 1 operation failed, 2 usage error. Errors are one line on stderr.
+Exit codes: 0 success, 1 operation failed, 2 usage error, 3 `status` of a receiver that
+is not running (as systemctl). Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dicomtui", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A DICOM receiver (SCP) with an operations console in the terminal.\n"
                     "Without a COMMAND: the console (attaches to a running `dicomtui "
-                    "serve`,\nelse runs the receiver itself until you quit).",
+                    "serve`,\nelse starts one in the background, which outlives the "
+                    "console).",
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"dicomtui {__version__}")
     _common(parser)

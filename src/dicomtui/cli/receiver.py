@@ -10,6 +10,7 @@ import argparse
 import faulthandler
 import json
 import logging
+import logging.handlers
 import re
 import signal
 import sys
@@ -47,6 +48,12 @@ def receiver_options(parser: argparse.ArgumentParser) -> None:
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.epilog = "Runs until SIGTERM/SIGINT; then finishes in-flight stores and exits 0."
     receiver_options(p)
+    p.add_argument("--no-start", action="store_true",
+                   help="serve the control API with the receiver stopped (start it "
+                        "from the console with s)")
+    # what the console passes to the service it starts (cli/background.py)
+    p.add_argument("--started-by", choices=["console"], help=argparse.SUPPRESS)
+    p.add_argument("--log-file", type=Path, help=argparse.SUPPRESS)
 
 
 def _status_args(p: argparse.ArgumentParser) -> None:
@@ -54,8 +61,10 @@ def _status_args(p: argparse.ArgumentParser) -> None:
 
 
 def _log_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--type", action="append", choices=TRANSACTION_TYPES,
-                   help="record type (repeatable)")
+    p.add_argument("--type", action="append", type=record_type, metavar="T",
+                   help="record type: " + ", ".join(TRANSACTION_TYPES) + ", or the DIMSE "
+                        "name (C-STORE, C-ECHO, C-FIND, C-MOVE, C-GET), any case "
+                        "(repeatable)")
     p.add_argument("--status", action="append", metavar="S",
                    help="outcome (ok, warning, failed, refused) or a status code such "
                         "as 0xA700 (repeatable)")
@@ -64,6 +73,22 @@ def _log_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=50, help="newest N records (default 50)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+# the DIMSE names dcmtk and PS3.7 use, for the record types that carry them
+DIMSE_TYPES = {"c-store": "store", "c-echo": "echo", "c-find": "find", "c-move": "move",
+               "c-get": "get"}
+
+
+def record_type(text: str) -> str:
+    """A --type word as our record type: ours or a DIMSE name, in any case."""
+    word = text.strip().lower()
+    word = DIMSE_TYPES.get(word, DIMSE_TYPES.get(word.replace("_", "-"), word))
+    if word not in TRANSACTION_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a record type; use one of {', '.join(TRANSACTION_TYPES)} "
+            "or C-STORE, C-ECHO, C-FIND, C-MOVE, C-GET")
+    return word
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -116,19 +141,27 @@ def cmd_serve(args) -> int:
     from dicomtui.service.engine import EngineError
 
     resolve(args.settings)  # refuse bad options before touching the data dir
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_file)
     # `kill -USR1 PID` writes every thread's stack to stderr (the journal): what a
     # service that seems stuck is doing, without stopping it
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
-        return serve(args.data_dir, args.settings)
+        return serve(args.data_dir, args.settings, started_by=args.started_by or "",
+                     start=not args.no_start)
     except EngineError as exc:
         raise Failed(str(exc)) from None
 
 
-def setup_logging(level: str) -> None:
-    """Log records on stderr, for systemd's journal; PHI masked when deidentify_logs is on."""
-    handler = logging.StreamHandler(sys.stderr)
+LOG_FILE_BYTES = 1_000_000  # a console's service keeps this file and one older, no more
+
+
+def setup_logging(level: str, log_file: Path | None = None) -> None:
+    """Log records on stderr, for systemd's journal (or to a bounded file, for the
+    service a console started); PHI masked when deidentify_logs is on."""
+    handler: logging.Handler = (
+        logging.StreamHandler(sys.stderr) if log_file is None else
+        logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_FILE_BYTES,
+                                             backupCount=1))
     handler.addFilter(PHI_FILTER)  # deidentify_logs: the engine turns it on or off
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -138,18 +171,23 @@ def setup_logging(level: str) -> None:
     logging.getLogger("pynetdicom").setLevel("DEBUG" if level == "DEBUG" else "WARNING")
 
 
+NOT_RUNNING = 3  # `status` of a receiver that is not running, as systemctl says it
+
+
 def cmd_status(args) -> int:
+    """The service's status; exit 0 while its receiver runs, 3 when it does not."""
     try:
         with backend_for(args, need_service=True) as backend:
             snap = backend.status()
     except BackendError as exc:
         raise Failed(str(exc)) from None
-    except Failed:
+    except Failed as exc:
         if args.json:
             print(json.dumps({"state": "stopped", "data_dir": str(args.data_dir)}))
-        raise
+        print(f"dicomtui: {exc}", file=sys.stderr)
+        return NOT_RUNNING
     print(json.dumps(to_dict(snap), indent=2) if args.json else views.status(snap))
-    return 0
+    return 0 if snap.state == "running" else NOT_RUNNING
 
 
 def cmd_config(args) -> int:
@@ -159,16 +197,21 @@ def cmd_config(args) -> int:
         raise UsageError("config set needs NAME and VALUE")
     try:
         with backend_for(args) as backend:
-            if args.action == "set":
-                backend.set_setting(args.name, args.value)
-            elif args.action == "unset":
-                backend.unset_setting(args.name)
-            values = backend.settings()
+            if args.action == "show":
+                values = backend.settings()
+            elif args.action == "set":
+                changed = backend.set_setting(args.name, args.value)
+            else:
+                changed = backend.unset_setting(args.name)
     except InvalidRequest as exc:
         raise UsageError(str(exc)) from None
     except BackendError as exc:
         raise Failed(str(exc)) from None
-    print(json.dumps(to_dict(values), indent=2) if args.json else views.settings(values))
+    if args.action == "show":
+        print(json.dumps(to_dict(values), indent=2) if args.json else views.settings(values))
+    else:
+        print(json.dumps(to_dict(changed), indent=2) if args.json
+              else views.setting_changed(changed))
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import humanize
 
+from dicomtui.cli.background import log_path
 from dicomtui.models import (
     AllowedCaller,
     AnonSubject,
@@ -28,6 +29,8 @@ def status(snap: StatusSnapshot) -> str:
     up = f", up {duration(snap.uptime_s)}" if snap.started_at else ""
     lines = [f"dicomtui {snap.mode}: {snap.state.upper()} (pid {snap.pid}{up})",
              f"  data dir   {snap.data_dir}", f"  storage    {snap.storage_dir}"]
+    if snap.started_by == "console":
+        lines.append(f"  started by a console; its log: {log_path(Path(snap.data_dir))}")
     if snap.error:
         lines.append(f"  error      {snap.error}")
     lines += [f"  warning    {w}" for w in snap.warnings]
@@ -102,6 +105,23 @@ def settings(values: list[SettingValue]) -> str:
         shown = "" if v.value is None else str(v.value)
         lines.append(f"{v.name:<{width}}  {shown:<24} {v.source}{flag}")
     return "\n".join(lines)
+
+
+def setting_changed(v: SettingValue) -> str:
+    """What `config set|unset` did to one setting: its value now, where that comes from
+    and when it applies (the whole table is `dicomtui config`)."""
+    shown = "(none)" if v.value in (None, "") else str(v.value)
+    if v.source == "environment":
+        when = f"DICOMTUI_{v.name.upper()} overrides the stored value while it is set"
+    elif v.source == "command line":
+        when = "the service's command line overrides the stored value"
+    elif v.pending_restart:
+        when = "applies when the receiver restarts (r in the console)"
+    elif v.restart_required:
+        when = "applies when the receiver (re)starts"
+    else:
+        when = "applies at once"
+    return f"{v.name} = {shown}  ({v.source}; {when})"
 
 
 def send_progress(summary) -> None:

@@ -2,6 +2,10 @@
 
 SIGTERM/SIGINT stop accepting, let in-flight stores finish, flush the DB, remove the
 socket and exit 0, so systemd restarts and stops never lose an acknowledged image.
+
+A service the console started (`started_by="console"`, see cli/background.py) stays up
+when its receiver cannot start (a busy port): the console then shows why, and the
+operator fixes the setting and presses s, as with a receiver in the console's process.
 """
 
 from __future__ import annotations
@@ -21,16 +25,29 @@ from dicomtui.service.engine import Engine, EngineError
 LOG = logging.getLogger("dicomtui.service")
 
 
-def serve(data_dir: Path, cli_settings: Mapping, environ=None) -> int:
-    """Run until signalled. Returns the process exit code; raises EngineError on start."""
+def serve(
+    data_dir: Path,
+    cli_settings: Mapping,
+    environ=None,
+    *,
+    started_by: str = "",
+    start: bool = True,
+) -> int:
+    """Run until signalled. Returns the process exit code; raises EngineError on start
+    (for a console's service only when the data dir cannot be opened)."""
     engine = Engine(data_dir, cli_settings, environ)
     control = None
     try:
         control = ControlServer(
-            LocalBackend(engine, mode="service"), socket_path(engine.data_dir)
+            LocalBackend(engine, mode="service", started_by=started_by),
+            socket_path(engine.data_dir),
         )
-        control.start()
-        engine.start()
+        if not started_by:
+            control.start()  # clients see the receiver starting
+        if start and (not started_by or _autostart(engine)):
+            _start(engine, keep_serving=bool(started_by))
+        if started_by:
+            control.start()  # the console's first look shows how the start went
         LOG.info(
             "data dir %s, storage %s, control socket %s (pid %d)",
             engine.data_dir,
@@ -50,6 +67,22 @@ def serve(data_dir: Path, cli_settings: Mapping, environ=None) -> int:
             control.stop()
     LOG.info("stopped cleanly")
     return 0
+
+
+def _autostart(engine: Engine) -> bool:
+    """The `autostart` setting: whether a console's receiver starts when it opens."""
+    return bool(next(v.value for v in engine.setting_values() if v.name == "autostart"))
+
+
+def _start(engine: Engine, keep_serving: bool) -> None:
+    """Start the receiver; when it cannot and `keep_serving`, log why and go on serving
+    the control API with the receiver stopped (its status carries the reason)."""
+    try:
+        engine.start()
+    except EngineError as exc:
+        if not keep_serving:
+            raise
+        LOG.error("the receiver did not start: %s", exc)
 
 
 def _wait_for_signal() -> None:

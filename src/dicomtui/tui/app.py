@@ -26,6 +26,7 @@ from dicomtui.backend.base import BackendError
 from dicomtui.models import Event
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, HelpScreen
+from dicomtui.tui.quit_dialog import CANCEL, LEAVE, STOP, QuitChoice
 from dicomtui.tui.rates import RateHistory
 from dicomtui.tui.screens.access import AccessScreen
 from dicomtui.tui.screens.anonymization import AnonymizationScreen
@@ -77,7 +78,8 @@ class DicomTUI(App):
         Binding("question_mark", "help", "Help", key_display="?", id="help",
                 tooltip="every key of this screen"),
         Binding("q", "quit", "Quit", id="quit",
-                tooltip="leave the console (local: stops the receiver cleanly)"),
+                tooltip="leave the console; the receiver keeps running unless you stop "
+                "it"),
         Binding("1", "show('status')", "Status", id="screen.status", group=SCREENS_GROUP,
                 tooltip="state, associations, counters, rate, storage, last errors"),
         Binding("2", "show('log')", "Log", id="screen.log", group=SCREENS_GROUP,
@@ -136,11 +138,12 @@ class DicomTUI(App):
         self._connect(self._connector)
 
     def _on_signal(self) -> None:
-        self.call_later(self.action_quit)
+        self.call_later(self._quit_as, LEAVE)  # SIGTERM: nobody to ask; keep receiving
 
     def _on_hangup(self) -> None:
-        """The terminal is gone (SSH dropped, tmux killed): close the receiver cleanly,
-        then leave at once; Textual's own shutdown would wait forever to write to it."""
+        """The terminal is gone (SSH dropped, tmux killed): a service keeps running (the
+        console is only its client); a receiver in this process closes cleanly. Then
+        leave at once: Textual's own shutdown would wait forever to write to it."""
         backend, self.backend = self.backend, None
         closing = self._quitting and not self._backend_closed.is_set()
         self._quitting = True
@@ -214,7 +217,23 @@ class DicomTUI(App):
         self._refresh_screens()
 
     def action_quit(self) -> None:
-        if self._quitting:
+        """Quit; first ask about a receiver a console started (a service started
+        otherwise, e.g. by systemd, is never stopped from here)."""
+        snap, backend = self.snapshot, self.backend
+        if (self._quitting or backend is None or backend.mode != "service" or snap is None
+                or snap.started_by != "console" or self.unreachable):
+            self._quit_as(LEAVE)
+            return
+        active = snap.associations
+        busy = "" if not active else (
+            f"{len(active)} association(s) active "
+            f"({', '.join(sorted({a.calling_ae or '?' for a in active}))}): stopping "
+            "aborts them once in-flight stores finish; the senders must retry.")
+        self.push_screen(QuitChoice(snap.pid, busy), self._quit_as)
+
+    def _quit_as(self, choice: str | None) -> None:
+        """Leave the console; with STOP, stop the console-started service first."""
+        if self._quitting or choice in (None, CANCEL):
             return
         self._quitting = True
         backend, self.backend = self.backend, None  # the close worker owns it now
@@ -225,14 +244,20 @@ class DicomTUI(App):
             self._backend_closed.set()
             self.exit()
             return
-        if backend.mode == "local":
+        stop_service = choice == STOP and backend.mode == "service"
+        if backend.mode == "local" or stop_service:
             self.notify("stopping the receiver: in-flight stores finish first",
                         timeout=30)
-        self._close(backend)
+        self._close(backend, stop_service)
 
     @work(thread=True, group="close", exit_on_error=False)
-    def _close(self, backend) -> None:
+    def _close(self, backend, stop_service: bool = False) -> None:
         try:
+            if stop_service:
+                try:
+                    backend.shutdown(CLOSE_WAIT)
+                except BackendError:
+                    pass  # gone already, or still stopping on its own: nothing to add
             backend.close()
         finally:
             self._backend_closed.set()
@@ -265,7 +290,7 @@ class DicomTUI(App):
             rows, cursor, replace = ((None, None, False) if tail is None
                                      else fetch_tail(backend, *tail))
         except Exception as exc:  # a dead service or a bug: shown, and polling goes on
-            self.post_message(msg.PollFailed(_reason(exc)))
+            self.post_message(msg.PollFailed(_poll_reason(backend, exc)))
             return
         self.post_message(msg.Polled(snapshot, batch, rows, cursor,
                                      tail[0] if tail else None, replace))
@@ -330,7 +355,7 @@ class DicomTUI(App):
         self.push_screen(HelpScreen(self._binding_rows()))
 
     def action_start_stop(self) -> None:
-        if self.backend is None:
+        if self.backend is None or self._service_gone():
             self._retry_connect()
             return
         state = self.snapshot.state if self.snapshot else "stopped"
@@ -340,14 +365,21 @@ class DicomTUI(App):
         self._confirm_if_busy("stop", "Stop the receiver?")
 
     def action_restart(self) -> None:
-        if self.backend is None:
+        if self.backend is None or self._service_gone():
             self._retry_connect()
             return
         self._confirm_if_busy("restart", "Restart the receiver?")
 
     def _retry_connect(self) -> None:
+        if self.backend is not None:  # a service that is gone: look for it, else start it
+            backend, self.backend, self.snapshot = self.backend, None, None
+            self.unreachable = False
+            backend.close()  # a client of a local socket: nothing to wait for
         self.notify("connecting again…", timeout=3)
         self._start_connect()
+
+    def _service_gone(self) -> bool:
+        return self.unreachable and getattr(self.backend, "mode", "") == "service"
 
     def _confirm_if_busy(self, action: str, question: str) -> None:
         active = self.snapshot.associations if self.snapshot else []
@@ -409,6 +441,19 @@ class DicomTUI(App):
                                     binding.tooltip or binding.description,
                                     partial(self.run_action, binding.action, node))
         yield from super().get_system_commands(screen)
+
+
+GONE = ("Connection refused", "No such file")  # what a socket whose service has exited says
+
+
+def _poll_reason(backend, exc: Exception) -> str:
+    """Why a poll failed, in words; a service that has exited: how to start it again."""
+    reason = _reason(exc)
+    if getattr(backend, "mode", "") == "service" and any(word in reason for word in GONE):
+        return ("the receiver's service is not running any more: press s to start it "
+                "from this console, or start `dicomtui serve` (systemd: systemctl start "
+                "dicomtui)")
+    return reason
 
 
 def _reason(exc: Exception) -> str:

@@ -27,8 +27,9 @@ class DataDirLock:
             owner = _read_pid(fd)
             os.close(fd)
             raise DataDirLocked(
-                f"data dir {self.path.parent} is in use by another dicomtui (pid {owner}); "
-                "stop it first or use a different --data-dir"
+                f"data dir {self.path.parent} is in use by another dicomtui (pid {owner}): "
+                f"`dicomtui status --data-dir {self.path.parent}` shows it; a second "
+                "receiver needs a different --data-dir"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -141,8 +141,9 @@ class Listener:
 def _bind_message(exc: OSError, host: str, port: int) -> str:
     if exc.errno == errno.EADDRINUSE:
         return (
-            f"port {port} is already in use on {host} (another DICOM receiver?); "
-            "stop it or choose another port with --port"
+            f"port {port} is already in use on {host} by another program (a receiver "
+            "with another data dir?): choose another port (--port), or open that "
+            "receiver's own data dir (--data-dir)"
         )
     if exc.errno == errno.EACCES:
         return (

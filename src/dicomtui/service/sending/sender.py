@@ -6,6 +6,7 @@ receivers that delay their ACKs (ARCHITECTURE.md, "Rules for the network").
 
 from __future__ import annotations
 
+import errno
 import logging
 import ssl
 from collections import Counter
@@ -71,17 +72,24 @@ def _associate(ae: AE, host: str, port: int, called: str, tls: ssl.SSLContext | 
             host, port, ae_title=called, tls_args=(tls, host) if tls is not None else None
         )
     except OSError as exc:
-        raise SendError(f"cannot connect to {host}:{port}: {exc}") from None
+        raise SendError(_connect_error(host, port, str(exc))) from None
     finally:
         transport.removeHandler(failure)
     if not assoc.is_established:
         if failure.reason:
-            raise SendError(f"cannot connect to {host}:{port}: {failure.reason}")
+            raise SendError(_connect_error(host, port, failure.reason))
         raise SendError(_why_not(assoc, host, port, called))
     sock = assoc.dul.socket
     tune(sock.socket)
     sock.__class__ = TunedAssociationSocket
     return assoc
+
+
+def _connect_error(host: str, port: int, reason: str) -> str:
+    """Why no connection was made, in words: a refused one means nobody listens there."""
+    if "Connection refused" in reason or f"[Errno {errno.ECONNREFUSED}]" in reason:
+        return f"connection refused: nothing listening on {host}:{port}"
+    return f"cannot connect to {host}:{port}: {reason}"
 
 
 class _ConnectFailure(logging.Handler):

@@ -17,6 +17,7 @@ from dicomtui.tui.screens.access_rows import (
     POLICY,
     REFUSED_COLUMNS,
     caller_row,
+    now_allowed,
     policy_line,
     refused_row,
     removal_detail,
@@ -100,7 +101,8 @@ class AccessScreen(PolledScreen):
         sync_rows(self.query_one("#access-callers", DataTable),
                   {c.ae_title: caller_row(c) for c in self.caller_list})
         sync_rows(self.query_one("#access-refused", DataTable),
-                  {str(r["id"]): refused_row(r, today) for r in self.refused})
+                  {str(r["id"]): refused_row(r, today, self._now_allowed(r))
+                   for r in self.refused})
         self._show_labels()
 
     def _show_labels(self) -> None:
@@ -131,9 +133,16 @@ class AccessScreen(PolledScreen):
             return None
         return self.selected_caller()
 
+    def _now_allowed(self, refusal: dict) -> bool:
+        return now_allowed(refusal, self.caller_list, self._require())
+
     # -- actions --------------------------------------------------------------------------
     def action_add(self) -> None:
-        refusal = self.selected_refusal() if self._on_refused() else None
+        """The selected refusal's caller, prefilled, wherever the focus is (the 3 a.m.
+        case), unless it is allowed by now: then, from the callers table, a blank form."""
+        refusal = self.selected_refusal()
+        if refusal is not None and not self._on_refused() and self._now_allowed(refusal):
+            refusal = None
         form = CallerForm.from_refused(refusal) if refusal else CallerForm.new()
         self.app.push_screen(form, self.changed)
 

@@ -3,6 +3,7 @@ asked before a change that could lock senders out."""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date
 
 from rich.text import Text
@@ -43,11 +44,39 @@ def caller_row(caller: AllowedCaller) -> tuple:
     return (caller.ae_title, state, where, caller.description)
 
 
-def refused_row(record: dict, today: date) -> tuple:
+def refused_row(record: dict, today: date, allowed_now: bool = False) -> tuple:
+    """One refusal; one whose caller would be let in now starts its reason with
+    "now allowed" (the fix was made: no need to look twice at 3 a.m.)."""
+    reason = Text("now allowed  ", style="bold green") if allowed_now else Text()
+    reason.append(short_reason(record.get("reason"))[:REASON_SHOWN],
+                  style="dim" if allowed_now else "red")
     return (fmt.when(record.get("time"), today), record.get("calling_ae") or "",
             record.get("called_ae") or "", record.get("peer") or "",
-            record.get("rule") or "", Text(short_reason(record.get("reason"))[:REASON_SHOWN],
-                                           style="red"))
+            record.get("rule") or "", reason)
+
+
+# the refusals an allowed caller lifts (the others: allowed_ips, check_called_ae, ...)
+CALLER_RULES = ("require_calling_ae", "denied", "caller_ip")
+
+
+def now_allowed(record: dict, callers: list[AllowedCaller], require: bool) -> bool:
+    """Whether the caller a refusal turned away would now get past the rule that
+    refused it: allowed (from its address), or require_calling_ae since turned off."""
+    if record.get("rule") not in CALLER_RULES:
+        return False
+    caller = next((c for c in callers if c.ae_title == record.get("calling_ae")), None)
+    if caller is None:
+        return record.get("rule") == "require_calling_ae" and not require
+    return caller.active and _within(peer_ip(record.get("peer") or ""), caller.ip)
+
+
+def _within(ip: str, network: str | None) -> bool:
+    if not network:
+        return True
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
 
 
 def address(ip: str) -> str:

@@ -13,7 +13,6 @@ from textual.widgets import DataTable, Input, Label, Static
 from dicomtui.backend.base import BackendError
 from dicomtui.models import SettingValue
 from dicomtui.tui import messages as msg
-from dicomtui.tui.dialogs import Confirm
 from dicomtui.tui.tables import sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar
 
@@ -121,18 +120,19 @@ class SettingsScreen(Screen):
         self.app.call_from_thread(self._edited, value)
 
     def _edited(self, value: SettingValue | None) -> None:
+        """Say what was saved; a change waiting for a restart says so and how (r), but
+        never asks in a dialog: one that opened when the save came back caught the next
+        key meant for something else (an Enter restarted the receiver)."""
         if value is None:
             return
-        self.notify(f"{value.name} = {value.value} ({value.source})", timeout=4)
         self.load()
         snap = self.app.snapshot
         if value.pending_restart and snap is not None and snap.state == "running":
-            busy = len(snap.associations)
-            detail = (f"{value.name} takes effect on restart."
-                      + (f" {busy} association(s) are active and will be aborted after "
-                         "in-flight stores finish." if busy else ""))
-            self.app.push_screen(Confirm("Restart the receiver now?", detail, "Restart"),
-                                 lambda yes: self.app._receiver("restart") if yes else None)
+            self.notify(f"{value.name} = {_shown(value.value)} saved; it takes effect when "
+                        "the receiver restarts: press r to restart now",
+                        title="restart pending", timeout=10)
+        else:
+            self.notify(f"{value.name} = {_shown(value.value)} ({value.source})", timeout=4)
 
 
 def _row(value: SettingValue) -> tuple:
@@ -158,6 +158,7 @@ class EditSetting(ModalScreen[SettingValue | None]):
     def __init__(self, value: SettingValue) -> None:
         super().__init__(classes="dialog-screen")
         self.setting = value
+        self._saving = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -174,6 +175,10 @@ class EditSetting(ModalScreen[SettingValue | None]):
         if self.app.backend is None:
             self._rejected("not connected to a receiver")
             return
+        if self._saving:
+            return  # an Enter while the first is saved: once is enough
+        self._saving = True
+        self.query_one("#edit-error", Static).update(Text("saving…", style="dim"))
         self._save(self.app.backend, event.value)
 
     @work(thread=True, exclusive=True, group="settings-change", exit_on_error=False)
@@ -186,6 +191,7 @@ class EditSetting(ModalScreen[SettingValue | None]):
         self.app.call_from_thread(self.dismiss, saved)
 
     def _rejected(self, reason: str) -> None:
+        self._saving = False
         self.query_one("#edit-error", Static).update(Text(reason, style="bold red"))
 
     def action_cancel(self) -> None:
