@@ -348,9 +348,11 @@ def test_settings_u_resets_a_stored_value_to_its_default():
 
     async def scenario(pilot):
         await pilot.press("9")
-        await wait_for_text(pilot, "flat")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen)
+                       and pilot.app.screen.setting_values, what="settings")
         row = [spec.name for spec in SPECS].index("layout")
-        pilot.app.screen.query_one("#settings-table").move_cursor(row=row)
+        pilot.app.screen.query_one("#settings-table").move_cursor(row=row)  # scrolls to it
+        await wait_for_text(pilot, "flat")
         await pilot.press("u")
         await wait_for(pilot, lambda: "layout" not in fake.stored, what="unset")
         await wait_for_text(pilot, "series")
