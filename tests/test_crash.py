@@ -50,6 +50,7 @@ class Senders:
         self.todo = [list(synthetic_instances(EACH, rows=32, columns=32, seed=SEED + n))
                      for n in range(SENDERS)]
         self.acked: dict[str, Dataset] = {}  # original SOP Instance UID -> dataset
+        self.sent: dict[str, int] = {}  # original SOP Instance UID -> times sent
         self.lock = threading.Lock()
 
     def run(self, port: int) -> list[threading.Thread]:
@@ -67,6 +68,9 @@ class Senders:
         try:
             while assoc.is_established and self.todo[n]:
                 ds = self.todo[n][0]
+                with self.lock:
+                    uid = str(ds.SOPInstanceUID)
+                    self.sent[uid] = self.sent.get(uid, 0) + 1
                 reply = assoc.send_c_store(ds)
                 if "Status" not in reply:
                     return  # no answer: the service died; send it again next round
@@ -114,7 +118,7 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(service, api, tmp_p
     svc = start()
     assert len(senders.acked) > SENDERS * EACH * 0.9  # most went through at last
     _wait_until_shipped(svc)
-    _check(svc, senders.acked, api, tmp_path)
+    _check(svc, senders, api, tmp_path)
     assert svc.stop() == 0
 
 
@@ -134,7 +138,8 @@ def _wait_until_shipped(svc, timeout: float = 120) -> None:
     raise TimeoutError(f"studies not all uploaded: {[r['state'] for r in rows]}")
 
 
-def _check(svc, acked: dict[str, Dataset], api: UploadApi, tmp_path: Path) -> None:
+def _check(svc, senders: Senders, api: UploadApi, tmp_path: Path) -> None:
+    acked = senders.acked
     storage = svc.data_dir / "storage"
     restored_dir = tmp_path / "restored"
     result = svc.cli("restore", str(storage), str(restored_dir))
@@ -152,7 +157,8 @@ def _check(svc, acked: dict[str, Dataset], api: UploadApi, tmp_path: Path) -> No
                    for rel in anon_of.values()}
     _check_log(svc, set(stored_uids.values()))
     _check_find(svc, set(stored_uids.values()))
-    _check_uploads(api, set(anon_of.values()))
+    resent = {anon_of[u] for u, n in senders.sent.items() if n > 1 and u in anon_of}
+    _check_uploads(api, set(anon_of.values()), resent)
     assert not list(storage.rglob(".incoming-*.tmp"))
     assert not list((storage / ".incoming").iterdir())
     status = json.loads(svc.cli("status", "--json").stdout)
@@ -200,10 +206,12 @@ def _find(assoc, level: str, **keys) -> list[Dataset]:
             if status and status.Status in (0xFF00, 0xFF01) and ds is not None]
 
 
-def _check_uploads(api: UploadApi, stored: set[str]) -> None:
+def _check_uploads(api: UploadApi, stored: set[str], resent: set[str]) -> None:
     """One upload per study version (by Idempotency-Key: a crash after the API's 2xx
     and before ours was saved sends it again, under the same key); every acknowledged
-    file in exactly one of them."""
+    file in exactly one of them, unless its sender sent it again (no answer before a
+    kill): a copy received after its study completed opens the next version, as any
+    late instance does, so it may be in two."""
     by_key: dict[str, set[str]] = {}
     names_by_zip: dict[str, set[str]] = {}
     for upload in api.state.received:
@@ -216,4 +224,5 @@ def _check_uploads(api: UploadApi, stored: set[str]) -> None:
         for name in members:
             seen[name] = seen.get(name, 0) + 1
     assert stored <= set(seen), len(stored - set(seen))
-    assert all(seen[name] == 1 for name in stored)
+    assert all(seen[name] == 1 for name in stored - resent), sorted(
+        (seen[name], name) for name in stored - resent if seen[name] != 1)

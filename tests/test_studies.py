@@ -235,3 +235,18 @@ def test_upload_retry_and_cancel_through_a_running_service(service, api, tmp_pat
     bad = svc.cli("upload", str(tmp_path / "nowhere"))
     assert bad.returncode == 2 and "does not exist" in bad.stderr
     assert len(api.state.received) == 1
+
+
+def test_a_replayed_file_stays_with_the_closing_version_that_lists_it(tmp_path):
+    """Killed after a study was saved as closing and a late instance opened version 2,
+    but before the journal's checkpoint: replay tells the tracker of version 1's files
+    again; they must not join version 2 too (both zips would ship them)."""
+    from dicomtui.service.shipping.studies import StudyTracker
+    tracker = StudyTracker(tmp_path / "studies.json")
+    tracker.stored("1.2.3", "s/a.dcm", 10, "main")
+    (first,) = tracker.due(timeout=0, max_age=0)  # version 1: closing
+    tracker.stored("1.2.3", "s/late.dcm", 10, "main")  # opens version 2
+    tracker.stored("1.2.3", "s/a.dcm", 10, "main")  # the replay of version 1's line
+    (closing, second) = sorted(tracker.due(timeout=0, max_age=0), key=lambda s: s.version)
+    assert (closing.version, set(closing.files)) == (1, {"s/a.dcm"})
+    assert (second.version, set(second.files)) == (2, {"s/late.dcm"})

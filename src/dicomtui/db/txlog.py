@@ -270,9 +270,8 @@ class TransactionLog:
         """Close the current shard (saved by the next flush) and start the next one."""
         old = self._current
         summary = summarize(old.records)
-        with self._read_lock:
+        with self._read_lock:  # not kept parsed: memory stays at one shard's worth
             self._summaries[old.number] = summary
-            self._remember(old.number, old.records)
         new = _Shard(self._path(old.number + 1), old.number + 1, [])
         with self._lock:
             if old.dirty:

@@ -79,7 +79,9 @@ class StudyTracker:
         """One acknowledged file; the same file told twice (a replay) counts once."""
         now = time.time()
         with self._lock:
-            study = self._open.get(uid) or self._replayed_into(uid, relative)
+            # a replayed file a closing version lists is that version's, even when a
+            # later version is open meanwhile (it would be shipped twice otherwise)
+            study = self._replayed_into(uid, relative) or self._open.get(uid)
             if study is None:
                 study = self._open[uid] = OpenStudy(
                     uid, now, now, facility=facility, version=self._next_version(uid)
