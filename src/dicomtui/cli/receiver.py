@@ -321,7 +321,8 @@ def cmd_send(args) -> int:
     try:
         items = _send_items(args, summary)
         sender.send(items, peer, summary,
-                    views.send_progress if sys.stderr.isatty() else None)
+                    views.send_progress if sys.stderr.isatty() else None,
+                    views.send_failure)
     except sender.SendError as exc:
         print(views.send_summary(summary), file=sys.stderr)
         raise Failed(str(exc)) from None

@@ -1,0 +1,97 @@
+"""Convert a dataset to an uncompressed Little Endian syntax for a peer that accepts
+none of the syntax it is stored in.
+
+Only when it must: stored bytes go out as stored whenever the peer accepts their
+syntax (ARCHITECTURE.md, "Sending and retrieving"). Compressed pixel data is decoded by
+pydicom's pixel handlers with the pylibjpeg plugins (JPEG, JPEG-LS, JPEG 2000, RLE);
+Big Endian values are swapped. What cannot be converted raises TranscodeError with a
+reason fit for an Error Comment (no path, no patient data).
+"""
+
+from __future__ import annotations
+
+import array
+
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+# What we can convert to, in the order we prefer it (explicit keeps the VRs).
+TARGETS = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# Binary VRs whose value is a run of numbers of this width (swapped from Big Endian).
+_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+_ARRAY = {2: "H", 4: "I", 8: "Q"}
+
+
+class TranscodeError(ValueError):
+    """The dataset cannot be converted; the message says why in a few words."""
+
+
+def name_of(syntax: str) -> str:
+    """A transfer syntax's name (its UID when pydicom does not know it)."""
+    uid = UID(syntax)
+    return uid.name if uid.is_transfer_syntax else str(syntax)
+
+
+def can_convert(source: str, target: str) -> bool:
+    """Whether transcode() can try `source` to `target` (decoding may still fail)."""
+    src = UID(source)
+    if target not in TARGETS or not src.is_transfer_syntax:
+        return False
+    return not src.is_compressed or _has_decoder(src)
+
+
+def transcode(ds: Dataset, target: str) -> Dataset:
+    """`ds` (read from its file, file_meta included) converted in place to `target`."""
+    source = UID(ds.file_meta.TransferSyntaxUID)
+    if source == target:
+        return ds
+    if not can_convert(source, target):
+        raise TranscodeError(f"cannot convert {name_of(source)} to {name_of(target)}")
+    if source.is_compressed:
+        _decompress(ds, source)
+    elif source == ExplicitVRBigEndian:
+        _swap_binary_values(ds)
+    ds.file_meta.TransferSyntaxUID = UID(target)
+    ds.set_original_encoding(UID(target).is_implicit_VR, True)
+    return ds
+
+
+def _decompress(ds: Dataset, source: UID) -> None:
+    if "PixelData" not in ds:
+        return
+    try:
+        # The same instance in another syntax: its SOP Instance UID stays.
+        ds.decompress(generate_instance_uid=False)
+    except Exception:  # pydicom raises several kinds; its messages name files
+        raise TranscodeError(f"cannot decode its {name_of(source)} pixel data") from None
+
+
+def _swap_binary_values(ds: Dataset) -> None:
+    """Big to Little Endian: numbers pydicom decodes it re-encodes by itself; the
+    binary VRs keep their bytes, so those are swapped here, item by item."""
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    for elem in ds.iterall():
+        width = _WIDTH.get(elem.VR)
+        if width is None or not isinstance(elem.value, bytes) or not elem.value:
+            continue
+        if elem.tag == 0x7FE00010 and bits in (32, 64):
+            width = bits // 8
+        if len(elem.value) % width:
+            raise TranscodeError(f"odd length in a Big Endian {elem.VR} value")
+        values = array.array(_ARRAY[width], elem.value)
+        values.byteswap()
+        elem.value = values.tobytes()
+
+
+def _has_decoder(syntax: UID) -> bool:
+    try:
+        from pydicom.pixels.decoders.base import get_decoder
+
+        return bool(get_decoder(syntax).is_available)
+    except Exception:  # no decoder registered for this syntax at all
+        return False
