@@ -37,6 +37,11 @@ def name_of(syntax: str) -> str:
     return uid.name if uid.is_transfer_syntax else str(syntax)
 
 
+def short_name(syntax: str) -> str:
+    """A transfer syntax's name without its parenthesis, for an Error Comment."""
+    return name_of(syntax).split(" (")[0][:40]
+
+
 def can_convert(source: str, target: str) -> bool:
     """Whether transcode() can try `source` to `target` (decoding may still fail)."""
     src = UID(source)
@@ -52,6 +57,7 @@ def transcode(ds: Dataset, target: str) -> Dataset:
         return ds
     if not can_convert(source, target):
         raise TranscodeError(f"cannot convert {name_of(source)} to {name_of(target)}")
+    _decode_all(ds)
     if source.is_compressed:
         _decompress(ds, source)
     elif source == ExplicitVRBigEndian:
@@ -61,6 +67,17 @@ def transcode(ds: Dataset, target: str) -> Dataset:
     return ds
 
 
+def _decode_all(ds: Dataset) -> None:
+    """Decode every element, items included: pydicom writes an element it has not
+    decoded as its raw bytes, which are in the source's encoding (a sequence left raw
+    would go out explicit VR inside an implicit VR dataset)."""
+    try:
+        for _elem in ds.iterall():
+            pass
+    except Exception:  # a value pydicom cannot decode: nothing sound to convert
+        raise TranscodeError("an element cannot be decoded") from None
+
+
 def _decompress(ds: Dataset, source: UID) -> None:
     if "PixelData" not in ds:
         return
@@ -68,7 +85,7 @@ def _decompress(ds: Dataset, source: UID) -> None:
         # The same instance in another syntax: its SOP Instance UID stays.
         ds.decompress(generate_instance_uid=False)
     except Exception:  # pydicom raises several kinds; its messages name files
-        raise TranscodeError(f"cannot decode its {name_of(source)} pixel data") from None
+        raise TranscodeError(f"cannot decode {short_name(source)}") from None
 
 
 def _swap_binary_values(ds: Dataset) -> None:

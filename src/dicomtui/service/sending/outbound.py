@@ -21,7 +21,13 @@ from pydicom.dataset import Dataset
 from pynetdicom import _config
 from pynetdicom.presentation import PresentationContext, build_context
 
-from dicomtui.dicom.transcode import TARGETS, TranscodeError, can_convert, transcode
+from dicomtui.dicom.transcode import (
+    TARGETS,
+    TranscodeError,
+    can_convert,
+    short_name,
+    transcode,
+)
 
 LOG = logging.getLogger("dicomtui.send")
 MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
@@ -79,18 +85,11 @@ def choose(assoc, sop_class: str, syntax: str) -> tuple[str, bool]:
     if syntax in accepted:
         return syntax, False
     if not accepted:
-        raise Unsendable(f"peer accepted no context for SOP Class {sop_class}")
+        raise Unsendable(f"peer refused SOP Class {sop_class}")
     for target in TARGETS:
         if target in accepted and can_convert(syntax, target):
             return str(target), True
-    raise Unsendable(f"peer accepts none of the syntaxes {short(syntax)} converts to")
-
-
-def short(syntax: str) -> str:
-    """A transfer syntax's name, short enough for an Error Comment."""
-    from dicomtui.dicom.transcode import name_of
-
-    return name_of(syntax).split(" (")[0][:32]
+    raise Unsendable(f"peer accepts no syntax {short_name(syntax)} converts to")
 
 
 def send_file(assoc, path: Path, sop_class: str, syntax: str, send=None, **kwargs) -> Sent:
