@@ -23,7 +23,7 @@ from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage
 
 from archive_helpers import GET, MOVE
 from conftest import free_port
-from helpers import parked, stored_files
+from helpers import eventually, parked, stored_files
 from dicomtui.service.sending.sender import Peer, SendSummary, scan_files, send
 
 LE = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
@@ -341,3 +341,23 @@ def test_the_corpus_converted_for_an_implicit_only_peer_is_well_formed(make_engi
     for uid, (syntax, raw) in got.by_uid.items():
         assert syntax == ImplicitVRLittleEndian
         assert structure_problem(raw, True, True) is None, uid
+
+
+def test_an_operator_send_converts_and_says_why_one_failed(make_engine, tmp_path):
+    """The archive's send to a destination goes through the same per-file choice."""
+    engine = make_engine()
+    paths, study = _jpeg_study(tmp_path)
+    kept = store_files(engine, paths)
+    dest = Destination(engine, {SecondaryCaptureImageStorage: LE, CTImageStorage: LE})
+    try:
+        job = engine.archive.send_study(study, "DEST")
+        job = engine.archive.jobs.wait(job.id, 60)
+    finally:
+        dest.close()
+    assert job.result["completed"] == 2 and job.result["failed"] == 1, job
+    assert set(dest.got.by_uid) == set(kept) - {"1.2.3.4.99"}
+    sends = eventually(lambda: [e.data for e in engine.ring.since(0).events
+                                if e.kind == "transaction" and e.data.get("type") == "move"
+                                and e.data.get("initiated") == "operator"],
+                       what="the operator send's record")
+    assert "1 failed (1: cannot decode JPEG Baseline" in sends[-1]["reason"]

@@ -306,7 +306,7 @@ class Archive:
             if failed == len(items)
             else 0xB000
         )
-        reason = error or (f"{failed} failed" if failed else "")
+        reason = error or _why_failed(summary, failed)
         tx = OperatorSend(
             outcome_of(status),
             status,
@@ -450,3 +450,11 @@ def _date(text: str, which: str) -> str:
     if value and not (len(value) == 8 and value.isdigit()):
         raise ArchiveError(f"date {which} {text!r}: use YYYYMMDD or YYYY-MM-DD")
     return value
+
+
+def _why_failed(summary: SendSummary, failed: int) -> str:
+    """'N failed', with the commonest reason an instance could not go, if any."""
+    if not failed:
+        return ""
+    common = summary.unsendable.most_common(1)
+    return f"{failed} failed" + (f" ({common[0][1]}: {common[0][0]})" if common else "")
