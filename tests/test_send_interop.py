@@ -5,6 +5,7 @@ traceback (issue J, item 1)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -179,3 +180,38 @@ def test_synthetic_send_counts_its_bytes(tmp_path, peer):
     assert result.returncode == 0, result.stderr
     assert "sent 2" in result.stdout and " 0 Bytes" not in result.stdout
     assert fresh_ct is not None
+
+
+def test_a_send_is_recorded_in_the_services_transaction_log(service, tmp_path, peer):
+    svc = service()
+    folder = tmp_path / "some"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "a_ct.dcm")
+    shutil.copy(get_testdata_file("JPEG2000.dcm"), folder / "b_j2k.dcm")
+    scp = peer(LE, classes=[CTImageStorage])
+    result = run_cli("--data-dir", str(svc.data_dir), "send", "127.0.0.1", str(scp.port),
+                     str(folder), "--aec", "PEER", env=svc.env)
+    assert result.returncode == 1 and "not recorded" not in result.stderr
+    log = svc.cli("log", "--json")
+    assert log.returncode == 0, log.stderr
+    records = [json.loads(line) for line in log.stdout.splitlines() if line.strip()]
+    sends = [r for r in records if r.get("initiated") == "send"]
+    assert len(sends) == 1, records
+    [sent] = sends
+    assert (sent["total"], sent["completed"], sent["failed"]) == (2, 1, 1)
+    assert sent["called_ae"] == "PEER" and sent["peer"] == f"127.0.0.1:{scp.port}"
+    assert sent["status"] == 0xB000 and "peer refused SOP Class" in sent["reason"]
+    assert sent["bytes"] == (folder / "a_ct.dcm").stat().st_size
+
+
+def test_a_send_without_a_service_is_recorded_in_the_data_dir(tmp_path, peer):
+    scp = peer(LE)
+    env = cli_env(tmp_path)
+    data = tmp_path / "data"
+    result = run_cli("--data-dir", str(data), "send", "127.0.0.1", str(scp.port),
+                     get_testdata_file("CT_small.dcm"), "--aec", "PEER", env=env)
+    assert result.returncode == 0 and "not recorded" not in result.stderr, result.stderr
+    log = run_cli("--data-dir", str(data), "log", "--json", env=env)
+    sends = [json.loads(line) for line in log.stdout.splitlines()
+             if '"initiated": "send"' in line or '"initiated":"send"' in line]
+    assert len(sends) == 1 and sends[0]["completed"] == 1 and sends[0]["outcome"] == "ok"
