@@ -113,7 +113,8 @@ def send_progress(summary) -> None:
 def send_failure(item, reason: str) -> None:
     """One line per file that failed, as it happens (the summary counts them)."""
     what = str(item.path) if item.path is not None else "a generated instance"
-    print(f"\rfailed: {what}: {reason}", file=sys.stderr)
+    over_progress = "\r" if sys.stderr.isatty() else ""
+    print(f"{over_progress}failed: {what}: {reason}", file=sys.stderr)
 
 
 def send_summary(summary) -> str:
