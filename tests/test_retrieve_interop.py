@@ -16,7 +16,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset
 from pydicom.uid import (ExplicitVRBigEndian, ExplicitVRLittleEndian,
-                         ImplicitVRLittleEndian, JPEGBaseline8Bit)
+                         ImplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless)
 from pynetdicom import AE, build_role, evt
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage
@@ -361,3 +361,20 @@ def test_an_operator_send_converts_and_says_why_one_failed(make_engine, tmp_path
                                 and e.data.get("initiated") == "operator"],
                        what="the operator send's record")
     assert "1 failed (1: cannot decode JPEG Baseline" in sends[-1]["reason"]
+
+
+def test_a_requester_that_takes_only_rle_gets_rle(make_engine, big_endian):
+    be, _le = big_endian
+    engine = make_engine()
+    kept = store_files(engine, [be])
+    [(uid, (_syntax, _raw, study))] = kept.items()
+    answers, got = c_get(engine.port, identifier([study]), [(CTImageStorage, RLELossless)])
+    assert int(answers[-1].Status) == 0, answers[-1]
+    syntax, raw = got.by_uid[uid]
+    assert syntax == RLELossless
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+    ds = read_dataset(DicomBytesIO(raw), False, True)
+    ds.file_meta = Dataset()
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    assert (ds.pixel_array == dcmread(get_testdata_file("CT_small.dcm")).pixel_array).all()

@@ -215,3 +215,13 @@ def test_a_send_without_a_service_is_recorded_in_the_data_dir(tmp_path, peer):
     sends = [json.loads(line) for line in log.stdout.splitlines()
              if '"initiated": "send"' in line or '"initiated":"send"' in line]
     assert len(sends) == 1 and sends[0]["completed"] == 1 and sends[0]["outcome"] == "ok"
+
+
+def test_a_peer_that_takes_only_rle_gets_rle(tmp_path, peer):
+    """Compression is the last resort: RLE Lossless, pydicom's own encoder."""
+    scp = peer([RLELossless])
+    result = _send(tmp_path, scp.port, get_testdata_file("CT_small.dcm"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    [(syntax, _raw, ds)] = scp.received
+    assert syntax == RLELossless
+    assert (ds.pixel_array == dcmread(get_testdata_file("CT_small.dcm")).pixel_array).all()

@@ -1,5 +1,5 @@
-"""Convert a dataset to an uncompressed Little Endian syntax for a peer that accepts
-none of the syntax it is stored in.
+"""Convert a dataset to an uncompressed Little Endian syntax (or, last, to RLE
+Lossless) for a peer that accepts none of the syntax it is stored in.
 
 Only when it must: stored bytes go out as stored whenever the peer accepts their
 syntax (ARCHITECTURE.md, "Sending and retrieving"). Compressed pixel data is decoded by
@@ -18,10 +18,12 @@ from pydicom.uid import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    RLELossless,
 )
 
-# What we can convert to, in the order we prefer it (explicit keeps the VRs).
-TARGETS = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+# What we can convert to, in the order we prefer it: explicit keeps the VRs; RLE
+# (lossless, pydicom's own encoder) only for a peer that takes nothing uncompressed.
+TARGETS = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless)
 # Binary VRs whose value is a run of numbers of this width (swapped from Big Endian).
 _WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 _ARRAY = {2: "H", 4: "I", 8: "Q"}
@@ -62,6 +64,10 @@ def transcode(ds: Dataset, target: str) -> Dataset:
         _decompress(ds, source)
     elif source == ExplicitVRBigEndian:
         _swap_binary_values(ds)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.set_original_encoding(False, True)
+    if target == RLELossless:
+        _compress_rle(ds)
     ds.file_meta.TransferSyntaxUID = UID(target)
     ds.set_original_encoding(UID(target).is_implicit_VR, True)
     return ds
@@ -86,6 +92,15 @@ def _decompress(ds: Dataset, source: UID) -> None:
         ds.decompress(generate_instance_uid=False)
     except Exception:  # pydicom raises several kinds; its messages name files
         raise TranscodeError(f"cannot decode {short_name(source)}") from None
+
+
+def _compress_rle(ds: Dataset) -> None:
+    if "PixelData" not in ds:
+        return
+    try:
+        ds.compress(RLELossless, generate_instance_uid=False)
+    except Exception:  # pydicom's encoder refuses some pixel formats (float, 1 bit, ...)
+        raise TranscodeError("cannot encode its pixel data as RLE Lossless") from None
 
 
 def _swap_binary_values(ds: Dataset) -> None:

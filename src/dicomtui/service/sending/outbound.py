@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from pynetdicom import _config
 from pynetdicom.presentation import PresentationContext, build_context
 
@@ -62,21 +63,22 @@ def wanted(sop_class: str, syntax: str) -> list[tuple[str, str]]:
 
 def contexts_for(files: Iterable[tuple[str, str]]) -> list[PresentationContext]:
     """One context per pair, at most 128: every file's own syntax first, then Explicit
-    and then Implicit VR Little Endian for each class, as long as room is left."""
-    ranks: list[list[tuple[str, str]]] = [[], [], []]
+    VR LE, Implicit VR LE and RLE Lossless for each class, as long as room is left."""
+    ranks: list[list[tuple[str, str]]] = [[], [], [], []]
     seen: set[tuple[str, str]] = set()
     for sop_class, syntax in files:
-        for rank, pair in enumerate(wanted(sop_class, syntax)):
+        for pair in wanted(sop_class, syntax):
             if pair not in seen:
                 seen.add(pair)
-                ranks[min(rank, 2)].append(pair)
+                own = pair[1] == syntax
+                ranks[0 if own else 1 + TARGETS.index(UID(pair[1]))].append(pair)
     pairs = [pair for rank in ranks for pair in rank][:MAX_CONTEXTS]
     return [build_context(sop_class, [syntax]) for sop_class, syntax in pairs]
 
 
 def choose(assoc, sop_class: str, syntax: str) -> tuple[str, bool]:
     """(syntax to send in, converted?) among the contexts the peer accepted for us to
-    send on; Unsendable if there is none this file can be sent or converted in."""
+    send on, in TARGETS' order; Unsendable if none will do for this file."""
     accepted = [
         str(cx.transfer_syntax[0])
         for cx in assoc.accepted_contexts
@@ -146,6 +148,10 @@ class RetrieveSender:
             )
         except Unsendable as exc:
             self.reasons.append(str(exc))
+            LOG.warning("retrieve: %s not sent: %s", dataset.SOPInstanceUID, exc)
+            raise
+        except (ValueError, AttributeError) as exc:  # pynetdicom could not encode it
+            self.reasons.append("it cannot be encoded")
             LOG.warning("retrieve: %s not sent: %s", dataset.SOPInstanceUID, exc)
             raise
         self.converted += sent.converted

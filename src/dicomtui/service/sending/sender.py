@@ -251,10 +251,10 @@ def _send_one(assoc, item: Item, summary: SendSummary, failure) -> bool:
     except Unsendable as exc:
         _failed(summary, item, str(exc), failure)
         return True
-    except (ValueError, AttributeError, OSError) as exc:  # pynetdicom: cannot encode
+    except Exception as exc:  # pynetdicom cannot encode it, or the association ended
         if not assoc.is_established:
             return False
-        _failed(summary, item, f"cannot be encoded: {exc}", failure)
+        _failed(summary, item, f"not sent: {exc}", failure)
         return True
     status = int(reply.Status) if "Status" in reply else -1
     summary.statuses[status] += 1
