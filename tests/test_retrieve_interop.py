@@ -360,7 +360,9 @@ def test_an_operator_send_converts_and_says_why_one_failed(make_engine, tmp_path
                                 if e.kind == "transaction" and e.data.get("type") == "move"
                                 and e.data.get("initiated") == "operator"],
                        what="the operator send's record")
-    assert "1 failed (1: cannot decode JPEG Baseline" in sends[-1]["reason"]
+    assert sends[-1]["reason"] == "1 failed: cannot decode JPEG Baseline"
+    assert sends[-1]["converted"] == 1  # the JPEG that could be decoded
+    assert job.message == "sent 2 of 3 to DEST; 1 failed: cannot decode JPEG Baseline"
 
 
 def test_a_requester_that_takes_only_rle_gets_rle(make_engine, big_endian):

@@ -320,6 +320,8 @@ class Archive:
             completed=summary.sent - summary.warnings,
             warning=summary.warnings,
             failed=failed,
+            converted=summary.converted,
+            bytes=summary.bytes,
         )
         self._recorder.record(tx)
         result = {
@@ -332,7 +334,7 @@ class Archive:
             raise RuntimeError(error)
         return (
             f"sent {summary.sent} of {len(items)} to {where.ae_title}"
-            + (f"; {failed} failed: {reason}" if failed else "")
+            + (f"; {reason}" if failed else "")
         ), result
 
     # -- storage ------------------------------------------------------------------------
@@ -456,5 +458,7 @@ def _why_failed(summary: SendSummary, failed: int) -> str:
     """'N failed', with the commonest reason an instance could not go, if any."""
     if not failed:
         return ""
-    common = summary.unsendable.most_common(1)
-    return f"{failed} failed" + (f" ({common[0][1]}: {common[0][0]})" if common else "")
+    if not summary.unsendable:
+        return f"{failed} failed"
+    reason, count = summary.unsendable.most_common(1)[0]
+    return f"{failed} failed" + (": " if count == failed else f", {count} as ") + reason
