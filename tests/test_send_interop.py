@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
@@ -225,3 +226,42 @@ def test_a_peer_that_takes_only_rle_gets_rle(tmp_path, peer):
     [(syntax, _raw, ds)] = scp.received
     assert syntax == RLELossless
     assert (ds.pixel_array == dcmread(get_testdata_file("CT_small.dcm")).pixel_array).all()
+
+
+def _storescp(out: Path, *options: str):
+    """dcmtk's storescp on a free port, writing what it receives to `out`."""
+    port = free_port()
+    proc = subprocess.Popen(["storescp", "-aet", "PEER", "-od", str(out), *options,
+                             str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    from conftest import wait_for_echo
+    wait_for_echo(port, ae_title="PEER")
+    return proc, port
+
+
+@pytest.mark.dcmtk
+@pytest.mark.parametrize("options, converted", [((), 3), (("+xa",), 0)])
+def test_dcmtk_storescp_gets_every_file(tmp_path, options, converted):
+    """storescp accepts uncompressed syntaxes only by default (+xa: all it knows); a
+    folder of JPEG, RLE, JPEG 2000 and Big Endian files all arrive either way."""
+    if shutil.which("storescp") is None or shutil.which("dcmconv") is None:
+        pytest.skip("dcmtk is not installed")
+    folder, out = tmp_path / "mixed", tmp_path / "out"
+    folder.mkdir()
+    out.mkdir()
+    for name in ("CT_small.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_RLE.dcm",
+                 "JPEG2000.dcm"):
+        shutil.copy(get_testdata_file(name), folder / name)
+    subprocess.run(["dcmconv", "+tb", get_testdata_file("MR_small.dcm"),
+                    str(folder / "mr_be.dcm")], check=True)
+    proc, port = _storescp(out, *options)
+    try:
+        result = _send(tmp_path, port, folder)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sent 5" in result.stdout
+    assert (f"{converted} converted" in result.stdout) == bool(converted), result.stdout
+    got = {str(dcmread(p).SOPInstanceUID) for p in out.iterdir()}
+    assert got == {str(dcmread(p).SOPInstanceUID) for p in folder.iterdir()}
