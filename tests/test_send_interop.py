@@ -20,7 +20,6 @@ from pynetdicom.sop_class import (CTImageStorage, MRImageStorage,
                                   SecondaryCaptureImageStorage)
 
 from conftest import cli_env, free_port, run_cli
-from helpers import fresh_ct
 
 LE = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 
@@ -174,13 +173,13 @@ def test_each_syntax_is_proposed_in_its_own_context(tmp_path, peer):
                                                        RLELossless]
 
 
-def test_synthetic_send_counts_its_bytes(tmp_path, peer):
-    scp = peer(LE)
+def test_synthetic_send_counts_its_bytes_and_converts_too(tmp_path, peer):
+    scp = peer([ImplicitVRLittleEndian])
     result = run_cli("send", "127.0.0.1", str(scp.port), "--synthetic", "2", "--aec",
                      "PEER", env=cli_env(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "sent 2" in result.stdout and " 0 Bytes" not in result.stdout
-    assert fresh_ct is not None
+    assert "sent 2 (1.1 MB, 2 converted)" in result.stdout, result.stdout  # 2 x 512 kB
+    assert [s for s, _r, _d in scp.received] == [ImplicitVRLittleEndian] * 2
 
 
 def test_a_send_is_recorded_in_the_services_transaction_log(service, tmp_path, peer):

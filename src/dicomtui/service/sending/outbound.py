@@ -2,7 +2,8 @@
 a destination, and the C-STORE sub-operations of C-MOVE and C-GET.
 
 Each (SOP Class, transfer syntax) is proposed in a context of its own: the file's own
-syntax and then Explicit and Implicit VR Little Endian, so the peer answers each one.
+syntax, then Explicit and Implicit VR Little Endian and RLE Lossless, so the peer
+answers each one.
 A file goes out as its stored bytes (pynetdicom streams the dataset after the file
 meta) when the peer accepted its syntax; otherwise a converted copy in a syntax it did
 accept (`dicom/transcode.py`). One that cannot go raises Unsendable with a reason

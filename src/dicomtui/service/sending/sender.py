@@ -21,6 +21,7 @@ from pynetdicom import AE
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import Verification
 
+from dicomtui.dicom.transcode import TranscodeError, transcode
 from dicomtui.service.receiving.netio import TunedAssociationSocket, tune
 from dicomtui.service.sending.outbound import (
     MAX_CONTEXTS,
@@ -280,7 +281,13 @@ def _store(assoc, item: Item) -> tuple[Dataset, int, bool]:
         sent = send_file(assoc, item.path, item.sop_class, item.syntax)
         return sent.reply, sent.size, sent.converted
     syntax, converted = choose(assoc, item.sop_class, item.syntax)
-    return assoc.send_c_store(item.dataset), item.size, converted
+    dataset = item.dataset
+    if converted and dataset is not None:
+        try:
+            dataset = transcode(dataset, syntax)
+        except TranscodeError as exc:
+            raise Unsendable(str(exc)) from None
+    return assoc.send_c_store(dataset), item.size, converted
 
 
 def _failed(summary: SendSummary, item: Item, reason: str, failure) -> None:
