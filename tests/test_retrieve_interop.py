@@ -226,6 +226,12 @@ def test_jpeg_is_decompressed_for_an_le_peer_and_the_undecodable_fails_alone(
     assert set(dest.got.by_uid) == set(kept) - {"1.2.3.4.99"}
     for uid, (syntax, _raw) in dest.got.by_uid.items():
         assert syntax in LE
+    moves = eventually(lambda: [e.data for e in engine.ring.since(0).events
+                                if e.kind == "transaction" and e.data.get("type") == "move"],
+                       what="the move's record")
+    assert (moves[-1]["completed"], moves[-1]["failed"], moves[-1]["converted"]) == (2, 1, 1)
+    assert moves[-1]["reason"] == ("1 of 3 sub-operations failed "
+                                   "(1 not sent: cannot decode JPEG Baseline)")
     # the requester that takes JPEG gets the stored bytes, the broken one included
     answers, got = c_get(engine.port, identifier([study]),
                          [(SecondaryCaptureImageStorage, JPEGBaseline8Bit),

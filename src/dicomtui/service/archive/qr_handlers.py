@@ -283,6 +283,7 @@ def handle_move(event, archive: Archive):
                 reason=reason,
                 destination=destination,
                 **subops.as_dict(),
+                converted=sum(s.converted for s in senders),
                 duration_ms=_ms_since(started),
             ),
         )
@@ -324,6 +325,7 @@ def handle_get(event, archive: Archive):
                 status=status,
                 reason=reason,
                 **subops.as_dict(),
+                converted=sender.converted if sender is not None else 0,
                 duration_ms=_ms_since(started),
             ),
         )

@@ -187,6 +187,7 @@ class Retrieve(Transaction):
     completed: int = 0
     warning: int = 0
     failed: int = 0
+    converted: int = 0  # sent in another transfer syntax than their file's
     duration_ms: float = 0.0
 
 
@@ -203,7 +204,6 @@ class OperatorSend(Move):
 
     study_uid: str = ""
     initiated: str = "operator"
-    converted: int = 0  # sent in another transfer syntax than their file's
     bytes: int = 0
 
 
