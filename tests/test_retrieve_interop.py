@@ -40,10 +40,12 @@ class Received:
 
     def __init__(self) -> None:
         self.by_uid: dict[str, tuple[str, bytes]] = {}
+        self.originators: set[str] = set()  # Move Originator AE Titles
 
     def on_store(self, event) -> int:
         self.by_uid[str(event.request.AffectedSOPInstanceUID)] = (
             str(event.context.transfer_syntax), event.request.DataSet.getvalue())
+        self.originators.add(str(event.request.MoveOriginatorApplicationEntityTitle or ""))
         return 0x0000
 
 
@@ -226,6 +228,7 @@ def test_jpeg_is_decompressed_for_an_le_peer_and_the_undecodable_fails_alone(
     assert set(dest.got.by_uid) == set(kept) - {"1.2.3.4.99"}
     for uid, (syntax, _raw) in dest.got.by_uid.items():
         assert syntax in LE
+    assert dest.got.originators == {"MOVER"}  # the requester, not us (PS3.7 9.3.1.1)
     moves = eventually(lambda: [e.data for e in engine.ring.since(0).events
                                 if e.kind == "transaction" and e.data.get("type") == "move"],
                        what="the move's record")

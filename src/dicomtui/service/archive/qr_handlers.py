@@ -23,7 +23,13 @@ from dicomtui.models import CANCELLED_STATUS, is_warning, outcome_of
 from dicomtui.service.archive.archive import Archive
 from dicomtui.service.archive.index import Instance
 from dicomtui.service.archive.query import answer, find, parse, retrieve_set
-from dicomtui.service.core.records import Find, Move, Retrieve, Transaction
+from dicomtui.service.core.records import (
+    Find,
+    Move,
+    Retrieve,
+    Transaction,
+    calling_ae_of,
+)
 from dicomtui.service.receiving.dimse import explain
 from dicomtui.service.sending.outbound import (
     RetrieveSender,
@@ -260,7 +266,10 @@ def handle_move(event, archive: Archive):
                 "contexts": contexts,
                 "evt_handlers": [
                     (evt.EVT_DIMSE_RECV, subops.on_message),
-                    (evt.EVT_ESTABLISHED, install_on_established(senders)),
+                    (
+                        evt.EVT_ESTABLISHED,
+                        install_on_established(senders, calling_ae_of(assoc)),
+                    ),
                 ],
             },
         )

@@ -127,14 +127,18 @@ class RetrieveSender:
     raised to pynetdicom, which counts a failed sub-operation, and kept for the
     handler's Error Comment."""
 
-    def __init__(self, assoc) -> None:
+    def __init__(self, assoc, originator: str = "") -> None:
         self.assoc = assoc
         self._send = assoc.send_c_store
+        self._originator = originator
         self.reasons: list[str] = []
         self.converted = 0
         assoc.send_c_store = self
 
     def __call__(self, dataset, msg_id: int = 1, **kwargs) -> Dataset:
+        if self._originator and kwargs.get("originator_aet"):
+            # PS3.7 9.3.1.1: the C-MOVE requester's AE title (pynetdicom gives ours)
+            kwargs["originator_aet"] = self._originator
         if not isinstance(dataset, StoredFile):
             return self._send(dataset, msg_id=msg_id, **kwargs)
         try:
@@ -174,11 +178,12 @@ class StoredFile(Dataset):
         self.path, self.sop_class, self.syntax = path, sop_class, syntax
 
 
-def install_on_established(senders: list[RetrieveSender]):
+def install_on_established(senders: list[RetrieveSender], originator: str):
     """An EVT_ESTABLISHED handler that puts a RetrieveSender on the association
-    pynetdicom makes to a C-MOVE destination (it runs before the first C-STORE)."""
+    pynetdicom makes to a C-MOVE destination (it runs before the first C-STORE);
+    `originator` is the AE title of the C-MOVE's requester."""
 
     def handler(event) -> None:
-        senders.append(RetrieveSender(event.assoc))
+        senders.append(RetrieveSender(event.assoc, originator))
 
     return handler
