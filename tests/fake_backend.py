@@ -583,6 +583,9 @@ class FakeBackend:
             raise NotFound(f"no destination {ae_title.strip()!r} (see `dicomtui dest list`)")
         return self.dests.pop(ae_title.strip())
 
+    def record_send(self, report) -> None:
+        self.archive_calls.append(f"record send to {report.called_ae}")
+
     def send_study(self, study_uid: str, ae_title: str) -> Job:
         self.archive_calls.append(f"send {study_uid} {ae_title}")
         study = self._study(study_uid)

@@ -32,14 +32,19 @@ def fresh_ct(**changes) -> Dataset:
 
 def send(port: int, items: list, called: str = "DICOMTUI", calling: str = "TESTSCU",
          contexts: list[tuple[str, str]] | None = None) -> list[Dataset]:
-    """C-STORE each item (Dataset or file path) on one association; returns responses."""
+    """C-STORE each item (Dataset or file path) on one association; returns responses.
+
+    A path is read and re-encoded by pydicom, as pynetdicom does by default: the engine,
+    once imported, has pynetdicom stream a path's bytes as stored instead
+    (ARCHITECTURE.md, "Sending and retrieving"), and these tests mean the default."""
     ae = AE(ae_title=calling)
     for sop_class, syntax in contexts or _contexts(items):
         ae.add_requested_context(sop_class, syntax)
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     assert assoc.is_established, "association was not accepted"
     try:
-        return [parked(assoc).send_c_store(item) for item in items]
+        return [parked(assoc).send_c_store(item if isinstance(item, Dataset)
+                                           else dcmread(item)) for item in items]
     finally:
         assoc.release()
 

@@ -296,6 +296,22 @@ class Destination:
 
 
 @dataclass
+class SendReport:
+    """A `dicomtui send` to any peer, done by a front end, for the transaction log."""
+
+    called_ae: str
+    calling_ae: str
+    peer: str  # host:port
+    total: int = 0
+    completed: int = 0
+    warning: int = 0
+    failed: int = 0
+    converted: int = 0
+    bytes: int = 0
+    reason: str = ""  # why it ended early, else the commonest reason files failed
+
+
+@dataclass
 class UsageRow:
     """Storage used by one facility, modality or day."""
 

@@ -14,6 +14,7 @@ from dicomtui.models import (
     Facility,
     Job,
     PacsConfig,
+    SendReport,
     SeriesRow,
     SettingValue,
     StatusSnapshot,
@@ -160,6 +161,9 @@ class Backend(Protocol):
     def send_study(self, study_uid: str, ae_title: str) -> Job:
         """Start sending a study to a destination (C-STORE sub-operations, as a C-MOVE
         out); NotFound for an unknown study or destination. Progress: job()."""
+
+    def record_send(self, report: SendReport) -> None:
+        """Log a send a front end made itself (`dicomtui send`) as one transaction."""
 
     def storage_report(self) -> StorageReport: ...
 

@@ -16,6 +16,7 @@ from dicomtui.models import (
     Facility,
     Job,
     PacsConfig,
+    SendReport,
     SeriesRow,
     SettingValue,
     StatusSnapshot,
@@ -28,6 +29,7 @@ from dicomtui.models import (
 from dicomtui.service.archive.archive import ArchiveError, ArchiveMissing
 from dicomtui.service.archive.destinations import DestinationError, DestinationMissing
 from dicomtui.service.archive.jobs import JobError
+from dicomtui.service.core.records import operator_send
 from dicomtui.service.engine import Engine, EngineError
 from dicomtui.service.privacy.privacy import PrivacyError
 from dicomtui.service.shipping.shipping import QueueError, QueueMissing, ShippingError
@@ -247,6 +249,9 @@ class LocalBackend:
     def send_study(self, study_uid: str, ae_title: str) -> Job:
         with _translated():
             return self.engine.archive.send_study(study_uid, ae_title)
+
+    def record_send(self, report: SendReport) -> None:
+        self.engine.recorder.record(operator_send(report))
 
     def storage_report(self) -> StorageReport:
         return self.engine.archive.storage_report()

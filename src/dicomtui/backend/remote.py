@@ -22,6 +22,7 @@ from dicomtui.models import (
     Facility,
     Job,
     PacsConfig,
+    SendReport,
     SeriesRow,
     SettingValue,
     StatusSnapshot,
@@ -224,6 +225,9 @@ class RemoteBackend:
                 "POST", _url("studies", study_uid) + "/send", json={"ae_title": ae_title}
             ),
         )
+
+    def record_send(self, report: SendReport) -> None:
+        self._call("POST", "/sends", json=to_dict(report))
 
     def storage_report(self) -> StorageReport:
         return from_dict(StorageReport, self._call("GET", "/storage", timeout=60))

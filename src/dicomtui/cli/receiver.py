@@ -364,12 +364,35 @@ def cmd_send(args) -> int:
     try:
         items = _send_items(args, summary)
         sender.send(items, peer, summary,
-                    views.send_progress if sys.stderr.isatty() else None)
+                    views.send_progress if sys.stderr.isatty() else None,
+                    views.send_failure)
     except sender.SendError as exc:
         print(views.send_summary(summary), file=sys.stderr)
+        _record_send(args, summary, str(exc))
         raise Failed(str(exc)) from None
     print(views.send_summary(summary))
+    _record_send(args, summary, "")
     return 0 if summary.failed == 0 and (summary.sent or summary.skipped == 0) else 1
+
+
+def _record_send(args, summary, error: str) -> None:
+    """Log the send as one transaction (the service's, else the data dir's); a send
+    that cannot be logged still happened, so this only warns."""
+    from dicomtui.models import SendReport
+    common = summary.unsendable.most_common(1) or [
+        (r, 0) for r in summary.reasons.values() if r][:1]
+    report = SendReport(
+        called_ae=args.aec, calling_ae=args.aet, peer=f"{args.host}:{args.port}",
+        total=summary.sent + summary.failed, completed=summary.sent - summary.warnings,
+        warning=summary.warnings, failed=summary.failed, converted=summary.converted,
+        bytes=summary.bytes,
+        reason=error or (f"{summary.failed} failed ({common[0][0]})" if common
+                         else f"{summary.failed} failed" if summary.failed else ""))
+    try:
+        with backend_for(args) as backend:
+            backend.record_send(report)
+    except (Failed, BackendError) as exc:
+        print(f"dicomtui send: not recorded in the transaction log: {exc}", file=sys.stderr)
 
 
 def _send_items(args, summary):

@@ -130,13 +130,23 @@ def send_progress(summary) -> None:
         print(f"\r  sent {summary.sent}, failed {summary.failed}", end="", file=sys.stderr)
 
 
+def send_failure(item, reason: str) -> None:
+    """One line per file that failed, as it happens (the summary counts them)."""
+    what = str(item.path) if item.path is not None else "a generated instance"
+    over_progress = "\r" if sys.stderr.isatty() else ""
+    print(f"{over_progress}failed: {what}: {reason}", file=sys.stderr)
+
+
 def send_summary(summary) -> str:
-    lines = [f"sent {summary.sent} ({size(summary.bytes)}), failed {summary.failed}, "
-             f"skipped {summary.skipped} non-DICOM file(s)"]
+    converted = f", {summary.converted} converted" if summary.converted else ""
+    lines = [f"sent {summary.sent} ({size(summary.bytes)}{converted}), "
+             f"failed {summary.failed}, skipped {summary.skipped} non-DICOM file(s)"]
     for status, count in sorted(summary.statuses.items()):
         label = "no response" if status < 0 else f"0x{status:04X}"
         reason = summary.reasons.get(status, "")
         lines.append(f"  {label}: {count}" + (f"  ({reason})" if reason else ""))
+    for reason, count in sorted(summary.unsendable.items()):
+        lines.append(f"  not sent: {count}  ({reason})")
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dicomtui.backend.base import BackendError, InvalidRequest, NotFound
-from dicomtui.models import StudyQuery, TransactionFilter, from_dict, to_dict
+from dicomtui.models import SendReport, StudyQuery, TransactionFilter, from_dict, to_dict
 
 LOG = logging.getLogger("dicomtui.control")
 
@@ -263,6 +263,7 @@ ROUTES: list[tuple[str, str, Route]] = [
         "/destinations/{ae}",
         lambda b, r: to_dict(b.remove_destination(r.params["ae"])),
     ),
+    ("POST", "/sends", lambda b, r: b.record_send(_send_report(r)) or {}),
     ("GET", "/storage", lambda b, r: to_dict(b.storage_report())),
     ("POST", "/cleanup/plan", lambda b, r: to_dict(b.cleanup_plan(r.days()))),
     ("POST", "/cleanup", lambda b, r: to_dict(b.start_cleanup(r.days()))),
@@ -270,6 +271,13 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("GET", "/jobs", lambda b, r: {"jobs": to_dict(b.jobs())}),
     ("GET", "/jobs/{id}", lambda b, r: to_dict(b.job(r.id_param()))),
 ]
+
+
+def _send_report(request: Request) -> SendReport:
+    try:
+        return from_dict(SendReport, request.obj())
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"not a send report: {exc}") from None
 
 
 def _match(pattern: str, segments: list[str]) -> dict[str, str] | None:

@@ -306,7 +306,7 @@ class Archive:
             if failed == len(items)
             else 0xB000
         )
-        reason = error or (f"{failed} failed" if failed else "")
+        reason = error or _why_failed(summary, failed)
         tx = OperatorSend(
             outcome_of(status),
             status,
@@ -320,6 +320,8 @@ class Archive:
             completed=summary.sent - summary.warnings,
             warning=summary.warnings,
             failed=failed,
+            converted=summary.converted,
+            bytes=summary.bytes,
         )
         self._recorder.record(tx)
         result = {
@@ -332,7 +334,7 @@ class Archive:
             raise RuntimeError(error)
         return (
             f"sent {summary.sent} of {len(items)} to {where.ae_title}"
-            + (f"; {failed} failed: {reason}" if failed else "")
+            + (f"; {reason}" if failed else "")
         ), result
 
     # -- storage ------------------------------------------------------------------------
@@ -450,3 +452,13 @@ def _date(text: str, which: str) -> str:
     if value and not (len(value) == 8 and value.isdigit()):
         raise ArchiveError(f"date {which} {text!r}: use YYYYMMDD or YYYY-MM-DD")
     return value
+
+
+def _why_failed(summary: SendSummary, failed: int) -> str:
+    """'N failed', with the commonest reason an instance could not go, if any."""
+    if not failed:
+        return ""
+    if not summary.unsendable:
+        return f"{failed} failed"
+    reason, count = summary.unsendable.most_common(1)[0]
+    return f"{failed} failed" + (": " if count == failed else f", {count} as ") + reason

@@ -3,7 +3,9 @@
 Each request is logged as one transaction with its counts. A caller recognised as a
 facility sees that facility's studies only; the main listener's callers see all.
 Sub-operation results are read from the C-STORE responses themselves (a DIMSE receive
-hook), so the counts logged are the ones pynetdicom sends back, not a guess.
+hook), so the counts logged are the ones pynetdicom sends back, not a guess. What goes
+out is decided per instance by a RetrieveSender (`sending/outbound.py`): the stored
+bytes when the peer accepted their syntax, else a converted copy.
 """
 
 from __future__ import annotations
@@ -13,25 +15,33 @@ import select
 import time
 from pathlib import Path
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import evt
-from pynetdicom.presentation import build_context
 
 from dicomtui.dicom.matching import QueryError
 from dicomtui.models import CANCELLED_STATUS, is_warning, outcome_of
 from dicomtui.service.archive.archive import Archive
 from dicomtui.service.archive.index import Instance
 from dicomtui.service.archive.query import answer, find, parse, retrieve_set
-from dicomtui.service.core.records import Find, Move, Retrieve, Transaction
+from dicomtui.service.core.records import (
+    Find,
+    Move,
+    Retrieve,
+    Transaction,
+    calling_ae_of,
+)
 from dicomtui.service.receiving.dimse import explain
+from dicomtui.service.sending.outbound import (
+    RetrieveSender,
+    StoredFile,
+    contexts_for,
+    install_on_established,
+)
 
 LOG = logging.getLogger("dicomtui.qr")
 UNABLE = 0xC000  # "unable to process"
 UNABLE_COMMENT = "unable to process the request (see the receiver's log)"
 CANCEL, PENDING = CANCELLED_STATUS, 0xFF00
-UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
-MAX_CONTEXTS = 128
 PACE = 100  # C-FIND answers between waits for the send queue to drain
 
 
@@ -145,7 +155,6 @@ class SubOps:
 
     def __init__(self, total: int) -> None:
         self.total, self.completed, self.warning, self.failed = total, 0, 0, 0
-        self.unreadable = 0  # instances whose file could not be read here
 
     def on_message(self, event) -> None:
         command = event.message.command_set
@@ -180,51 +189,47 @@ def _instances(archive: Archive, event) -> list[Instance]:
     )
 
 
-def _datasets(archive: Archive, chosen: list[Instance], event, subops: SubOps):
-    """(status, dataset) for each instance; a file that is gone counts as failed."""
+def _datasets(archive: Archive, chosen: list[Instance], event):
+    """(status, stored file) for each instance, for a RetrieveSender to send: as
+    stored when the peer accepted its syntax, else converted (or failed, with why)."""
+    root = Path(archive.storage.root)
     for inst in chosen:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        try:
-            ds = dcmread(Path(archive.storage.root) / inst.path)
-        except Exception as exc:  # removed or damaged since it was indexed
-            LOG.warning("retrieve: %s unreadable: %s", inst.path, exc)
-            subops.unreadable += 1
-            yield PENDING, _unsendable(inst.sop_uid)
-            continue
-        yield PENDING, ds
+        yield (
+            PENDING,
+            StoredFile(root / inst.path, inst.sop_class, inst.sop_uid, inst.syntax),
+        )
 
 
-def _unsendable(sop_uid: str) -> Dataset:
-    """Stands for an instance that cannot be sent: pynetdicom refuses to send a dataset
-    without a SOP Class UID before anything goes out, counts a failed sub-operation and
-    lists this SOP Instance UID among the failed ones (PS3.4 C.4.2.1.4.2)."""
-    ds = Dataset()
-    ds.SOPInstanceUID = sop_uid
-    return ds
-
-
-def _outcome(subops: SubOps, refused_by: str) -> tuple[int, str]:
-    """The final status pynetdicom will send, and why (an Error Comment)."""
+def _outcome(
+    subops: SubOps, senders: list[RetrieveSender], refused_by: str
+) -> tuple[int, str, str]:
+    """The final status pynetdicom will send, why (for the log), and the Error
+    Comment: the commonest reason an instance was not sent (short, no path), if any."""
     counts = subops.as_dict()
     failed, total = counts["failed"], counts["total"]
     if failed == 0 and counts["warning"] == 0:
-        return 0x0000, ""
-    where = f"{subops.unreadable} unreadable here" if subops.unreadable else ""
-    if failed > subops.unreadable:
-        where += (", " if where else "") + f"{failed - subops.unreadable} {refused_by}"
-    why = f"{failed} of {total} sub-operations failed" + (f" ({where})" if where else "")
-    if failed == total:
-        return 0xA702, why
+        return 0x0000, "", ""
     if failed == 0:
-        return 0xB000, f"{counts['warning']} of {total} sub-operations with warnings"
-    return 0xB000, why
+        why = f"{counts['warning']} of {total} sub-operations with warnings"
+        return 0xB000, why, why
+    reasons = [r for s in senders for r in s.reasons]
+    where, comment = "", f"{failed} of {total} sub-operations failed"
+    if reasons:
+        common = max(set(reasons), key=reasons.count)
+        where, comment = f"{len(reasons)} not sent: {common}", f"{failed} failed: {common}"
+    if failed > len(reasons):
+        where += (", " if where else "") + f"{failed - len(reasons)} {refused_by}"
+    why = f"{failed} of {total} sub-operations failed" + (f" ({where})" if where else "")
+    return (0xA702 if failed == total else 0xB000), why, comment
 
 
 def handle_move(event, archive: Archive):
     started, status, reason = time.perf_counter(), 0x0000, ""
     destination = str(event.move_destination or "").strip()
+    senders: list[RetrieveSender] = []
     subops, where = (
         SubOps(0),
         archive.destinations.get(destination) if destination else None,
@@ -250,7 +255,7 @@ def handle_move(event, archive: Archive):
             yield 0
             return
         subops.total = len(chosen)
-        contexts = _contexts(chosen)
+        contexts = contexts_for((i.sop_class, i.syntax) for i in chosen)
         if chosen:  # pynetdicom comes back only once it is associated with `where`
             status, reason = 0xA801, f"could not associate with {destination}"
             explain(assoc, message_id, reason)
@@ -259,15 +264,21 @@ def handle_move(event, archive: Archive):
             {
                 "ae_title": where.ae_title,
                 "contexts": contexts,
-                "evt_handlers": [(evt.EVT_DIMSE_RECV, subops.on_message)],
+                "evt_handlers": [
+                    (evt.EVT_DIMSE_RECV, subops.on_message),
+                    (
+                        evt.EVT_ESTABLISHED,
+                        install_on_established(senders, calling_ae_of(assoc)),
+                    ),
+                ],
             },
         )
         yield len(chosen)
         status, reason = 0x0000, ""
-        yield from _datasets(archive, chosen, event, subops)
-        status, reason = _outcome(subops, f"refused by {destination}")
-        if reason:
-            explain(assoc, message_id, reason)
+        yield from _datasets(archive, chosen, event)
+        status, reason, comment = _outcome(subops, senders, f"refused by {destination}")
+        if comment:
+            explain(assoc, message_id, comment)
     except Exception as exc:
         LOG.exception("C-MOVE failed")
         status, reason = UNABLE, f"unable to process: {exc}"
@@ -281,6 +292,7 @@ def handle_move(event, archive: Archive):
                 reason=reason,
                 destination=destination,
                 **subops.as_dict(),
+                converted=sum(s.converted for s in senders),
                 duration_ms=_ms_since(started),
             ),
         )
@@ -288,7 +300,7 @@ def handle_move(event, archive: Archive):
 
 def handle_get(event, archive: Archive):
     started, status, reason = time.perf_counter(), 0x0000, ""
-    subops, bound = SubOps(0), False
+    subops, bound, sender = SubOps(0), False, None
     assoc, message_id = event.assoc, event.request.MessageID
     try:
         try:
@@ -300,12 +312,12 @@ def handle_get(event, archive: Archive):
             return
         subops.total = len(chosen)
         assoc.bind(evt.EVT_DIMSE_RECV, subops.on_message)
-        bound = True
+        bound, sender = True, RetrieveSender(assoc)
         yield len(chosen)
-        yield from _datasets(archive, chosen, event, subops)
-        status, reason = _outcome(subops, "refused by the requester")
-        if reason:
-            explain(assoc, message_id, reason)
+        yield from _datasets(archive, chosen, event)
+        status, reason, comment = _outcome(subops, [sender], "refused by the requester")
+        if comment:
+            explain(assoc, message_id, comment)
     except Exception as exc:
         LOG.exception("C-GET failed")
         status, reason = UNABLE, f"unable to process: {exc}"
@@ -313,6 +325,8 @@ def handle_get(event, archive: Archive):
     finally:
         if bound:
             assoc.unbind(evt.EVT_DIMSE_RECV, subops.on_message)
+        if sender is not None:
+            sender.remove()
         _record(
             archive,
             assoc,
@@ -320,24 +334,10 @@ def handle_get(event, archive: Archive):
                 status=status,
                 reason=reason,
                 **subops.as_dict(),
+                converted=sender.converted if sender is not None else 0,
                 duration_ms=_ms_since(started),
             ),
         )
-
-
-def _contexts(chosen: list[Instance]) -> list:
-    """One context per SOP class with the syntaxes its files are in (plus the
-    uncompressed ones, which pynetdicom can re-encode to)."""
-    wanted: dict[str, list[str]] = {}
-    for inst in chosen:
-        syntaxes = wanted.setdefault(inst.sop_class, [])
-        for syntax in (inst.syntax, *UNCOMPRESSED):
-            if syntax not in syntaxes:
-                syntaxes.append(syntax)
-    return [
-        build_context(cls, syntaxes)
-        for cls, syntaxes in list(wanted.items())[:MAX_CONTEXTS]
-    ]
 
 
 def _ms_since(started: float) -> float:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from dicomtui.dicom.matching import QueryError, matcher_for
@@ -253,12 +254,25 @@ def _element_value(vr: str, value: Any) -> Any:
     return str(value)
 
 
+def _uid_list(value) -> set[str]:
+    """A unique key's values: one, or a list (pydicom gives a MultiValue for one that
+    came with backslashes, a str for one set by hand with them)."""
+    items = list(value) if isinstance(value, (list, MultiValue)) else [value or ""]
+    return {v.strip() for item in items for v in str(item).split("\\") if v.strip()}
+
+
 def retrieve_set(
     index: ArchiveIndex, identifier: Dataset, model: str, facility: str | None
 ) -> list[Instance]:
-    """The instances a C-MOVE / C-GET identifier selects, by unique keys only."""
+    """The instances a C-MOVE / C-GET identifier selects, by unique keys only.
+
+    A PATIENT-level retrieve on the Study Root model is taken as on the Patient Root
+    one: Orthanc sends it (and accepts it), though the Study Root model has no such
+    level (README, "Query/Retrieve")."""
     level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
-    if level not in LEVELS or (model == "STUDY" and level == "PATIENT"):
+    if model == "STUDY" and level == "PATIENT":
+        model = "PATIENT"
+    if level not in LEVELS:
         raise QueryError(
             f"QueryRetrieveLevel {level or '(missing)'!r} is not valid for "
             f"the {model.title()} Root model",
@@ -270,8 +284,8 @@ def retrieve_set(
     ]:
         if model == "STUDY" and lvl == "PATIENT":
             continue
-        raw = str(identifier.get(UNIQUE[lvl], "") or "").strip()
-        values = {v.strip() for v in raw.split("\\") if v.strip()}
+        values = _uid_list(identifier.get(UNIQUE[lvl], ""))
+        raw = "\\".join(values)
         if "*" in raw or "?" in raw:
             raise QueryError(f"{UNIQUE[lvl]} may not hold wildcards in a retrieve")
         if values:

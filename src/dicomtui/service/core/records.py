@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypedDict
 
 from dicomtui.dicom.identify import Identity
-from dicomtui.models import OK, REFUSED, WARNING
+from dicomtui.models import OK, REFUSED, WARNING, SendReport, outcome_of
 from dicomtui.service.core.events import now_iso
 
 
@@ -199,6 +199,7 @@ class Retrieve(Transaction):
     completed: int = 0
     warning: int = 0
     failed: int = 0
+    converted: int = 0  # sent in another transfer syntax than their file's
     duration_ms: float = 0.0
 
 
@@ -210,10 +211,41 @@ class Move(Retrieve):
 
 @dataclass
 class OperatorSend(Move):
-    """A study sent to a destination from a front end: the C-STOREs of a C-MOVE."""
+    """A study sent to a destination from a front end: the C-STOREs of a C-MOVE; or,
+    initiated by "send", files sent to any peer by `dicomtui send`."""
 
     study_uid: str = ""
     initiated: str = "operator"
+    bytes: int = 0
+
+
+def send_status(total: int, ok: int, warning: int) -> int:
+    """A send's overall status, as a C-MOVE's: 0, 0xB000 (some failed or warned),
+    0xA702 (none went)."""
+    if ok == total:
+        return 0x0000
+    return 0xA702 if ok + warning == 0 else 0xB000
+
+
+def operator_send(report: SendReport) -> OperatorSend:
+    """The transaction a front end's `dicomtui send` is logged as."""
+    status = send_status(report.total, report.completed, report.warning)
+    return OperatorSend(
+        outcome_of(status),
+        status,
+        report.reason,
+        calling_ae=report.calling_ae,
+        called_ae=report.called_ae,
+        peer=report.peer,
+        destination=report.called_ae,
+        initiated="send",
+        total=report.total,
+        completed=report.completed,
+        warning=report.warning,
+        failed=report.failed,
+        converted=report.converted,
+        bytes=report.bytes,
+    )
 
 
 @dataclass

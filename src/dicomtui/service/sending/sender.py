@@ -1,4 +1,5 @@
-"""The SCU side: C-ECHO and C-STORE to any receiver, for `dicomtui echo` and `send`.
+"""The SCU side: C-ECHO and C-STORE to any receiver, for `dicomtui echo` and `send`
+and the archive's send to a destination (what goes out per file: `outbound.py`).
 
 Sockets get TCP_NODELAY: a sender that leaves Nagle on stalls ~40 ms per image against
 receivers that delay their ACKs (ARCHITECTURE.md, "Rules for the network").
@@ -18,12 +19,21 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pynetdicom import AE
+from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import Verification
 
+from dicomtui.dicom.transcode import TranscodeError, transcode
 from dicomtui.service.receiving.netio import TunedAssociationSocket, tune
+from dicomtui.service.sending.outbound import (
+    MAX_CONTEXTS,
+    Unsendable,
+    choose,
+    contexts_for,
+    send_file,
+    wanted,
+)
 
 LOG = logging.getLogger("dicomtui.send")
-MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
 
 
 class SendError(RuntimeError):
@@ -39,8 +49,10 @@ class SendSummary:
     warnings: int = 0
     skipped: int = 0
     bytes: int = 0
+    converted: int = 0  # sent in another transfer syntax than their file's
     statuses: Counter = field(default_factory=Counter)
     reasons: dict[int, str] = field(default_factory=dict)
+    unsendable: Counter = field(default_factory=Counter)  # not sent at all, by reason
 
 
 @dataclass(frozen=True)
@@ -175,8 +187,11 @@ def _read_item(path: Path) -> Item | None:
 
 
 def dataset_items(datasets: Iterable[Dataset]) -> Iterator[Item]:
+    """Generated datasets to send, each with its encoded size (for the summary)."""
     for ds in datasets:
-        yield Item(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID), dataset=ds)
+        syntax = ds.file_meta.TransferSyntaxUID
+        encoded = encode(ds, syntax.is_implicit_VR, syntax.is_little_endian) or b""
+        yield Item(str(ds.SOPClassUID), str(syntax), dataset=ds, size=len(encoded))
 
 
 @dataclass(frozen=True)
@@ -195,32 +210,34 @@ def send(
     peer: Peer,
     summary: SendSummary,
     progress: Callable[[SendSummary], None] | None = None,
+    failure: Callable[[Item, str], None] | None = None,
 ) -> None:
-    """C-STORE every item, opening a new association when contexts run out."""
+    """C-STORE every item, opening a new association when contexts run out. An item
+    that fails is counted (and told to `failure` with why); the rest go on."""
     batch: list[Item] = []
-    contexts: set[tuple[str, str]] = set()
+    pairs: set[tuple[str, str]] = set()
     for item in items:
-        key = (item.sop_class, item.syntax)
-        if key not in contexts and len(contexts) == MAX_CONTEXTS:
-            _send_batch(batch, contexts, peer, summary, progress)
-            batch, contexts = [], set()
-        contexts.add(key)
+        new = set(wanted(item.sop_class, item.syntax)) - pairs
+        if batch and len(pairs) + len(new) > MAX_CONTEXTS:
+            _send_batch(batch, pairs, peer, summary, progress, failure)
+            batch, pairs, new = [], set(), set(wanted(item.sop_class, item.syntax))
+        pairs |= new
         batch.append(item)
         if len(batch) >= 1000 and item.dataset is not None:  # bound generated memory
-            _send_batch(batch, contexts, peer, summary, progress)
-            batch, contexts = [], set()
+            _send_batch(batch, pairs, peer, summary, progress, failure)
+            batch, pairs = [], set()
     if batch:
-        _send_batch(batch, contexts, peer, summary, progress)
+        _send_batch(batch, pairs, peer, summary, progress, failure)
 
 
-def _send_batch(batch, contexts, peer: Peer, summary, progress) -> None:
+def _send_batch(batch, pairs, peer: Peer, summary, progress, failure) -> None:
     host, port = peer.host, peer.port
-    assoc = _associate(
-        _make_ae(peer.calling, sorted(contexts)), host, port, peer.called, peer.tls
-    )
+    ae = _make_ae(peer.calling)
+    ae.requested_contexts = contexts_for(pairs)
+    assoc = _associate(ae, host, port, peer.called, peer.tls)
     try:
         for item in batch:
-            answered = _send_one(assoc, item, summary)
+            answered = _send_one(assoc, item, summary, failure)
             if progress is not None:
                 progress(summary)
             # No answer means the association is over (aborted by the peer, closed, or
@@ -235,19 +252,54 @@ def _send_batch(batch, contexts, peer: Peer, summary, progress) -> None:
             assoc.release()
 
 
-def _send_one(assoc, item: Item, summary: SendSummary) -> bool:
-    """C-STORE one item and count its answer; False when none came."""
-    reply = assoc.send_c_store(item.path if item.path is not None else item.dataset)
+def _send_one(assoc, item: Item, summary: SendSummary, failure) -> bool:
+    """C-STORE one item and count its answer; False when none came. An item that
+    cannot go to this peer, or that pynetdicom cannot encode, fails alone."""
+    try:
+        reply, size, converted = _store(assoc, item)
+    except Unsendable as exc:
+        _failed(summary, item, str(exc), failure)
+        return True
+    except Exception as exc:  # pynetdicom cannot encode it, or the association ended
+        if not assoc.is_established:
+            return False
+        _failed(summary, item, f"not sent: {exc}", failure)
+        return True
     status = int(reply.Status) if "Status" in reply else -1
     summary.statuses[status] += 1
-    if status == 0x0000:
+    if status == 0x0000 or 0xB000 <= status <= 0xBFFF:
         summary.sent += 1
-        summary.bytes += item.size
-    elif 0xB000 <= status <= 0xBFFF:
-        summary.warnings += 1
-        summary.sent += 1
+        summary.bytes += size
+        summary.warnings += status != 0x0000
+        summary.converted += converted
     else:
         summary.failed += 1
         comment = str(reply.get("ErrorComment", "")) if status != -1 else "no response"
         summary.reasons.setdefault(status, comment)
+        if failure is not None and status != -1:
+            failure(item, f"status 0x{status:04X}" + (f" ({comment})" if comment else ""))
     return status != -1
+
+
+def _store(assoc, item: Item) -> tuple[Dataset, int, bool]:
+    """The peer's answer, the bytes and whether they were converted: a file through
+    send_file() (as stored, else converted); a generated dataset as pynetdicom
+    encodes it."""
+    if item.path is not None:
+        sent = send_file(assoc, item.path, item.sop_class, item.syntax)
+        return sent.reply, sent.size, sent.converted
+    syntax, converted = choose(assoc, item.sop_class, item.syntax)
+    dataset = item.dataset
+    if converted and dataset is not None:
+        try:
+            dataset = transcode(dataset, syntax)
+        except TranscodeError as exc:
+            raise Unsendable(str(exc)) from None
+    return assoc.send_c_store(dataset), item.size, converted
+
+
+def _failed(summary: SendSummary, item: Item, reason: str, failure) -> None:
+    summary.failed += 1
+    summary.unsendable[reason] += 1
+    if failure is not None:
+        failure(item, reason)
