@@ -19,7 +19,7 @@ from pynetdicom import AE
 
 from dicomtui.service.core.journal import Journal
 from dicomtui.service.privacy.restore import restore_path
-from helpers import fresh_ct, stored_files
+from helpers import fresh_ct, parked, stored_files
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -89,7 +89,7 @@ def test_the_answer_comes_after_file_folder_and_journal_are_synced(make_engine, 
     calls = Syscalls(monkeypatch, engine.data_dir)
     assoc = _association(engine.port)
     try:
-        status = assoc.send_c_store(fresh_ct())
+        status = parked(assoc).send_c_store(fresh_ct())
         calls.note("response", str(engine.data_dir / "x"))
     finally:
         assoc.release()
@@ -108,13 +108,13 @@ def test_a_store_that_arrives_while_the_receiver_stops_is_refused(make_engine,
     first, second = _association(engine.port), _association(engine.port)
     answers: dict[str, int] = {}
     sending = threading.Thread(
-        target=lambda: answers.setdefault("a", first.send_c_store(fresh_ct()).Status))
+        target=lambda: answers.setdefault("a", parked(first).send_c_store(fresh_ct()).Status))
     sending.start()
     assert calls.held.wait(30)  # A is in flight, blocked in its file fsync
     stopping = threading.Thread(target=engine.stop)
     stopping.start()
     _wait(lambda: engine.receiver.state == "stopping", "the receiver stopping")
-    late = second.send_c_store(fresh_ct())
+    late = parked(second).send_c_store(fresh_ct())
     calls.hold.set()
     sending.join(30)
     stopping.join(60)
@@ -198,7 +198,7 @@ def test_what_is_acknowledged_is_in_the_log_index_and_map_at_once(make_engine,
     ds = fresh_ct(PatientID="AT-ONCE", PatientName="RIGHT^AWAY")
     assoc = _association(engine.port)
     try:
-        assert assoc.send_c_store(ds).Status == 0x0000
+        assert parked(assoc).send_c_store(ds).Status == 0x0000
     finally:
         assoc.release()
     stores = engine.txlog.query(types=["store"])
@@ -316,7 +316,8 @@ def test_replay_skips_a_line_whose_file_never_reached_the_folder(make_engine, tm
         for patient in ("KEPT", "LOST"):
             assoc = _association(source.port)
             try:
-                assert assoc.send_c_store(fresh_ct(PatientID=patient)).Status == 0x0000
+                assert parked(assoc).send_c_store(
+                    fresh_ct(PatientID=patient)).Status == 0x0000
             finally:
                 assoc.release()
         segments = sorted((source.data_dir / "journal").glob("*.jsonl"))

@@ -197,8 +197,6 @@ def test_orthanc_retrieves_a_study_from_us(ours, orthanc, archived):
     assert len(orthanc.instance_ids(study_uid)) == len(archived)
 
 
-@pytest.mark.xfail(strict=False,
-                   reason="patient-level retrieve on Study Root lands with issue-j")
 def test_orthanc_retrieves_a_patient_from_us(ours, orthanc):
     instances = study("ORTHANC^PATIENT", "ORTH-P", "20240316")
     send_all(ours.port, instances)
