@@ -21,8 +21,27 @@ from textual.strip import Strip
 
 @dataclass(frozen=True)
 class Column:
+    """A column; a `flex` one (at most one) takes the room the others leave, at least
+    `width`: the reason column, so "why" reads as far as the screen allows."""
+
     title: str
     width: int
+    flex: bool = False
+
+
+def fit_widths(columns: list[Column], room: int) -> list[int]:
+    """Each column's width in `room` cells: when every column fits, the flex one takes
+    what is left; when not, it reaches the right edge and the rest follow off-screen."""
+    widths = [c.width for c in columns]
+    flex = next((i for i, c in enumerate(columns) if c.flex), None)
+    if flex is None:
+        return widths
+    others = sum(w + 1 for i, w in enumerate(widths) if i != flex) + 1
+    before = sum(w + 1 for w in widths[:flex]) + 1
+    left = room - others
+    widths[flex] = left if left >= columns[flex].width else max(columns[flex].width,
+                                                                room - before)
+    return widths
 
 
 class LogTable(ScrollView, can_focus=True):
@@ -81,7 +100,8 @@ class LogTable(ScrollView, can_focus=True):
         self.rows: list[tuple] = []
         self.cursor_row = -1
         self._strips: dict[int, Strip] = {}  # id(row) -> rendered line, for visible rows
-        self._width = sum(c.width + 1 for c in columns)
+        self.widths = [c.width for c in columns]
+        self._width = sum(w + 1 for w in self.widths)
         self._header: Strip | None = None
 
     # -- content ------------------------------------------------------------------------
@@ -109,6 +129,13 @@ class LogTable(ScrollView, can_focus=True):
             self.cursor_row = max(0, self.cursor_row - dropped) if self.rows else -1
             self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False)
             self.refresh()
+
+    def on_resize(self) -> None:
+        widths = fit_widths(self.columns, self.scrollable_content_region.width)
+        if widths != self.widths:
+            self.widths, self._strips, self._header = widths, {}, None
+            self._width = sum(w + 1 for w in widths)
+            self._resize()
 
     def _resize(self) -> None:
         self.virtual_size = Size(self._width, len(self.rows) + 1)
@@ -197,9 +224,9 @@ class LogTable(ScrollView, can_focus=True):
 
     def _line(self, cells: tuple) -> Strip:
         line = Text(no_wrap=True, end="")
-        for column, cell in zip(self.columns, cells, strict=False):
+        for width, cell in zip(self.widths, cells, strict=False):
             text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
-            text.truncate(column.width, overflow="ellipsis", pad=True)
+            text.truncate(width, overflow="ellipsis", pad=True)
             line.append_text(text)
             line.append(" ")
         segments = list(line.render(self.app.console))

@@ -20,6 +20,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from dicomtui.service.receiving.netio import TunedAssociationSocket, tune
+from dicomtui.wording import rejection
 
 LOG = logging.getLogger("dicomtui.send")
 MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
@@ -105,9 +106,7 @@ class _ConnectFailure(logging.Handler):
 def _why_not(assoc, host: str, port: int, called: str) -> str:
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
-        detail = (
-            f"result {rj.result}, source {rj.result_source}, diagnostic {rj.diagnostic}"
-        )
+        detail = rejection(rj.result, rj.result_source, rj.diagnostic)
         return f"{host}:{port} rejected the association as {called} ({detail})"
     if assoc.is_aborted:
         return f"{host}:{port} aborted the association"

@@ -13,6 +13,7 @@ from dicomtui.tui import format as fmt
 from dicomtui.tui.screens.upload_rows import status_line
 from dicomtui.tui.tables import sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
+from dicomtui.wording import in_words
 
 ASSOC_COLUMNS = ("#", "calling AE", "peer", "since", "images", "bytes", "rate")
 ERROR_COLUMNS = ("time", "from", "status", "reason")
@@ -82,7 +83,7 @@ class StatusScreen(Screen):
         who = "local" if snap.mode == "local" else f"service pid {snap.pid}"
         text.append(f"  {who}")
         if snap.started_at:
-            text.append(f", up {fmt.rough_duration(snap.uptime_s)}")
+            text.append(f", up {fmt.short_duration(snap.uptime_s)}")
         for lst in snap.listeners:
             style = "green" if lst.state == "listening" else "red"
             text.append(f"\n{lst.ae_title} @ {lst.host}:{lst.port} ")
@@ -149,6 +150,6 @@ def _error_row(event) -> tuple:
     data = event.data
     who = data.get("calling_ae") or "?"
     status = fmt.status_code(data.get("status")) or data.get("outcome", "")
-    reason = data.get("reason") or event.message
+    reason = in_words(data.get("reason") or event.message)
     return (fmt.clock(event.time), f"{who} {data.get('peer', '')}".strip(), status,
             Text(reason, style="red"))
