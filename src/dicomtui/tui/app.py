@@ -68,7 +68,7 @@ class DicomTUI(App):
              "storage": StorageScreen, "uploads": UploadsScreen,
              "anonymization": AnonymizationScreen, "settings": SettingsScreen}
     DEFAULT_MODE = "status"
-    SCREENS_GROUP = Binding.Group("Screen", compact=True)
+    SCREENS_GROUP = Binding.Group("Screens", compact=True)
     BINDINGS = [
         Binding("s", "start_stop", "Start/stop", id="receiver.start_stop",
                 tooltip="start the receiver, or stop it (asks while associations run)"),
@@ -101,6 +101,10 @@ class DicomTUI(App):
                 "reveal (asks, logged), export"),
         Binding("9", "show('settings')", "Settings", id="screen.settings",
                 group=SCREENS_GROUP, tooltip="effective settings, their source; edit them"),
+        Binding("left_square_bracket", "cycle(-1)", "Previous screen", key_display="[",
+                id="screen.previous", group=SCREENS_GROUP, tooltip="the screen to the left"),
+        Binding("right_square_bracket", "cycle(1)", "Next screen", key_display="]",
+                id="screen.next", group=SCREENS_GROUP, tooltip="the screen to the right"),
     ]
 
     def __init__(self, connector: Connector, *, no_start: bool = False,
@@ -278,7 +282,7 @@ class DicomTUI(App):
         if self.unreachable:
             self.notify("the service answers again", timeout=5)
         self.snapshot, self.unreachable, self.problem = message.snapshot, False, ""
-        self.rates.add(self.clock().timestamp(), message.snapshot.counters.received)
+        self.rates.take(message.snapshot.received_by_second)
         self._take_events(message.batch)
         if self.log_screen is not None and message.tail is not None:
             self.log_screen.add_tail(message.tail, message.tail_cursor, message.tail_filter,
@@ -325,6 +329,10 @@ class DicomTUI(App):
     def action_show(self, mode: str) -> None:
         if self.current_mode != mode:
             self.switch_mode(mode)
+
+    def action_cycle(self, step: int) -> None:
+        modes = list(self.MODES)
+        self.switch_mode(modes[(modes.index(self.current_mode) + step) % len(modes)])
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self._binding_rows()))
@@ -389,7 +397,8 @@ class DicomTUI(App):
         if action in ("start_stop", "restart") and self._quitting:
             return False
         in_dialog = isinstance(self.screen, ModalScreen)
-        return not (in_dialog and action in ("show", "start_stop", "restart", "help"))
+        return not (in_dialog and action in ("show", "cycle", "start_stop", "restart",
+                                             "help"))
 
     # -- help and the command palette are generated from the bindings ----------------
     def _binding_rows(self) -> list[tuple[str, str, str]]:
