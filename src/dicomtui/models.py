@@ -127,6 +127,8 @@ class StatusSnapshot:
     error: str = ""
     warnings: list[str] = field(default_factory=list)
     uploads: UploadSummary = field(default_factory=UploadSummary)
+    # [epoch second, images] of the last five minutes, kept by the service
+    received_by_second: list[list[int]] = field(default_factory=list)
 
 
 @dataclass

@@ -270,11 +270,12 @@ class Archive:
         where = self.destinations.get(ae_title)
         if where is None:
             raise ArchiveMissing(f"no destination {ae_title!r} (see `dicomtui dest list`)")
-        if self.index.study(study_uid) is None:
+        study = self.index.study(study_uid)
+        if study is None:
             raise ArchiveMissing(f"no indexed study {study_uid!r}")
         return self.jobs.start(
             "send",
-            f"send {study_uid} to {where.ae_title}",
+            f"send {study_title(study)} to {where.ae_title}",
             lambda r: self._send(r, study_uid, where),
         )
 
@@ -450,3 +451,12 @@ def _date(text: str, which: str) -> str:
     if value and not (len(value) == 8 and value.isdigit()):
         raise ArchiveError(f"date {which} {text!r}: use YYYYMMDD or YYYY-MM-DD")
     return value
+
+
+def study_title(doc: dict) -> str:
+    """'CT study of 2026-11-20 (…4d2a91)': a study as a job's title, in words and
+    without patient data (the UID's tail tells two studies of one day apart)."""
+    kinds = "/".join(modalities(doc)) or "a"
+    raw = doc.get("study_date") or ""
+    day = f" of {raw[:4]}-{raw[4:6]}-{raw[6:8]}" if len(raw) == 8 and raw.isdigit() else ""
+    return f"{kinds} study{day} (…{doc.get('study_uid', '')[-6:]})"

@@ -17,6 +17,7 @@ from dicomtui.tui.filters import HINT, FilterError, LogFilter, parse
 from dicomtui.tui.logtable import LogTable
 from dicomtui.tui.screens.log_rows import COLUMNS, app_log_line, row_cells
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
+from dicomtui.wording import count
 
 MAX_ROWS = 1000  # rows the table holds; older ones come from the DB a page at a time
 PAGE = 100
@@ -276,7 +277,7 @@ class LogScreen(Screen):
         else:
             chips.append("  (c: clear)", style="dim")
         show(self.query_one("#log-chips", Static), chips)
-        shown = f"{len(self.tx_rows)} rows"
+        shown = count(len(self.tx_rows), "row")
         follow = (Text("● LIVE ", style="bold green") if self.follow
                   else Text("❚❚ PAUSED ", style="bold yellow"))
         follow.append(f"{shown}  (f)", style="dim")

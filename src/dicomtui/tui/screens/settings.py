@@ -16,6 +16,7 @@ from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm
 from dicomtui.tui.tables import sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar
+from dicomtui.wording import setting_value
 
 COLUMNS = ("setting", "value", "source", "applies")
 
@@ -123,7 +124,8 @@ class SettingsScreen(Screen):
     def _edited(self, value: SettingValue | None) -> None:
         if value is None:
             return
-        self.notify(f"{value.name} = {value.value} ({value.source})", timeout=4)
+        self.notify(f"{value.name} = {setting_value(value.value)} ({value.source})",
+                    timeout=4)
         self.load()
         snap = self.app.snapshot
         if value.pending_restart and snap is not None and snap.state == "running":
@@ -141,13 +143,7 @@ def _row(value: SettingValue) -> tuple:
         applies = Text("restart pending", style="bold yellow")
     else:
         applies = Text("on restart" if value.restart_required else "at once", style="dim")
-    return (value.name, _shown(value.value), source, applies)
-
-
-def _shown(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
+    return (value.name, setting_value(value.value), source, applies)
 
 
 class EditSetting(ModalScreen[SettingValue | None]):
@@ -164,7 +160,7 @@ class EditSetting(ModalScreen[SettingValue | None]):
             yield Label(f"Set {self.setting.name}", classes="dialog-title")
             yield Static(f"{self.setting.help} (default {self.setting.default!r})",
                          classes="dialog-detail")
-            yield Input(value=_shown(self.setting.value), id="edit-value",
+            yield Input(value=setting_value(self.setting.value), id="edit-value",
                         select_on_focus=True)
             yield Static(id="edit-error")
             yield Label("[b]Enter[/b] save    [b]Esc[/b] cancel", classes="dialog-keys")
