@@ -61,7 +61,7 @@ def test_the_attached_header_fits_80_columns_on_every_screen():
         return headers
 
     headers = drive(console(FakeBackend(mode="service")), scenario)
-    assert "attached pid 4242   RUNNING" in headers["8"]  # the longest tab name
+    assert "attached pid 4242  RUNNING" in headers["8"]  # the longest tab name
     for key, header in headers.items():
         assert header.rstrip().endswith(("9Set", "9 Settings")), header
         for number, _mode, _title, short in SCREEN_TABS:  # every screen named, at least

@@ -26,6 +26,7 @@ from dicomtui.backend.base import BackendError
 from dicomtui.models import Event
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, HelpScreen
+from dicomtui.tui.preferences import chosen_theme, save_theme
 from dicomtui.tui.rates import RateHistory
 from dicomtui.tui.screens.access import AccessScreen
 from dicomtui.tui.screens.anonymization import AnonymizationScreen
@@ -123,9 +124,11 @@ class DicomTUI(App):
         self._seq = 0
         self._quitting = self._connecting = False
         self._backend_closed = threading.Event()
+        self.theme = chosen_theme(self.available_themes, self.theme)
 
     # -- lifecycle --------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, lambda theme: save_theme(theme.name))
         self._start_connect()
         loop = asyncio.get_running_loop()
         for sig, handler in ((signal.SIGTERM, self._on_signal),
@@ -345,7 +348,7 @@ class DicomTUI(App):
         if state not in ("running", "starting"):
             self._receiver("start")
             return
-        self._confirm_if_busy("stop", "Stop the receiver?")
+        self._confirm_if_busy("stop", "Stop the receiver?", always=True)
 
     def action_restart(self) -> None:
         if self.backend is None:
@@ -357,14 +360,16 @@ class DicomTUI(App):
         self.notify("connecting again…", timeout=3)
         self._start_connect()
 
-    def _confirm_if_busy(self, action: str, question: str) -> None:
+    def _confirm_if_busy(self, action: str, question: str, always: bool = False) -> None:
         active = self.snapshot.associations if self.snapshot else []
-        if not active:
+        if not active and not always:
             self._receiver(action)
             return
         callers = ", ".join(sorted({a.calling_ae or "?" for a in active}))
         detail = (f"{len(active)} association(s) active ({callers}). In-flight stores "
-                  "finish first; the rest are aborted and the sender must retry.")
+                  "finish first; the rest are aborted and the sender must retry."
+                  if active else "No association is active. Senders are refused until "
+                  "it is started again (s).")
         self.push_screen(Confirm(question, detail, yes=action.capitalize()),
                          lambda yes: self._receiver(action) if yes else None)
 

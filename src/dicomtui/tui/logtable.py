@@ -44,6 +44,10 @@ def fit_widths(columns: list[Column], room: int) -> list[int]:
     return widths
 
 
+def plain(cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
 class LogTable(ScrollView, can_focus=True):
     """Rows of cells under a fixed header; a cursor row; Enter selects it."""
 
@@ -70,6 +74,12 @@ class LogTable(ScrollView, can_focus=True):
         Binding("left", "scroll_left", "Left", show=False),
         Binding("right", "scroll_right", "Right", show=False),
         Binding("enter", "select", "Select", show=False),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "first", "First row", show=False),
+        Binding("G", "last", "Last row", show=False),
+        Binding("y", "copy_row", "Copy row", id="table.copy", show=False,
+                tooltip="copy the selected row to the clipboard (OSC 52)"),
     ]
 
     class Selected(Message):
@@ -180,6 +190,12 @@ class LogTable(ScrollView, can_focus=True):
     def action_select(self) -> None:
         if 0 <= self.cursor_row < len(self.rows):
             self.post_message(self.Selected(self, self.cursor_row))
+
+    def action_copy_row(self) -> None:
+        if 0 <= self.cursor_row < len(self.rows):
+            text = "  ".join(plain(cell) for cell in self.rows[self.cursor_row]).rstrip()
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied: {text[:60]}", timeout=3)
 
     def on_click(self, event) -> None:
         row = int(self.scroll_y) + event.y - 1

@@ -42,10 +42,10 @@ class ModeBar(Static):
                           for start, end, mode in tab_spans(tabs)]
         return line + tabs
 
-    def on_click(self, event) -> None:
+    async def on_click(self, event) -> None:
         for start, end, mode in getattr(self, "tab_spans", []):
             if start <= event.x < end:
-                self.app.run_action(f"show('{mode}')")
+                await self.app.run_action(f"show('{mode}')")
                 return
 
 
@@ -158,11 +158,11 @@ class KeyBar(Static):
             self._drawn = line
             self.update(line, layout=False)
 
-    def on_click(self, event) -> None:
+    async def on_click(self, event) -> None:
         """A click on a key's hint does what the key does."""
         for start, end, node, action in getattr(self, "hints", []):
             if start <= event.x < end:
-                self.app.run_action(action, node)
+                await self.app.run_action(action, node)
                 return
 
     def _keys(self, width: int) -> tuple[str, list]:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from rich.text import Text
 
 from dicomtui.tui import format as fmt
-from dicomtui.tui.logtable import Column
+from dicomtui.tui.logtable import Column, plain
 from dicomtui.wording import in_words
 
 # what happened and why first (time, type, outcome, who, reason); the rest follow as the
@@ -37,6 +37,13 @@ def row_cells(record: dict, today: date) -> tuple:
             record.get("patient_id") or "", _short_uid(record.get("study_uid")),
             fmt.size(record["bytes"]) if record.get("bytes") else "",
             f"{ms:,.0f}" if isinstance(ms, (int, float)) else "")
+
+
+def file_cells(record: dict, today: date) -> list[str]:
+    """One row as the saved file has it: the cells, but the whole time and study UID."""
+    cells = [plain(cell) for cell in row_cells(record, today)]
+    cells[0], cells[9] = record.get("time") or "", record.get("study_uid") or ""
+    return cells
 
 
 def reason_cell(record: dict) -> Text:

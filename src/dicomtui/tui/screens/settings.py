@@ -14,7 +14,7 @@ from dicomtui.backend.base import BackendError
 from dicomtui.models import SettingValue
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm
-from dicomtui.tui.tables import sync_rows
+from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar
 from dicomtui.wording import setting_value
 
@@ -38,7 +38,7 @@ class SettingsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield ModeBar()
         yield Static(id="settings-pending")
-        yield DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="settings-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="settings-help")
         yield KeyBar()
 

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Label, Sparkline, Static
 
 from dicomtui.tui import format as fmt
 from dicomtui.tui.screens.upload_rows import status_line
-from dicomtui.tui.tables import sync_rows
+from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 from dicomtui.wording import in_words
 
@@ -34,9 +34,9 @@ class StatusScreen(Screen):
         yield Static(id="status-storage")
         yield Static(id="status-uploads")
         yield Label("Active associations", classes="section")
-        yield DataTable(id="status-assocs", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="status-assocs", cursor_type="row", zebra_stripes=True)
         yield Label("Last errors", classes="section")
-        yield DataTable(id="status-errors", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="status-errors", cursor_type="row", zebra_stripes=True)
         yield KeyBar()
 
     def on_mount(self) -> None:
