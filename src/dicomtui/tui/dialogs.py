@@ -92,7 +92,8 @@ class RecordScreen(ModalScreen[None]):
 FIELD_LABELS = {"id": "record", "ae": "AE title", "calling_ae": "calling AE",
                 "called_ae": "called AE", "sop_class": "SOP class", "sop_uid": "SOP instance",
                 "study_uid": "study UID", "series_uid": "series UID", "patient_id": "patient ID",
-                "duration_ms": "took (ms)", "bytes": "size", "ip": "IP"}
+                "duration_ms": "took (ms)", "bytes": "size", "ip": "IP",
+                "jid": "journal line"}
 
 
 def field_label(key: str) -> str:
