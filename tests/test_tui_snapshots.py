@@ -39,7 +39,7 @@ def seeded_rates() -> list[list[int]]:
 
 def status_app():
     fake = FakeBackend()
-    fake.snap.received_by_second = seeded_rates()
+    fake.rate_seconds = seeded_rates()
     return console(fake)
 
 
@@ -275,6 +275,7 @@ def test_status_screen_without_colour(snap_compare, monkeypatch):
 
 def test_attached_and_unreachable_header(snap_compare):
     fake = FakeBackend(mode="service")
+    fake.rate_seconds = seeded_rates()
 
     async def ready(pilot):
         await status_ready(pilot)

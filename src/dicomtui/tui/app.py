@@ -72,7 +72,7 @@ class DicomTUI(App):
     SCREENS_GROUP = Binding.Group("Screens", compact=True)
     BINDINGS = [
         Binding("s", "start_stop", "Start/stop", id="receiver.start_stop",
-                tooltip="start the receiver, or stop it (asks while associations run)"),
+                tooltip="start the receiver, or stop it (asks first)"),
         Binding("r", "restart", "Restart", id="receiver.restart",
                 tooltip="restart the receiver (applies settings that need it)"),
         Binding("question_mark", "help", "Help", key_display="?", id="help",
@@ -407,8 +407,10 @@ class DicomTUI(App):
 
     # -- help and the command palette are generated from the bindings ----------------
     def _binding_rows(self) -> list[tuple[str, str, str]]:
+        own = [b for b in getattr(self.focused, "BINDINGS", [])  # a table's: o, y
+               if isinstance(b, Binding) and b.id]
         return [(b.key_display or b.key, b.description, b.tooltip)
-                for _node, b in our_bindings(self.screen, self)]
+                for b in own + [b for _node, b in our_bindings(self.screen, self)]]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         shown = list(our_bindings(screen, self))
