@@ -20,7 +20,7 @@ from console import (
 from fake_backend import FakeBackend
 from screen_text import screen_text
 
-from dicomtui.tui.dialogs import Confirm, HelpScreen
+from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
 from dicomtui.tui.preferences import preferences_path
 from dicomtui.tui.screens.access import AccessScreen
 from dicomtui.tui.screens.log import LogScreen
@@ -180,3 +180,14 @@ def test_a_chosen_theme_is_there_next_time_and_the_environment_still_wins(monkey
     assert drive(console(FakeBackend()), theme) == "dracula"
     monkeypatch.setenv("DICOMTUI_THEME", "nord")
     assert drive(console(FakeBackend()), theme) == "nord"
+
+
+def test_enter_on_a_last_error_shows_it_whole_at_80_columns():
+    async def scenario(pilot):
+        await wait_for_text(pilot, "UNKNOWN_MOD 10.9.9.9:5000")
+        pilot.app.screen.query_one("#status-errors").focus()
+        await pilot.press("G", "enter")
+        text = await opened(pilot, RecordScreen)
+        assert "Error 31" in text and "rejected: calling AE title not recognised" in text
+
+    drive(console(FakeBackend()), scenario)

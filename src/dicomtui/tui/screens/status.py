@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Label, Sparkline, Static
 
 from dicomtui.tui import format as fmt
+from dicomtui.tui.dialogs import RecordScreen
 from dicomtui.tui.screens.upload_rows import status_line
 from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
@@ -35,7 +37,7 @@ class StatusScreen(Screen):
         yield Static(id="status-uploads")
         yield Label("Active associations", classes="section")
         yield SortableTable(id="status-assocs", cursor_type="row", zebra_stripes=True)
-        yield Label("Last errors", classes="section")
+        yield Label("Last errors  (Enter: the whole error)", classes="section")
         yield SortableTable(id="status-errors", cursor_type="row", zebra_stripes=True)
         yield KeyBar()
 
@@ -66,6 +68,16 @@ class StatusScreen(Screen):
                   {str(a.id): _assoc_row(a, now) for a in (snap.associations if snap else [])})
         sync_rows(self.query_one("#status-errors", DataTable),
                   {str(e.seq): _error_row(e) for e in (snap.last_errors if snap else [])})
+
+    @on(DataTable.RowSelected, "#status-errors")
+    def _error_selected(self, event: DataTable.RowSelected) -> None:
+        """An error whole, the reason in words, whatever the width."""
+        snap = self.app.snapshot
+        chosen = next((e for e in (snap.last_errors if snap else [])
+                       if str(e.seq) == event.row_key.value), None)
+        if chosen is not None:
+            record = {"time": chosen.time, "message": chosen.message, **chosen.data}
+            self.app.push_screen(RecordScreen(record, title=f"Error {chosen.seq}"))
 
     def _state_text(self, snap) -> Text:
         app = self.app
