@@ -118,7 +118,7 @@ def test_console_in_tmux_attaches_to_a_running_service(tmp_path, terminal, servi
     env = svc.env | {"TERM": "xterm-256color"}
     term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir",
                           str(svc.data_dir)], size=(100, 30))
-    term.wait_for(f"attached to service pid {svc.proc.pid}", "RUNNING")
+    term.wait_for("attached", f"service pid {svc.proc.pid}", "RUNNING")  # header, body
     term.keys("9")
     term.wait_for("max_associations")
     term.keys("q")
