@@ -88,7 +88,7 @@ class SettingsScreen(Screen):
         text = Text()
         if chosen is not None:
             text.append(chosen.name, style="bold")
-            text.append(f": {chosen.help}. default {chosen.default!r}")
+            text.append(f": {chosen.help}. default {_default(chosen.default)}")
             text.append("; applies on restart" if chosen.restart_required
                         else "; applies at once")
             text.append("\nEnter: edit   u: back to default", style="dim")
@@ -137,6 +137,11 @@ class SettingsScreen(Screen):
                                  lambda yes: self.app._receiver("restart") if yes else None)
 
 
+def _default(value) -> str:
+    """A default as `config set` would take it ('true', '11112'), '(none)' when empty."""
+    return setting_value(value) or "(none)"
+
+
 def _row(value: SettingValue) -> tuple:
     source = Text(value.source, style="bold" if value.source != "default" else "dim")
     if value.pending_restart:
@@ -158,7 +163,7 @@ class EditSetting(ModalScreen[SettingValue | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Set {self.setting.name}", classes="dialog-title")
-            yield Static(f"{self.setting.help} (default {self.setting.default!r})",
+            yield Static(f"{self.setting.help} (default {_default(self.setting.default)})",
                          classes="dialog-detail")
             yield Input(value=setting_value(self.setting.value), id="edit-value",
                         select_on_focus=True)
