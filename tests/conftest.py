@@ -41,6 +41,14 @@ def wait_for_echo(port: int, timeout: float = 20.0, ae_title: str = "DICOMTUI",
     raise TimeoutError(f"nothing answered C-ECHO on port {port}")
 
 
+@pytest.fixture(autouse=True)
+def own_preferences(tmp_path, monkeypatch):
+    """Each test's console reads and saves its theme in a folder of its own, never the
+    developer's ~/.config (a stored theme there would change every snapshot)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("DICOMTUI_THEME", raising=False)
+
+
 @pytest.fixture
 def make_engine(tmp_path):
     """Start in-process engines on free ports; all are closed after the test."""

@@ -274,6 +274,7 @@ class FakeBackend:
         self.log = sample_events()
         self.stored: dict[str, object] = {}
         self.calls: list[str] = []
+        self.rate_seconds: list[list[int]] = []  # the service's [second, images], for Status
         self.queries: list[TransactionFilter] = []
         self.fail_start = ""
         self.closed = threading.Event()
@@ -302,7 +303,8 @@ class FakeBackend:
         if self.gate is not None:
             self.held += 1
             self.gate.wait(10)
-        return replace(self.snap, uploads=upload_summary(self.queue))
+        return replace(self.snap, uploads=upload_summary(self.queue),
+                       received_by_second=self.rate_seconds)
 
     def start(self) -> StatusSnapshot:
         self.calls.append("start")

@@ -39,7 +39,7 @@ def test_the_console_starts_a_receiver_that_outlives_it(tmp_path, console_servic
     console_services.append(data_dir)
 
     async def first(pilot):
-        await wait_for_text(pilot, "attached to service pid", "RUNNING", timeout=60)
+        await wait_for_text(pilot, "attached", "service pid", "RUNNING", timeout=60)
         assert pilot.app.snapshot.started_by == "console"
         await asyncio.to_thread(send, port, [fresh_ct(), fresh_ct()], calling="CT_1")
         await wait_for(pilot, lambda: pilot.app.snapshot.counters.received == 2,
@@ -59,7 +59,7 @@ def test_the_console_starts_a_receiver_that_outlives_it(tmp_path, console_servic
     assert mode == 0o600
 
     async def second(pilot):
-        await wait_for_text(pilot, f"attached to service pid {pid}", "RUNNING", timeout=30)
+        await wait_for_text(pilot, "attached", f"service pid {pid}", "RUNNING", timeout=30)
         await pilot.press("q")
         await opened(pilot, QuitChoice)
         await pilot.press("s")  # stop it
@@ -119,7 +119,7 @@ def test_no_start_leaves_the_port_closed_until_s(tmp_path, console_services):
     console_services.append(data_dir)
 
     async def scenario(pilot):
-        await wait_for_text(pilot, "attached to service pid", "STOPPED", timeout=60)
+        await wait_for_text(pilot, "attached", "service pid", "STOPPED", timeout=60)
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
         await pilot.press("s")
@@ -138,7 +138,7 @@ def test_when_the_service_has_gone_s_starts_another(tmp_path, console_services):
     console_services.append(data_dir)
 
     async def scenario(pilot):
-        await wait_for_text(pilot, "attached to service pid", "RUNNING", timeout=60)
+        await wait_for_text(pilot, "attached", "service pid", "RUNNING", timeout=60)
         first = pilot.app.snapshot.pid
         await asyncio.to_thread(stop_console_service, data_dir)  # as a crash or a kill
         text = await wait_for_text(pilot, "not running any more", "press s", timeout=30)

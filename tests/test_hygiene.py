@@ -153,10 +153,11 @@ def test_the_engine_side_never_imports_textual_or_a_front_end():
 
 
 def test_the_console_sees_the_engine_only_through_the_backend():
-    """tui/ reaches models, the Backend interface and wording: never the engine, the
-    DB layer, pynetdicom or TinyDB, nor another front end."""
+    """tui/ reaches models, the Backend interface, wording and locations (where the
+    console keeps its own preferences): never the engine, the DB layer, pynetdicom or
+    TinyDB, nor another front end."""
     allowed = ("dicomtui.tui", "dicomtui.models", "dicomtui.backend.base",
-               "dicomtui.backend", "dicomtui.wording", "dicomtui")
+               "dicomtui.backend", "dicomtui.wording", "dicomtui.locations", "dicomtui")
     for module in CONSOLE:
         reached = _reach(module, INTERNAL)
         assert sorted(m for m in reached if m != "dicomtui" and not m.startswith(

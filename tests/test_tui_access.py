@@ -42,7 +42,7 @@ def test_the_screen_shows_the_policy_callers_and_refusals():
                                    "10.4.0.12:40400", "require_calling_ae", "08:00:38")
         assert "10.1.2.3/32" not in text  # one host reads as an address
 
-    drive(console(FakeBackend()), scenario, size=(120, 30))
+    drive(console(FakeBackend()), scenario, size=(160, 30))
 
 
 def test_add_a_caller_with_an_address_and_a_description():
@@ -181,7 +181,9 @@ def test_enter_on_a_refused_row_shows_the_whole_record():
         await pilot.press("tab", "enter")
         text = await opened(pilot, RecordScreen)
         assert "Transaction 38" in text and "St. Mary's Clinic" in text
-        assert "require_calling_ae" in text and "diagnostic 3" in text
+        assert "require_calling_ae" in text and "diagnostic 3" not in text
+        assert "(Rejected Permanent" in text  # dcmtk's words, not codes, and whole
+        assert "by DICOM UL service-user: Calling AE Title Not Recognized)" in text
 
     drive(console(FakeBackend()), scenario, size=(120, 30))
 

@@ -55,7 +55,11 @@ def test_local_console_receives_shows_and_quits_cleanly(tmp_path):
                        what="3 received")
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
-        await wait_for_text(pilot, "CT_ROOM_1", "CT Image")
+        await wait_for_text(pilot, "CT_ROOM_1", "ok 0x0000")
+        await pilot.press("up", "enter")  # a store's SOP class is off-screen at 120
+        await wait_for_text(pilot, "Transaction 3", "SOP class", "(CT Image)")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LogScreen))
         await pilot.press("q")
 
     drive(local_console(data_dir, port), scenario, size=(120, 30))
@@ -120,14 +124,16 @@ def test_attached_console_shows_the_service_and_quitting_leaves_it_running(servi
         return console_backend(args_for(svc.data_dir))
 
     async def scenario(pilot):
-        await wait_for_text(pilot, f"attached to service pid {svc.proc.pid}", "RUNNING",
-                            timeout=20)
+        await wait_for_text(pilot, f"attached pid {svc.proc.pid}", "RUNNING",
+                            f"service pid {svc.proc.pid}", timeout=20)  # header, body
         await asyncio.to_thread(send, svc.port, [fresh_ct(), fresh_ct()], calling="MR_2")
         await wait_for(pilot, lambda: pilot.app.snapshot.counters.received == 2,
                        what="2 received")
         await wait_for(pilot, lambda: not pilot.app.snapshot.associations,
                        what="the sender's association to close")
-        await pilot.press("s")  # no association open: stops without asking
+        await pilot.press("s")  # a stop always asks, even with no association open
+        await wait_for_text(pilot, "Stop the receiver?", "No association is active")
+        await pilot.press("y")
         await wait_for_text(pilot, "STOPPED")
         await pilot.press("s")
         await wait_for_text(pilot, "RUNNING")

@@ -12,7 +12,6 @@ from fake_backend import FakeBackend
 
 from dicomtui.tui.dialogs import Confirm, HelpScreen, RecordScreen
 from dicomtui.tui.forms import FormDialog
-from dicomtui.tui.rates import RateHistory
 from dicomtui.tui.screens.access import AccessScreen
 from dicomtui.tui.screens.anonymization import AnonymizationScreen
 from dicomtui.tui.screens.facilities import FacilitiesScreen
@@ -28,28 +27,24 @@ from dicomtui.tui.screens.uploads import UploadsScreen
 SIZES = [(80, 24), (160, 48)]
 
 
-def seeded_rates() -> RateHistory:
-    """Five minutes of a receive rate that climbs, pauses, and climbs again."""
-    rates, total, end = RateHistory(), 0, FROZEN.timestamp()
-    for step in range(61):
+def seeded_rates() -> list[list[int]]:
+    """Five minutes of a receive rate that climbs, pauses, and climbs again, as the
+    service counts it: [second, images] (the frozen clock's last five minutes)."""
+    end, seconds = int(FROZEN.timestamp()), []
+    for step in range(60):
         per_second = (step % 20) * 3 if step < 50 else 0
-        total += per_second * 5
-        rates.add(end - 300 + step * 5, total)
-    return rates
+        seconds += [[end - 300 + step * 5 + i, per_second] for i in range(5) if per_second]
+    return seconds
 
 
 def status_app():
     fake = FakeBackend()
-    fake.snap.counters.received = 10**9  # above any seeded total: the history is kept
-    app = console(fake)
-    app.rates = seeded_rates()
-    return app
+    fake.rate_seconds = seeded_rates()
+    return console(fake)
 
 
 async def status_ready(pilot):
     await wait_for(pilot, lambda: pilot.app.snapshot is not None, what="first poll")
-    pilot.app.rates = seeded_rates()
-    pilot.app.screen.refresh_view()
     await snapshot_ready(pilot, "peak 57.0/s", "DICOMTUI @ 0.0.0.0:11112 listening",
                          "UNKNOWN_MOD 10.9.9.9:5000")
 
@@ -184,7 +179,7 @@ def test_log_with_filter_chips(snap_compare):
         await pilot.press("slash", *"status:failed quota", "enter")
         await wait_for(pilot, lambda: pilot.app.screen.is_loaded
                        and len(pilot.app.screen.tx_rows) == 1, what="filtered rows")
-        await snapshot_ready(pilot, "1 rows", " status:failed ", "08:00:10")
+        await snapshot_ready(pilot, "1 row ", " status:failed ", "08:00:10")
 
     assert snap_compare(console(FakeBackend()), terminal_size=(80, 24), run_before=ready)
 
@@ -280,6 +275,7 @@ def test_status_screen_without_colour(snap_compare, monkeypatch):
 
 def test_attached_and_unreachable_header(snap_compare):
     fake = FakeBackend(mode="service")
+    fake.rate_seconds = seeded_rates()
 
     async def ready(pilot):
         await status_ready(pilot)

@@ -94,7 +94,7 @@ def test_the_80_column_screen_keeps_the_search_fields_and_keys():
         fields = text.splitlines()[1].split()
         assert fields == ["/", "patient", "name,", "ID", "accession", "from", "date", "to",
                           "date", "modality", "facility"]
-        assert "/ Search  m Send" in text and "123456789" in text
+        assert "/ Search  m Send" in text and "1-9 [] Screens" in text
 
     drive(console(FakeBackend()), scenario)
 
@@ -281,7 +281,7 @@ def test_m_picks_a_destination_confirms_shows_progress_and_toasts_the_outcome():
         await wait_for_text(pilot, "send DOE^JOHN to PACS_MAIN", "0/214")
         fake.job_hold = False
         await wait_for(pilot, lambda: notified(pilot.app, "sent 214 instances to PACS_MAIN")
-                       and notified(pilot.app, "214 completed · 0 failed · 0 warning"),
+                       and notified(pilot.app, "214 completed · 0 failed · 0 with a warning"),
                        what="the outcome")
         await wait_for(pilot, lambda: "send DOE^JOHN" not in screen_text(pilot.app),
                        what="the progress line to go")

@@ -102,7 +102,7 @@ def test_console_in_tmux_receives_leaves_running_attaches_and_stops(
     command = [sys.executable, "-m", "dicomtui", "--data-dir", str(data_dir)]
     term = terminal(env, [*command, "--host", "127.0.0.1", "--port", str(port)])
     # the header and the Status body are painted in separate frames: wait for both
-    term.wait_for(f"127.0.0.1:{port}", "attached to service pid", "RUNNING")
+    term.wait_for(f"127.0.0.1:{port}", "attached", "service pid", "RUNNING")
 
     sent = run_cli("send", "127.0.0.1", str(port), "--synthetic", "5", "--aet", "TMUX_SCU",
                    env=env)
@@ -121,7 +121,7 @@ def test_console_in_tmux_receives_leaves_running_attaches_and_stops(
     status = run_cli("status", "--data-dir", str(data_dir), env=env)
     assert status.returncode == 0 and f"RUNNING (pid {pid}" in status.stdout
     term = terminal(env, command)  # a later `dicomtui` attaches to it
-    term.wait_for(f"attached to service pid {pid}", "RUNNING")
+    term.wait_for("attached", f"service pid {pid}", "RUNNING")
     term.wait_for_match(r"received\s+5\s")
     term.keys("q")
     term.wait_for("Stop the receiver or leave it running?")
@@ -141,7 +141,7 @@ def test_console_in_tmux_attaches_to_a_running_service(tmp_path, terminal, servi
     env = svc.env | {"TERM": "xterm-256color"}
     term = terminal(env, [sys.executable, "-m", "dicomtui", "--data-dir",
                           str(svc.data_dir)], size=(100, 30))
-    term.wait_for(f"attached to service pid {svc.proc.pid}", "RUNNING")
+    term.wait_for("attached", f"service pid {svc.proc.pid}", "RUNNING")  # header, body
     term.keys("9")
     term.wait_for("max_associations")
     term.keys("q")

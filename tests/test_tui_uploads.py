@@ -209,7 +209,7 @@ def test_enter_shows_every_field_with_the_full_error_and_path():
         assert "Upload 3" in text
         assert TOO_LARGE.split(" per ")[0] in text and "client_max_body_size" in text
         assert "/var/lib/dicomtui/zips/1.2.826.0.1.3680043.8.498.7733502.zip" in text
-        for field in ("state", "study_uid", "attempts", "next_attempt", "created",
+        for field in ("state", "study UID", "attempts", "last error", "created",
                       "finished", "source", "version", "1,240,000,000 bytes"):
             assert field in text, field
         await pilot.press("escape")

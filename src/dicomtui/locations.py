@@ -18,3 +18,11 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 def socket_path(data_dir: Path) -> Path:
     return Path(data_dir) / "dicomtui.sock"
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """$XDG_CONFIG_HOME/dicomtui, else ~/.config/dicomtui: the console's own preferences
+    (its theme), which belong to the person, not to the receiver's data dir."""
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg).expanduser() / "dicomtui"

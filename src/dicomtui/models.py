@@ -130,6 +130,8 @@ class StatusSnapshot:
     # "console" for a `dicomtui serve` a console started (its quit asks whether to stop
     # it); "" for one started otherwise (systemd, a shell), which a console never stops
     started_by: str = ""
+    # [epoch second, images] of the last five minutes, kept by the service
+    received_by_second: list[list[int]] = field(default_factory=list)
 
 
 @dataclass

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import humanize
-
 from dicomtui.cli.background import log_path
 from dicomtui.models import (
     AllowedCaller,
@@ -17,11 +15,7 @@ from dicomtui.models import (
     StatusSnapshot,
     UploadItem,
 )
-from dicomtui.wording import clock, size
-
-
-def duration(seconds: float) -> str:
-    return humanize.precisedelta(seconds, minimum_unit="seconds", format="%0.0f")
+from dicomtui.wording import clock, duration, in_words, setting_value, size
 
 
 def status(snap: StatusSnapshot) -> str:
@@ -52,7 +46,7 @@ def status(snap: StatusSnapshot) -> str:
                      f"{clock(a.started)}: {a.instances} instances, {size(a.bytes)}")
     if snap.last_errors:
         lines.append("  last errors:")
-        lines += [f"    {clock(e.time)} {e.message}" for e in snap.last_errors[:5]]
+        lines += [f"    {clock(e.time)} {in_words(e.message)}" for e in snap.last_errors[:5]]
     return "\n".join(lines)
 
 
@@ -92,7 +86,7 @@ def record_line(r: dict) -> str:
         parts += [r.get("study_uid", ""), f"{r.get('instances', 0)} files",
                   size(r.get("bytes") or 0)]
     if r.get("reason"):
-        parts.append(r["reason"])
+        parts.append(in_words(r["reason"]))
     return "  ".join(str(p) for p in parts)
 
 
@@ -102,7 +96,7 @@ def settings(values: list[SettingValue]) -> str:
     lines = [f"{'setting':<{width}}  {'value':<24} source"]
     for v in values:
         flag = "  (restart to apply)" if v.pending_restart else ""
-        shown = "" if v.value is None else str(v.value)
+        shown = setting_value(v.value)
         lines.append(f"{v.name:<{width}}  {shown:<24} {v.source}{flag}")
     return "\n".join(lines)
 

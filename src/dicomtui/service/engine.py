@@ -80,6 +80,7 @@ class Engine:
         self._log_handler = RingLogHandler(self.ring)
         self._log_handler.addFilter(PHI_FILTER)
         self._seeded = False
+        self._seed_lock = threading.Lock()
         with _released_on_failure(self._lock, self.data_dir):
             self.manifest = Manifest(self.data_dir)
             self.manifest.adopt_existing(SETTINGS_FILE, MAP_FILE)
@@ -368,17 +369,21 @@ class Engine:
             raise EngineError(message) from None
 
     def _seed_today(self) -> None:
-        """Count today's stores already logged, so a restart keeps "today" true."""
-        if self._seeded:
-            return
-        midnight = (
-            datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-        )
-        done = self.txlog.query(
-            types=["store"], outcomes=["ok", "warning"], since=midnight, limit=SEED_LIMIT
-        )
-        self.traffic.seed_facilities(list(reversed(done)))  # oldest first
-        self._seeded = True
+        """Count today's records already logged, so "today" is the log's (the same in
+        every view, whatever restarted), from the first status or start on."""
+        with self._seed_lock:
+            if self._seeded:
+                return
+            midnight = (
+                datetime.now()
+                .astimezone()
+                .replace(hour=0, minute=0, second=0, microsecond=0)
+            )
+            done = self.txlog.query(
+                types=["store", "association", "echo"], since=midnight, limit=SEED_LIMIT
+            )
+            self.traffic.seed_today(list(reversed(done)))  # oldest first
+            self._seeded = True
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight stores finish, then end the associations."""
@@ -412,6 +417,7 @@ class Engine:
 
     # -- snapshots ----------------------------------------------------------------------
     def snapshot(self, mode: str) -> StatusSnapshot:
+        self._seed_today()
         assocs, counters, today = self.traffic.snapshot()
         started = self.receiver.started_at
         return StatusSnapshot(
@@ -437,6 +443,7 @@ class Engine:
             + self.listeners.warnings()
             + ([self.metrics_problem] if self.metrics_problem else []),
             uploads=self.shipping.summary(),
+            received_by_second=self.traffic.received_by_second(),
         )
 
 

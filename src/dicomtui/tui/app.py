@@ -26,6 +26,7 @@ from dicomtui.backend.base import BackendError
 from dicomtui.models import Event
 from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import Confirm, HelpScreen
+from dicomtui.tui.preferences import chosen_theme, save_theme
 from dicomtui.tui.quit_dialog import CANCEL, LEAVE, STOP, QuitChoice
 from dicomtui.tui.rates import RateHistory
 from dicomtui.tui.screens.access import AccessScreen
@@ -69,10 +70,10 @@ class DicomTUI(App):
              "storage": StorageScreen, "uploads": UploadsScreen,
              "anonymization": AnonymizationScreen, "settings": SettingsScreen}
     DEFAULT_MODE = "status"
-    SCREENS_GROUP = Binding.Group("Screen", compact=True)
+    SCREENS_GROUP = Binding.Group("Screens", compact=True)
     BINDINGS = [
         Binding("s", "start_stop", "Start/stop", id="receiver.start_stop",
-                tooltip="start the receiver, or stop it (asks while associations run)"),
+                tooltip="start the receiver, or stop it (asks first)"),
         Binding("r", "restart", "Restart", id="receiver.restart",
                 tooltip="restart the receiver (applies settings that need it)"),
         Binding("question_mark", "help", "Help", key_display="?", id="help",
@@ -103,6 +104,10 @@ class DicomTUI(App):
                 "reveal (asks, logged), export"),
         Binding("9", "show('settings')", "Settings", id="screen.settings",
                 group=SCREENS_GROUP, tooltip="effective settings, their source; edit them"),
+        Binding("left_square_bracket", "cycle(-1)", "Previous screen", key_display="[",
+                id="screen.previous", group=SCREENS_GROUP, tooltip="the screen to the left"),
+        Binding("right_square_bracket", "cycle(1)", "Next screen", key_display="]",
+                id="screen.next", group=SCREENS_GROUP, tooltip="the screen to the right"),
     ]
 
     def __init__(self, connector: Connector, *, no_start: bool = False,
@@ -121,9 +126,11 @@ class DicomTUI(App):
         self._seq = 0
         self._quitting = self._connecting = False
         self._backend_closed = threading.Event()
+        self.theme = chosen_theme(self.available_themes, self.theme)
 
     # -- lifecycle --------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, lambda theme: save_theme(theme.name))
         self._start_connect()
         loop = asyncio.get_running_loop()
         for sig, handler in ((signal.SIGTERM, self._on_signal),
@@ -303,7 +310,7 @@ class DicomTUI(App):
         if self.unreachable:
             self.notify("the service answers again", timeout=5)
         self.snapshot, self.unreachable, self.problem = message.snapshot, False, ""
-        self.rates.add(self.clock().timestamp(), message.snapshot.counters.received)
+        self.rates.take(message.snapshot.received_by_second)
         self._take_events(message.batch)
         if self.log_screen is not None and message.tail is not None:
             self.log_screen.add_tail(message.tail, message.tail_cursor, message.tail_filter,
@@ -351,6 +358,10 @@ class DicomTUI(App):
         if self.current_mode != mode:
             self.switch_mode(mode)
 
+    def action_cycle(self, step: int) -> None:
+        modes = list(self.MODES)
+        self.switch_mode(modes[(modes.index(self.current_mode) + step) % len(modes)])
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self._binding_rows()))
 
@@ -362,7 +373,7 @@ class DicomTUI(App):
         if state not in ("running", "starting"):
             self._receiver("start")
             return
-        self._confirm_if_busy("stop", "Stop the receiver?")
+        self._confirm_if_busy("stop", "Stop the receiver?", always=True)
 
     def action_restart(self) -> None:
         if self.backend is None or self._service_gone():
@@ -381,14 +392,16 @@ class DicomTUI(App):
     def _service_gone(self) -> bool:
         return self.unreachable and getattr(self.backend, "mode", "") == "service"
 
-    def _confirm_if_busy(self, action: str, question: str) -> None:
+    def _confirm_if_busy(self, action: str, question: str, always: bool = False) -> None:
         active = self.snapshot.associations if self.snapshot else []
-        if not active:
+        if not active and not always:
             self._receiver(action)
             return
         callers = ", ".join(sorted({a.calling_ae or "?" for a in active}))
         detail = (f"{len(active)} association(s) active ({callers}). In-flight stores "
-                  "finish first; the rest are aborted and the sender must retry.")
+                  "finish first; the rest are aborted and the sender must retry."
+                  if active else "No association is active. Senders are refused until "
+                  "it is started again (s).")
         self.push_screen(Confirm(question, detail, yes=action.capitalize()),
                          lambda yes: self._receiver(action) if yes else None)
 
@@ -421,12 +434,15 @@ class DicomTUI(App):
         if action in ("start_stop", "restart") and self._quitting:
             return False
         in_dialog = isinstance(self.screen, ModalScreen)
-        return not (in_dialog and action in ("show", "start_stop", "restart", "help"))
+        return not (in_dialog and action in ("show", "cycle", "start_stop", "restart",
+                                             "help"))
 
     # -- help and the command palette are generated from the bindings ----------------
     def _binding_rows(self) -> list[tuple[str, str, str]]:
+        own = [b for b in getattr(self.focused, "BINDINGS", [])  # a table's: o, y
+               if isinstance(b, Binding) and b.id]
         return [(b.key_display or b.key, b.description, b.tooltip)
-                for _node, b in our_bindings(self.screen, self)]
+                for b in own + [b for _node, b in our_bindings(self.screen, self)]]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         shown = list(our_bindings(screen, self))

@@ -10,6 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from dicomtui.wording import in_words, size
+
 
 class Confirm(ModalScreen[bool]):
     """A yes/no question; Enter or y says yes, Escape or n says no."""
@@ -75,7 +77,8 @@ class RecordScreen(ModalScreen[None]):
         table.add_column("field", style="bold", no_wrap=True)
         table.add_column("value", ratio=1, overflow="fold")
         for key, value in self.record.items():
-            table.add_row(key, _value(key, value))
+            if value is not None and value != "":  # a field this kind does not have
+                table.add_row(field_label(key), _value(key, value))
         with Vertical(classes="dialog record"):
             yield Label(self.title_text, classes="dialog-title")
             with VerticalScroll():
@@ -86,9 +89,27 @@ class RecordScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+FIELD_LABELS = {"id": "record", "ae": "AE title", "calling_ae": "calling AE",
+                "called_ae": "called AE", "sop_class": "SOP class", "sop_uid": "SOP instance",
+                "study_uid": "study UID", "series_uid": "series UID", "patient_id": "patient ID",
+                "duration_ms": "took (ms)", "bytes": "size", "ip": "IP",
+                "jid": "journal line"}
+
+
+def field_label(key: str) -> str:
+    """A record's field as people name it ('calling AE', not 'calling_ae')."""
+    return FIELD_LABELS.get(key, key.replace("_", " "))
+
+
 def _value(key: str, value) -> Text:
     if key == "status" and isinstance(value, int):
         return Text(f"0x{value:04X}")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
+    if key == "bytes" and isinstance(value, int):
+        return Text(f"{size(value)} ({value:,} bytes)" if value >= 1000 else size(value))
+    if key == "reason":
+        return Text(in_words(value))
     if key == "sop_class" and value:
         from dicomtui.tui.screens.log_rows import sop_class_name
         name = sop_class_name(value)

@@ -4,33 +4,22 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-import humanize
 from rich.text import Text
 
 from dicomtui.wording import clock as _clock
-from dicomtui.wording import size  # noqa: F401 - one way to write a size, CLI and console
+from dicomtui.wording import (
+    duration,
+    size,  # noqa: F401 - one way to write a size, CLI and console
+)
 
 STATE_STYLE = {"running": "bold green", "starting": "bold yellow", "stopping": "bold yellow",
                "stopped": "bold red", "error": "bold white on red",
                "unreachable": "bold white on red", "connecting": "bold yellow"}
 
 
-def rough_duration(seconds: float) -> str:
-    """'3 hours': the status panel's uptime, to the unit that matters."""
-    return humanize.naturaldelta(max(0.0, seconds))
-
-
 def short_duration(seconds: float) -> str:
-    """'3 h 12 m': the header has no room for words."""
-    seconds = int(max(0, seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} m"
-    return f"{minutes} m {secs} s" if minutes else f"{secs} s"
+    """'3 h 12 m': one way to write an uptime, the header's, the body's and the CLI's."""
+    return duration(seconds)
 
 
 def clock(iso: str | None) -> str:

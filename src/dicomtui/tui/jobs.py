@@ -177,11 +177,19 @@ def outcome(job: Job) -> tuple[str, str, str]:
     return job.message or job.state, f"{job.title}: {job.state}", "warning"
 
 
+RESULT_WORDS = {"unreadable_count": "unreadable", "total": "in all", "warning": "with a warning"}
+
+
+def _words(key: str) -> str:
+    """A job result's key as words ('unreadable', not 'unreadable_count')."""
+    return RESULT_WORDS.get(key, key.replace("_", " "))
+
+
 def result_counts(result: dict) -> list[str]:
     """['214 completed', '0 failed'] from a job's result (sizes humanized)."""
     words = []
     for key, value in result.items():
         if isinstance(value, bool) or not isinstance(value, int):
             continue
-        words.append(fmt.size(value) if "bytes" in key else f"{value:,} {key}")
+        words.append(fmt.size(value) if "bytes" in key else f"{value:,} {_words(key)}")
     return words

@@ -21,8 +21,31 @@ from textual.strip import Strip
 
 @dataclass(frozen=True)
 class Column:
+    """A column; a `flex` one (at most one) takes the room the others leave, at least
+    `width`: the reason column, so "why" reads as far as the screen allows."""
+
     title: str
     width: int
+    flex: bool = False
+
+
+def fit_widths(columns: list[Column], room: int) -> list[int]:
+    """Each column's width in `room` cells: when every column fits, the flex one takes
+    what is left; when not, it reaches the right edge and the rest follow off-screen."""
+    widths = [c.width for c in columns]
+    flex = next((i for i, c in enumerate(columns) if c.flex), None)
+    if flex is None:
+        return widths
+    others = sum(w + 1 for i, w in enumerate(widths) if i != flex) + 1
+    before = sum(w + 1 for w in widths[:flex]) + 1
+    left = room - others
+    widths[flex] = left if left >= columns[flex].width else max(columns[flex].width,
+                                                                room - before)
+    return widths
+
+
+def plain(cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 class LogTable(ScrollView, can_focus=True):
@@ -51,6 +74,12 @@ class LogTable(ScrollView, can_focus=True):
         Binding("left", "scroll_left", "Left", show=False),
         Binding("right", "scroll_right", "Right", show=False),
         Binding("enter", "select", "Select", show=False),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "first", "First row", show=False),
+        Binding("G", "last", "Last row", show=False),
+        Binding("y", "copy_row", "Copy row", id="table.copy", show=False,
+                tooltip="copy the selected row to the clipboard (OSC 52)"),
     ]
 
     class Selected(Message):
@@ -81,7 +110,8 @@ class LogTable(ScrollView, can_focus=True):
         self.rows: list[tuple] = []
         self.cursor_row = -1
         self._strips: dict[int, Strip] = {}  # id(row) -> rendered line, for visible rows
-        self._width = sum(c.width + 1 for c in columns)
+        self.widths = [c.width for c in columns]
+        self._width = sum(w + 1 for w in self.widths)
         self._header: Strip | None = None
 
     # -- content ------------------------------------------------------------------------
@@ -109,6 +139,13 @@ class LogTable(ScrollView, can_focus=True):
             self.cursor_row = max(0, self.cursor_row - dropped) if self.rows else -1
             self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False)
             self.refresh()
+
+    def on_resize(self) -> None:
+        widths = fit_widths(self.columns, self.scrollable_content_region.width)
+        if widths != self.widths:
+            self.widths, self._strips, self._header = widths, {}, None
+            self._width = sum(w + 1 for w in widths)
+            self._resize()
 
     def _resize(self) -> None:
         self.virtual_size = Size(self._width, len(self.rows) + 1)
@@ -154,6 +191,12 @@ class LogTable(ScrollView, can_focus=True):
         if 0 <= self.cursor_row < len(self.rows):
             self.post_message(self.Selected(self, self.cursor_row))
 
+    def action_copy_row(self) -> None:
+        if 0 <= self.cursor_row < len(self.rows):
+            text = "  ".join(plain(cell) for cell in self.rows[self.cursor_row]).rstrip()
+            self.app.copy_to_clipboard(text)
+            self.notify(f"copied: {text[:60]}", timeout=3)
+
     def on_click(self, event) -> None:
         row = int(self.scroll_y) + event.y - 1
         if event.y >= 1 and 0 <= row < len(self.rows):
@@ -197,9 +240,9 @@ class LogTable(ScrollView, can_focus=True):
 
     def _line(self, cells: tuple) -> Strip:
         line = Text(no_wrap=True, end="")
-        for column, cell in zip(self.columns, cells, strict=False):
+        for width, cell in zip(self.widths, cells, strict=False):
             text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
-            text.truncate(column.width, overflow="ellipsis", pad=True)
+            text.truncate(width, overflow="ellipsis", pad=True)
             line.append_text(text)
             line.append(" ")
         segments = list(line.render(self.app.console))

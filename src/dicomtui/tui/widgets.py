@@ -2,66 +2,92 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.table import Table
-from rich.text import Text
+from rich.text import Span, Text
 from textual.binding import Binding
 from textual.widgets import Static
 
 from dicomtui.tui import format as fmt
 
-SCREEN_TABS = (("1", "status", "Status"), ("2", "log", "Log"), ("3", "studies", "Studies"),
-               ("4", "facilities", "Facilities"), ("5", "access", "Access"),
-               ("6", "storage", "Storage"), ("7", "uploads", "Uploads"),
-               ("8", "anonymization", "Anonymization"), ("9", "settings", "Settings"))
-# (who, uptime, tabs) tried in turn until the header fits: 80 columns name the other
-# screens by number; attached to a service, the uptime goes (Status shows it), then
-# "attached to service pid N" becomes "attached pid N"
-HEADER_FORMS = (("long", True, "full"), ("long", True, "short"), ("long", True, "compact"),
-                ("long", False, "compact"), ("short", False, "compact"))
+SCREEN_TABS = (("1", "status", "Status", "Stat"), ("2", "log", "Log", "Log"),
+               ("3", "studies", "Studies", "Stud"), ("4", "facilities", "Facilities", "Fac"),
+               ("5", "access", "Access", "Acc"), ("6", "storage", "Storage", "Stor"),
+               ("7", "uploads", "Uploads", "Upl"),
+               ("8", "anonymization", "Anonymization", "Anon"),
+               ("9", "settings", "Settings", "Set"))
+# (name, who, uptime, tabs) tried in turn until the header fits: narrower, the other
+# screens' names are abbreviated, never dropped; then the product's name goes, then
+# the uptime (Status shows it), then "attached to service pid N" becomes "attached pid N"
+HEADER_FORMS = ((True, "long", True, "full", 2), (True, "long", True, "short", 2),
+                (True, "long", True, "compact", 2), (False, "long", True, "compact", 2),
+                (False, "long", False, "compact", 2), (False, "short", False, "compact", 2),
+                (False, "short", False, "tiny", 1))
 
 
 class ModeBar(Static):
-    """One line: who runs the receiver (local / attached), its state, and the screens."""
+    """One line: who runs the receiver (local / attached), its state, and the screens;
+    a click on a screen's tab shows it."""
 
     DEFAULT_CSS = "ModeBar { height: 1; }"
 
     def render(self) -> Text:
         app = self.app
         current = getattr(app, "current_mode", None)
-        for who, uptime, width in HEADER_FORMS:
-            line, tabs = _lead(app, who, uptime), _tabs(current, width)
+        for name, who, uptime, width, gap in HEADER_FORMS:
+            line, tabs = _lead(app, name, who, uptime, " " * gap), _tabs(current, width)
             if line.cell_len + tabs.cell_len <= self.size.width:
                 break
+        self.tab_spans = [(line.cell_len + start, line.cell_len + end, mode)
+                          for start, end, mode in tab_spans(tabs)]
         return line + tabs
 
+    async def on_click(self, event) -> None:
+        for start, end, mode in getattr(self, "tab_spans", []):
+            if start <= event.x < end:
+                await self.app.run_action(f"show('{mode}')")
+                return
 
-def _lead(app, who: str, uptime: bool) -> Text:
+
+def _lead(app, name: bool, who: str, uptime: bool, gap: str) -> Text:
     """The name, who runs the receiver (and for how long), its state."""
-    line = Text(" dicomtui ", style="bold reverse")
+    line = Text(" dicomtui ", style="bold reverse") if name else Text()
     line.append(" ")
     line.append_text(_who(app, who))
     if uptime:
         line.append_text(_uptime(app))
-    line.append("  ")
+    line.append(gap)
     state = app.display_state()
     line.append(f" {state.upper()} ", style=fmt.STATE_STYLE.get(state, "bold"))
-    line.append("  ")
+    line.append(gap)
     return line
 
 
 def _tabs(current: str | None, width: str) -> Text:
-    """The screen tabs, the current one named; the others named ("full"), by number
-    ("short"), or by number without spacing ("compact")."""
-    tabs = Text()
-    for key, mode, title in SCREEN_TABS:
+    """The screen tabs, the current one named in full (abbreviated too when "tiny");
+    the others named ("full"), abbreviated ("short"), or abbreviated without spacing
+    ("compact", "tiny"). Each tab's mode is kept in its span's meta, for a click."""
+    tabs, tight, after_current = Text(), width in ("compact", "tiny"), False
+    for key, mode, title, short in SCREEN_TABS:
+        start = tabs.cell_len
         if mode == current:
-            tabs.append(f" {key} {title} ", style="bold reverse")
-        elif width == "compact":
-            tabs.append(f"{key} " if tabs else f" {key} ", style="dim")
+            tabs.append(f" {key} {short if width == 'tiny' else title} ",
+                        style="bold reverse")
+        elif tight:
+            lead = "" if after_current else " "
+            tabs.append(f"{lead}{key}{short}", style="dim")
+            start += len(lead)
         else:
-            tabs.append(f" {key} " if width == "short" else f" {key} {title} ",
-                        style="dim")
+            tabs.append(f" {key} {short if width == 'short' else title} ", style="dim")
+        after_current = mode == current
+        tabs.spans.append(Span(start, tabs.cell_len, Style(meta={"tab": mode})))
     return tabs
+
+
+def tab_spans(tabs: Text) -> list[tuple[int, int, str]]:
+    """(start, end, mode) of each tab in a line made by _tabs."""
+    return [(span.start, span.end, span.style.meta["tab"]) for span in tabs.spans
+            if isinstance(span.style, Style) and "tab" in span.style.meta]
 
 
 def _who(app, form: str = "long") -> Text:
@@ -127,27 +153,50 @@ class KeyBar(Static):
         self._draw()
 
     def _draw(self) -> None:
-        line = self._keys(self.size.width or self.app.size.width)
+        line, self.hints = self._keys(self.size.width or self.app.size.width)
         if getattr(self, "_drawn", None) != line:
             self._drawn = line
             self.update(line, layout=False)
 
-    def _keys(self, width: int) -> str:
-        """The keys; where they would not fit, the screen numbers go unnamed."""
+    async def on_click(self, event) -> None:
+        """A click on a key's hint does what the key does."""
+        for start, end, node, action in getattr(self, "hints", []):
+            if start <= event.x < end:
+                await self.app.run_action(action, node)
+                return
+
+    def _keys(self, width: int) -> tuple[str, list]:
+        """The keys (markup) and where each hint is: (start, end, node, action). Where
+        they would not fit, a group of keys (the screens) is shown by its keys alone."""
         parts, groups = [], {}
-        for _node, binding in our_bindings(self.screen, self.app):
+        for node, binding in our_bindings(self.screen, self.app):
             if not binding.show:
                 continue
             key = binding.key_display or binding.key
             if binding.group is not None:
-                groups.setdefault(binding.group.description, []).append(key)
+                groups.setdefault(binding.group.description, []).append((node, binding))
                 continue
-            parts.append((key, binding.description))
-        named = parts + [("".join(keys), words) for words, keys in groups.items()]
-        if len(" " + "  ".join(f"{k} {d}" for k, d in named)) > width:
-            named = parts + [("".join(keys), "") for keys in groups.values()]
-        return " " + "  ".join(f"[bold $accent]{_escape(k)}[/] {d}".rstrip()
-                               for k, d in named)
+            parts.append((key, binding.description, node, binding.action))
+        grouped = [(key_range([b.key_display or b.key for _n, b in members]), words,
+                    *members[-1]) for words, members in groups.items()]
+        named = parts + [(keys, words, node, b.action) for keys, words, node, b in grouped]
+        if len(" " + "  ".join(f"{k} {d}" for k, d, _n, _a in named)) > width:
+            named = parts + [(keys, "", node, b.action) for keys, _w, node, b in grouped]
+        hints, at, shown = [], 1, []
+        for key, words, node, action in named:
+            plain = f"{key} {words}".rstrip()
+            hints.append((at, at + len(plain), node, action))
+            shown.append(f"[bold $accent]{_escape(key)}[/] {words}".rstrip())
+            at += len(plain) + 2
+        return " " + "  ".join(shown), hints
+
+
+def key_range(keys: list[str]) -> str:
+    """'1-9 []' for the keys 1..9, [ and ]: a run of digits reads as a range."""
+    digits = [k for k in keys if k.isdigit()]
+    others = "".join(k for k in keys if not k.isdigit())
+    run = (f"{digits[0]}-{digits[-1]}" if len(digits) > 2 else "".join(digits))
+    return " ".join(part for part in (run, others) if part)
 
 
 def _escape(key: str) -> str:

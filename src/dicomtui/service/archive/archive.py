@@ -270,11 +270,12 @@ class Archive:
         where = self.destinations.get(ae_title)
         if where is None:
             raise ArchiveMissing(f"no destination {ae_title!r} (see `dicomtui dest list`)")
-        if self.index.study(study_uid) is None:
+        study = self.index.study(study_uid)
+        if study is None:
             raise ArchiveMissing(f"no indexed study {study_uid!r}")
         return self.jobs.start(
             "send",
-            f"send {study_uid} to {where.ae_title}",
+            f"send {study_title(study)} to {where.ae_title}",
             lambda r: self._send(r, study_uid, where),
         )
 
@@ -462,3 +463,12 @@ def _why_failed(summary: SendSummary, failed: int) -> str:
         return f"{failed} failed"
     reason, count = summary.unsendable.most_common(1)[0]
     return f"{failed} failed" + (": " if count == failed else f", {count} as ") + reason
+
+
+def study_title(doc: dict) -> str:
+    """'CT study of 2026-11-20 (…4d2a91)': a study as a job's title, in words and
+    without patient data (the UID's tail tells two studies of one day apart)."""
+    kinds = "/".join(modalities(doc)) or "a"
+    raw = doc.get("study_date") or ""
+    day = f" of {raw[:4]}-{raw[4:6]}-{raw[6:8]}" if len(raw) == 8 and raw.isdigit() else ""
+    return f"{kinds} study{day} (…{doc.get('study_uid', '')[-6:]})"

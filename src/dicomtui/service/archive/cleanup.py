@@ -24,6 +24,7 @@ from dicomtui.service.core.recorder import Recorder
 from dicomtui.service.core.records import Cleanup
 from dicomtui.service.receiving.store import StorageWriter, quota_of
 from dicomtui.settings import Resolved
+from dicomtui.wording import size as in_size
 
 LOG = logging.getLogger("dicomtui.archive")
 MAINTENANCE = ("cleanup", "reindex")  # one at a time: both rewrite the index
@@ -116,7 +117,7 @@ class Retention:
             )
         self._writer.flush()  # the job is done when its removals are on record
         message = (
-            f"removed {studies} studies ({files} files, {freed} bytes); "
+            f"removed {studies} studies ({files} files, {in_size(freed)}); "
             f"kept {len(todo.keep)}"
         )
         LOG.info("cleanup: %s", message)

@@ -52,6 +52,7 @@ from dicomtui.service.receiving.traffic import UNKNOWN, Traffic
 from dicomtui.service.sites.access import Refusal as AccessRefusal
 from dicomtui.service.sites.sites import Admission
 from dicomtui.settings import Resolved
+from dicomtui.wording import rejection
 
 LOG = logging.getLogger("dicomtui.service")
 PROCESSING_FAILURE = 0x0110
@@ -224,8 +225,8 @@ class Receiver:
         assoc.acse.send_reject(refusal.result, refusal.source, refusal.diagnostic)
         self.traffic.refused(assoc)
         tx = Refusal(
-            reason=f"rejected: {refusal.reason} (result {refusal.result}, source "
-            f"{refusal.source}, diagnostic {refusal.diagnostic})",
+            reason=f"rejected: {refusal.reason} "
+            f"({rejection(refusal.result, refusal.source, refusal.diagnostic)})",
             rule=refusal.rule,
             facility=facility,
             **who(assoc),
@@ -536,10 +537,8 @@ def _reject_reason(assoc) -> str:
         return "association rejected"
     key = (primitive.result_source, primitive.diagnostic)
     text = REJECT_REASONS.get(key) or REJECT_REASONS.get((3, primitive.diagnostic), "")
-    return (
-        f"rejected: {text or 'reason'} (result {primitive.result}, source "
-        f"{primitive.result_source}, diagnostic {primitive.diagnostic})"
-    )
+    words = rejection(primitive.result, primitive.result_source, primitive.diagnostic)
+    return f"rejected: {text} ({words})" if text else f"rejected: {words}"
 
 
 def _reject_rule(assoc) -> str:

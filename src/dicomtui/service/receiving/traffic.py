@@ -11,12 +11,13 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 
 from dicomtui.models import AssociationInfo, Counters
 from dicomtui.service.core.events import now_iso
 from dicomtui.service.core.records import called_ae_of, calling_ae_of, peer_of
 from dicomtui.service.receiving.facility_stats import FacilityStats
+from dicomtui.service.receiving.rate_ring import RateRing
 
 UNKNOWN = "unknown"  # the facility of a caller no facility recognises
 
@@ -33,6 +34,7 @@ class Traffic:
         self._in_flight = 0
         self._facilities = FacilityStats()
         self._counters, self._today, self._today_date = Counters(), Counters(), date.today()
+        self._rate = RateRing()
 
     # -- associations ---------------------------------------------------------------
     def recognised(self, assoc, facility: str) -> None:
@@ -95,23 +97,51 @@ class Traffic:
             info = self._assocs.get(id(assoc))
             if ok:
                 self._count("bytes", size)
+                self._rate.add(time.time())
                 self._facilities.stored(facility, study_uid, when)
                 if info is not None:
                     info.instances += 1
                     info.bytes += size
             return info.id if info else None
 
-    def seed_facilities(self, stores: list[dict]) -> None:
-        """Count today's stores already logged (oldest first), so "today" survives a
-        restart; called before any listener starts, so nothing counts twice."""
+    def seed_today(self, records: list[dict]) -> None:
+        """Count today's records already logged (oldest first), so "today", the figures
+        per facility and the rate of the last minutes survive a restart; called before
+        any listener starts, so nothing counts twice."""
         with self._lock:
-            for record in stores:
-                if record.get("facility"):
-                    self._facilities.stored(
-                        record["facility"],
-                        record.get("study_uid") or "",
-                        record.get("time") or "",
-                    )
+            if date.today() != self._today_date:
+                self._today, self._today_date = Counters(), date.today()
+            for record in records:
+                self._seed_one(record)
+
+    def _seed_one(self, record: dict) -> None:
+        """Caller holds the lock."""
+        kind, outcome = record.get("type"), record.get("outcome")
+        if kind == "store" and outcome in ("ok", "warning"):
+            self._today.received += 1
+            self._today.bytes += record.get("bytes") or 0
+            self._seed_rate(record.get("time"))
+            if record.get("facility"):
+                self._facilities.stored(
+                    record["facility"],
+                    record.get("study_uid") or "",
+                    record.get("time") or "",
+                )
+        elif kind == "store":
+            self._today.failed += 1
+        elif kind == "association":
+            field = "refused" if outcome == "refused" else "associations"
+            setattr(self._today, field, getattr(self._today, field) + 1)
+        elif kind == "echo":
+            self._today.echoes += 1
+
+    def _seed_rate(self, iso: str | None) -> None:
+        try:
+            when = datetime.fromisoformat(iso or "").timestamp()
+        except ValueError:
+            return
+        if when > time.time() - self._rate.window:
+            self._rate.add(when)
 
     def facility_today(self, name: str) -> tuple[int, int, str | None]:
         """(instances, studies, last seen) of a facility today."""
@@ -151,6 +181,11 @@ class Traffic:
                 self._idle.wait(timeout=0.1)
 
     # -- reading ---------------------------------------------------------------------------
+    def received_by_second(self) -> list[list[int]]:
+        """[second, images] of the last minutes (see rate_ring.py)."""
+        with self._lock:
+            return self._rate.samples(time.time())
+
     def snapshot(self) -> tuple[list[AssociationInfo], Counters, Counters]:
         """Copies of the associations in progress, the counters and today's counters."""
         with self._lock:

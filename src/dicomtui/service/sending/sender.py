@@ -32,6 +32,7 @@ from dicomtui.service.sending.outbound import (
     send_file,
     wanted,
 )
+from dicomtui.wording import rejection
 
 LOG = logging.getLogger("dicomtui.send")
 
@@ -125,9 +126,7 @@ class _ConnectFailure(logging.Handler):
 def _why_not(assoc, host: str, port: int, called: str) -> str:
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
-        detail = (
-            f"result {rj.result}, source {rj.result_source}, diagnostic {rj.diagnostic}"
-        )
+        detail = rejection(rj.result, rj.result_source, rj.diagnostic)
         return f"{host}:{port} rejected the association as {called} ({detail})"
     if assoc.is_aborted:
         return f"{host}:{port} aborted the association"

@@ -25,7 +25,7 @@ from dicomtui.tui.screens.access_rows import (
 )
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.screens.settings import EditSetting
-from dicomtui.tui.tables import selected_key, sync_rows
+from dicomtui.tui.tables import SortableTable, selected_key, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 REFUSED_SHOWN = 50
@@ -63,9 +63,9 @@ class AccessScreen(PolledScreen):
         yield ModeBar()
         yield Static(id="access-policy")
         yield Label(id="access-callers-label", classes="section")
-        yield DataTable(id="access-callers", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="access-callers", cursor_type="row", zebra_stripes=True)
         yield Label(id="access-refused-label", classes="section")
-        yield DataTable(id="access-refused", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="access-refused", cursor_type="row", zebra_stripes=True)
         yield KeyBar()
 
     def on_mount(self) -> None:

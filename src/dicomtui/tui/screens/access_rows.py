@@ -10,9 +10,11 @@ from rich.text import Text
 
 from dicomtui.models import AllowedCaller
 from dicomtui.tui import format as fmt
+from dicomtui.wording import in_words
 
 CALLER_COLUMNS = ("AE title", "state", "from", "description")
-REFUSED_COLUMNS = ("time", "calling AE", "called AE", "peer", "rule", "reason")
+# who and why first; what they called and the rule that refused follow as width allows
+REFUSED_COLUMNS = ("time", "calling AE", "peer", "reason", "called AE", "rule")
 REASON_SHOWN = 80  # Enter shows the record whole
 POLICY = ("require_calling_ae", "check_called_ae", "allowed_ips", "auto_create_facilities")
 
@@ -51,8 +53,8 @@ def refused_row(record: dict, today: date, allowed_now: bool = False) -> tuple:
     reason.append(short_reason(record.get("reason"))[:REASON_SHOWN],
                   style="dim" if allowed_now else "red")
     return (fmt.when(record.get("time"), today), record.get("calling_ae") or "",
-            record.get("called_ae") or "", record.get("peer") or "",
-            record.get("rule") or "", reason)
+            record.get("peer") or "", reason,
+            record.get("called_ae") or "", record.get("rule") or "")
 
 
 # the refusals an allowed caller lifts (the others: allowed_ips, check_called_ae, ...)
@@ -92,10 +94,11 @@ def peer_ip(peer: str) -> str:
 
 
 def short_reason(reason: str | None) -> str:
-    """The refusal without the 'rejected:' lead and the wire codes (Enter shows all)."""
-    text = (reason or "").removeprefix("rejected: ")
-    cut = text.find(" (result ")
-    return text[:cut] if cut > 0 else text
+    """The refusal in words without the 'rejected:' lead and the PS3.8 wording after it
+    (Enter shows all); a reason that is only that wording keeps it."""
+    text = in_words(reason).removeprefix("rejected: ")
+    cut = text.find(" (Rejected ")
+    return text[:cut] if cut > 0 else text.strip("()")
 
 
 def require_question(turn_on: bool, callers: list[AllowedCaller]) -> tuple[str, str]:

@@ -29,7 +29,7 @@ from dicomtui.tui.screens.anon_rows import (
     subject_rows,
 )
 from dicomtui.tui.screens.polled import PolledScreen, reason
-from dicomtui.tui.tables import sync_rows
+from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 REVEAL_DETAIL = ("The receiver's log records the reveal. Patient names and IDs show "
@@ -73,7 +73,7 @@ class AnonymizationScreen(PolledScreen):
         yield Input(placeholder="subject code contains…   (Enter applies, Esc clears)",
                     id="anon-search")
         with Vertical(id="anon-body"):
-            yield DataTable(id="anon-table", cursor_type="row", zebra_stripes=True)
+            yield SortableTable(id="anon-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="anon-note")
         yield KeyBar()
 

@@ -21,7 +21,7 @@ from dicomtui.tui.screens.facility_rows import (
     removal_detail,
 )
 from dicomtui.tui.screens.polled import PolledScreen, reason
-from dicomtui.tui.tables import selected_key, sync_rows
+from dicomtui.tui.tables import SortableTable, selected_key, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 
@@ -49,7 +49,7 @@ class FacilitiesScreen(PolledScreen):
         yield ModeBar()
         yield Label("Facilities  (images and studies today; seen: last association)",
                     classes="section")
-        yield DataTable(id="facilities-table", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="facilities-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="facilities-panel")
         yield KeyBar()
 

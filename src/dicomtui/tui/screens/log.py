@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,8 +17,10 @@ from dicomtui.tui import messages as msg
 from dicomtui.tui.dialogs import RecordScreen
 from dicomtui.tui.filters import HINT, FilterError, LogFilter, parse
 from dicomtui.tui.logtable import LogTable
-from dicomtui.tui.screens.log_rows import COLUMNS, app_log_line, row_cells
+from dicomtui.tui.saving import save_table
+from dicomtui.tui.screens.log_rows import COLUMNS, app_log_line, file_cells, row_cells
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
+from dicomtui.wording import count
 
 MAX_ROWS = 1000  # rows the table holds; older ones come from the DB a page at a time
 PAGE = 100
@@ -61,6 +65,9 @@ class LogScreen(Screen):
                 tooltip="the selected transaction, every field"),
         Binding("l", "level", "Log level", id="log.level", show=False,
                 tooltip="application log: INFO, WARNING or ERROR and up"),
+        Binding("w", "save", "Save view", id="log.save", show=False,
+                tooltip="write the rows shown (filter applied) to a .tsv file, mode 0600, "
+                "in the current folder (else the data dir)"),
         Binding("escape", "cancel_filter", "", show=False),
     ]
 
@@ -257,6 +264,24 @@ class LogScreen(Screen):
     def _top_reached(self) -> None:
         self.load_older()
 
+    def action_save(self) -> None:
+        if not self.tx_rows:
+            self.notify("no rows to save", timeout=3)
+            return
+        now = self.app.clock()
+        snap = self.app.snapshot
+        folders = [Path.cwd()] + ([Path(snap.data_dir)] if snap else [])
+        try:
+            path = save_table("dicomtui-log", [c.title for c in COLUMNS],
+                              [file_cells(r, now.date()) for r in self.tx_rows],
+                              folders, now)
+        except OSError as exc:
+            self.notify(f"{exc.strerror or exc}: {exc.filename or ''}",
+                        title="view not saved", severity="error", timeout=10)
+            return
+        self.notify(str(path), title=f"saved {count(len(self.tx_rows), 'row')}",
+                    timeout=10)
+
     def action_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
         tabs.active = "tab-app" if tabs.active == "tab-tx" else "tab-tx"
@@ -272,11 +297,11 @@ class LogScreen(Screen):
             chips.append(f" {chip} ", style="reverse")
             chips.append(" ")
         if not self.filter:
-            chips.append("no filter   (/ filter, Enter: details)", style="dim")
+            chips.append("no filter   (/ filter, Enter: details, w: save)", style="dim")
         else:
             chips.append("  (c: clear)", style="dim")
         show(self.query_one("#log-chips", Static), chips)
-        shown = f"{len(self.tx_rows)} rows"
+        shown = count(len(self.tx_rows), "row")
         follow = (Text("● LIVE ", style="bold green") if self.follow
                   else Text("❚❚ PAUSED ", style="bold yellow"))
         follow.append(f"{shown}  (f)", style="dim")

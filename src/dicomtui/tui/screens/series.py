@@ -13,7 +13,7 @@ from dicomtui.models import SeriesRow, StudyRow
 from dicomtui.tui import messages as msg
 from dicomtui.tui.screens.polled import PolledScreen, reason
 from dicomtui.tui.screens.study_rows import SERIES_COLUMNS, series_rows, study_header
-from dicomtui.tui.tables import sync_rows
+from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 GONE = "This study is no longer indexed (cleaned up, or the index was rebuilt). Esc: back."
@@ -41,7 +41,7 @@ class SeriesScreen(PolledScreen):
         yield ModeBar()
         yield Static(id="series-study")
         yield Label("Series, by number", classes="section")
-        yield DataTable(id="series-table", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="series-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="series-note")
         yield KeyBar()
 

@@ -13,8 +13,9 @@ from textual.widgets import DataTable, Input, Label, Static
 from dicomtui.backend.base import BackendError
 from dicomtui.models import SettingValue
 from dicomtui.tui import messages as msg
-from dicomtui.tui.tables import sync_rows
+from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar
+from dicomtui.wording import setting_value
 
 COLUMNS = ("setting", "value", "source", "applies")
 
@@ -36,7 +37,7 @@ class SettingsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield ModeBar()
         yield Static(id="settings-pending")
-        yield DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="settings-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="settings-help")
         yield KeyBar()
 
@@ -86,7 +87,7 @@ class SettingsScreen(Screen):
         text = Text()
         if chosen is not None:
             text.append(chosen.name, style="bold")
-            text.append(f": {chosen.help}. default {chosen.default!r}")
+            text.append(f": {chosen.help}. default {_default(chosen.default)}")
             text.append("; applies on restart" if chosen.restart_required
                         else "; applies at once")
             text.append("\nEnter: edit   u: back to default", style="dim")
@@ -128,11 +129,16 @@ class SettingsScreen(Screen):
         self.load()
         snap = self.app.snapshot
         if value.pending_restart and snap is not None and snap.state == "running":
-            self.notify(f"{value.name} = {_shown(value.value)} saved; it takes effect when "
+            self.notify(f"{value.name} = {setting_value(value.value)} saved; it takes effect when "
                         "the receiver restarts: press r to restart now",
                         title="restart pending", timeout=10)
         else:
-            self.notify(f"{value.name} = {_shown(value.value)} ({value.source})", timeout=4)
+            self.notify(f"{value.name} = {setting_value(value.value)} ({value.source})", timeout=4)
+
+
+def _default(value) -> str:
+    """A default as `config set` would take it ('true', '11112'), '(none)' when empty."""
+    return setting_value(value) or "(none)"
 
 
 def _row(value: SettingValue) -> tuple:
@@ -141,13 +147,7 @@ def _row(value: SettingValue) -> tuple:
         applies = Text("restart pending", style="bold yellow")
     else:
         applies = Text("on restart" if value.restart_required else "at once", style="dim")
-    return (value.name, _shown(value.value), source, applies)
-
-
-def _shown(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
+    return (value.name, setting_value(value.value), source, applies)
 
 
 class EditSetting(ModalScreen[SettingValue | None]):
@@ -163,9 +163,9 @@ class EditSetting(ModalScreen[SettingValue | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Set {self.setting.name}", classes="dialog-title")
-            yield Static(f"{self.setting.help} (default {self.setting.default!r})",
+            yield Static(f"{self.setting.help} (default {_default(self.setting.default)})",
                          classes="dialog-detail")
-            yield Input(value=_shown(self.setting.value), id="edit-value",
+            yield Input(value=setting_value(self.setting.value), id="edit-value",
                         select_on_focus=True)
             yield Static(id="edit-error")
             yield Label("[b]Enter[/b] save    [b]Esc[/b] cancel", classes="dialog-keys")

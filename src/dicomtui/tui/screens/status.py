@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Label, Sparkline, Static
 
 from dicomtui.tui import format as fmt
+from dicomtui.tui.dialogs import RecordScreen
 from dicomtui.tui.screens.upload_rows import status_line
-from dicomtui.tui.tables import sync_rows
+from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
+from dicomtui.wording import in_words
 
 ASSOC_COLUMNS = ("#", "calling AE", "peer", "since", "images", "bytes", "rate")
 ERROR_COLUMNS = ("time", "from", "status", "reason")
@@ -33,9 +36,9 @@ class StatusScreen(Screen):
         yield Static(id="status-storage")
         yield Static(id="status-uploads")
         yield Label("Active associations", classes="section")
-        yield DataTable(id="status-assocs", cursor_type="row", zebra_stripes=True)
-        yield Label("Last errors", classes="section")
-        yield DataTable(id="status-errors", cursor_type="row", zebra_stripes=True)
+        yield SortableTable(id="status-assocs", cursor_type="row", zebra_stripes=True)
+        yield Label("Last errors  (Enter: the whole error)", classes="section")
+        yield SortableTable(id="status-errors", cursor_type="row", zebra_stripes=True)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -66,6 +69,16 @@ class StatusScreen(Screen):
         sync_rows(self.query_one("#status-errors", DataTable),
                   {str(e.seq): _error_row(e) for e in (snap.last_errors if snap else [])})
 
+    @on(DataTable.RowSelected, "#status-errors")
+    def _error_selected(self, event: DataTable.RowSelected) -> None:
+        """An error whole, the reason in words, whatever the width."""
+        snap = self.app.snapshot
+        chosen = next((e for e in (snap.last_errors if snap else [])
+                       if str(e.seq) == event.row_key.value), None)
+        if chosen is not None:
+            record = {"time": chosen.time, "message": chosen.message, **chosen.data}
+            self.app.push_screen(RecordScreen(record, title=f"Error {chosen.seq}"))
+
     def _state_text(self, snap) -> Text:
         app = self.app
         text = Text()
@@ -82,7 +95,7 @@ class StatusScreen(Screen):
         who = "local" if snap.mode == "local" else f"service pid {snap.pid}"
         text.append(f"  {who}")
         if snap.started_at:
-            text.append(f", up {fmt.rough_duration(snap.uptime_s)}")
+            text.append(f", up {fmt.short_duration(snap.uptime_s)}")
         for lst in snap.listeners:
             style = "green" if lst.state == "listening" else "red"
             text.append(f"\n{lst.ae_title} @ {lst.host}:{lst.port} ")
@@ -149,6 +162,6 @@ def _error_row(event) -> tuple:
     data = event.data
     who = data.get("calling_ae") or "?"
     status = fmt.status_code(data.get("status")) or data.get("outcome", "")
-    reason = data.get("reason") or event.message
+    reason = in_words(data.get("reason") or event.message)
     return (fmt.clock(event.time), f"{who} {data.get('peer', '')}".strip(), status,
             Text(reason, style="red"))

@@ -21,7 +21,7 @@ from dicomtui.tui.screens.storage_rows import (
     summary,
     usage_rows,
 )
-from dicomtui.tui.tables import sync_rows
+from dicomtui.tui.tables import SortableTable, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 ARCHIVE_JOBS = ("cleanup", "reindex")  # one at a time, whoever started it
@@ -56,7 +56,7 @@ class StorageScreen(PolledScreen):
             for kind, title in USAGE_TABLES:
                 with Vertical(classes="usage"):
                     yield Label(title, classes="section")
-                    yield DataTable(id=f"usage-{kind}", cursor_type="row",
+                    yield SortableTable(id=f"usage-{kind}", cursor_type="row",
                                     zebra_stripes=True)
         yield JobProgress(id="storage-jobs")
         yield KeyBar()

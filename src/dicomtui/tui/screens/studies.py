@@ -34,7 +34,7 @@ from dicomtui.tui.screens.study_search import (
     field_values,
     study_query,
 )
-from dicomtui.tui.tables import selected_key, sync_rows
+from dicomtui.tui.tables import SortableTable, selected_key, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 PLACEHOLDERS = {"patient": "/ patient name, ID", "accession": "accession",
@@ -72,7 +72,7 @@ class StudiesScreen(PolledScreen):
         yield Static(id="studies-search-error")
         yield Label(id="studies-label", classes="section")
         with Vertical(id="studies-body"):
-            yield DataTable(id="studies-table", cursor_type="row", zebra_stripes=True)
+            yield SortableTable(id="studies-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="studies-note")
         yield JobProgress(id="studies-jobs")
         yield KeyBar()

@@ -30,7 +30,7 @@ from dicomtui.tui.screens.upload_rows import (
     target_line,
     upload_rows,
 )
-from dicomtui.tui.tables import selected_key, sync_rows
+from dicomtui.tui.tables import SortableTable, selected_key, sync_rows
 from dicomtui.tui.widgets import KeyBar, ModeBar, show
 
 SECTION = "Uploads, newest first"
@@ -63,7 +63,7 @@ class UploadsScreen(PolledScreen):
         yield Static(id="uploads-summary")
         yield Label(id="uploads-label", classes="section")
         with Vertical(id="uploads-body"):
-            yield DataTable(id="uploads-table", cursor_type="row", zebra_stripes=True)
+            yield SortableTable(id="uploads-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="uploads-note")
         yield KeyBar()
 
