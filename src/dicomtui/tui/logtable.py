@@ -146,6 +146,9 @@ class LogTable(ScrollView, can_focus=True):
             self.widths, self._strips, self._header = widths, {}, None
             self._width = sum(w + 1 for w in widths)
             self._resize()
+        # rows set before the table had its height scrolled for a smaller one: the
+        # cursor (the newest row, when following) must stay in view once it has it
+        self.call_after_refresh(self._scroll_to_cursor)
 
     def _resize(self) -> None:
         self.virtual_size = Size(self._width, len(self.rows) + 1)
@@ -159,11 +162,17 @@ class LogTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _scroll_to_cursor(self) -> None:
-        visible = max(1, self.scrollable_content_region.height - 1)
+        region = self.scrollable_content_region
+        visible = region.height - 1  # the header row
+        if self.virtual_size.width > region.width and not self.show_horizontal_scrollbar:
+            visible -= 1  # the horizontal scrollbar about to appear takes a line
+        visible = max(1, visible)
+        # set, not scroll_to: that one is ignored while the scrollbars are not yet
+        # enabled, which left a freshly filled table at its top (the newest row unseen)
         if self.cursor_row < self.scroll_y:
-            self.scroll_to(y=self.cursor_row, animate=False)
+            self.set_scroll(None, self.cursor_row)
         elif self.cursor_row >= self.scroll_y + visible:
-            self.scroll_to(y=self.cursor_row - visible + 1, animate=False)
+            self.set_scroll(None, self.cursor_row - visible + 1)
 
     def action_cursor_up(self) -> None:
         if self.cursor_row <= 0:
