@@ -331,7 +331,7 @@ def test_log_follow_prints_new_records(service):
         assert json.loads(line)["sop_uid"] == second.SOPInstanceUID
     finally:
         follower.send_signal(signal.SIGINT)
-        follower.wait(timeout=10)
+        follower.wait(timeout=60)  # only bounds a failure: a busy machine is slow to exit
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:

@@ -32,6 +32,7 @@ from dicomtui.service.sending.outbound import (
     send_file,
     wanted,
 )
+from dicomtui.service.sending.reactor import parked
 from dicomtui.wording import rejection
 
 LOG = logging.getLogger("dicomtui.send")
@@ -141,7 +142,7 @@ def echo(
         _make_ae(calling, [(Verification, "1.2.840.10008.1.2")]), host, port, called, tls
     )
     try:
-        reply = assoc.send_c_echo()
+        reply = parked(assoc).send_c_echo()
     finally:
         assoc.release()
     if "Status" not in reply:
@@ -284,6 +285,7 @@ def _store(assoc, item: Item) -> tuple[Dataset, int, bool]:
     """The peer's answer, the bytes and whether they were converted: a file through
     send_file() (as stored, else converted); a generated dataset as pynetdicom
     encodes it."""
+    parked(assoc)
     if item.path is not None:
         sent = send_file(assoc, item.path, item.sop_class, item.syntax)
         return sent.reply, sent.size, sent.converted
