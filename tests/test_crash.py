@@ -26,6 +26,7 @@ from pynetdicom import AE
 
 from conftest import cli_env
 from dicomtui.dicom.synthetic import synthetic_instances
+from helpers import parked
 from upload_server import UploadApi
 
 SEED = 20261129
@@ -202,7 +203,7 @@ def _find(assoc, level: str, **keys) -> list[Dataset]:
     query.QueryRetrieveLevel = level
     for keyword, value in keys.items():
         setattr(query, keyword, value)
-    return [ds for status, ds in assoc.send_c_find(query, FIND)
+    return [ds for status, ds in parked(assoc).send_c_find(query, FIND)
             if status and status.Status in (0xFF00, 0xFF01) and ds is not None]
 
 
