@@ -14,6 +14,7 @@ import logging.handlers
 import re
 import signal
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -257,16 +258,22 @@ def _newest_id(remote, args, flt: TransactionFilter) -> int:
 
 
 def _follow(args, flt: TransactionFilter, last: int, remote) -> None:
+    """Print new records until Ctrl-C (or SIGTERM). The signal only sets a flag, seen
+    between requests: a KeyboardInterrupt in the middle of one could leave the HTTP
+    client's pool lock held, and the process then hung at exit instead of stopping."""
     from dicomtui.backend.remote import probe
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     waiting_said = False
-    while True:
+    while not stop.is_set():
         remote = remote or probe(socket_path(args.data_dir))
         if remote is None:
             if not waiting_said:
                 print("(service not running; waiting for it to start, Ctrl-C to stop)",
                       file=sys.stderr)
                 waiting_said = True
-            time.sleep(1.0)
+            stop.wait(1.0)
             continue
         try:
             batch = remote.transactions(_after(flt, last))
@@ -275,7 +282,7 @@ def _follow(args, flt: TransactionFilter, last: int, remote) -> None:
             continue
         _print_records(batch, args.json)
         last = batch[-1]["id"] if batch else last
-        time.sleep(0.5 if not batch else 0.05)
+        stop.wait(0.5 if not batch else 0.05)
 
 
 def _after(flt: TransactionFilter, last: int) -> TransactionFilter:
