@@ -31,26 +31,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def parked(assoc):
-    """pynetdicom's requestor can take its own answer off the queue when its reactor
-    pause races (tests/helpers.py, `parked`, says how): park the reactor first."""
-    checkpoint = assoc._reactor_checkpoint
-    checkpoint.clear()
-    waiters = getattr(getattr(checkpoint, "_cond", None), "_waiters", None)
-    deadline = time.monotonic() + 10
-    while assoc.is_alive() and time.monotonic() < deadline:
-        if assoc._is_paused and (waiters is None or waiters):
-            break
-        time.sleep(0.0001)
-    return assoc
-
-
 def sender(port: int, ae_title: str, count: int, done) -> None:
     """One association storing `count` instances, each with new UIDs."""
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
     from pydicom.uid import generate_uid
     from pynetdicom import AE
+
+    from dicomtui.service.sending.reactor import parked
 
     ds = dcmread(get_testdata_file("CT_small.dcm"))
     ae = AE(ae_title="MEMBENCH")

@@ -13,6 +13,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 
+from dicomtui.service.sending.reactor import parked  # noqa: F401 (one copy: the sender's own)
+
 
 def ct_small() -> Dataset:
     return dcmread(get_testdata_file("CT_small.dcm"))
@@ -47,27 +49,6 @@ def send(port: int, items: list, called: str = "DICOMTUI", calling: str = "TESTS
                                            else dcmread(item)) for item in items]
     finally:
         assoc.release()
-
-
-def parked(assoc):
-    """`assoc`, its reactor thread parked, for one request (send_c_* unparks it).
-
-    pynetdicom's send_c_*() pause the association's reactor before they send and wait
-    for the answer, but that handshake races: the reactor can be just past its
-    checkpoint when it is cleared, still flagged paused, and then take the answer off
-    the DIMSE queue itself ('Received unexpected C-STORE service message') while
-    send_c_*() waits its dimse_timeout (30 s) for it. On a busy machine that happened
-    several times a run. Here the checkpoint is cleared first, and we wait until the
-    reactor thread is really blocked on it (or gone)."""
-    checkpoint = assoc._reactor_checkpoint
-    checkpoint.clear()
-    waiters = getattr(getattr(checkpoint, "_cond", None), "_waiters", None)
-    deadline = time.monotonic() + 10
-    while assoc.is_alive() and time.monotonic() < deadline:
-        if assoc._is_paused and (waiters is None or waiters):
-            break
-        time.sleep(0.0001)
-    return assoc
 
 
 def _contexts(items: list) -> list[tuple[str, str]]:
